@@ -1,0 +1,5 @@
+"""`python -m mnistlab` runs the command-line interface."""
+
+from mnistlab.cli import main
+
+raise SystemExit(main())

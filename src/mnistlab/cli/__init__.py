@@ -1,0 +1,54 @@
+"""The `mnistlab` command line: `mnistlab data ...` and friends.
+
+Every user-facing failure is one line on stderr and a non-zero exit code (2 for usage and input
+errors); `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from mnistlab import __version__
+from mnistlab.cli import data_commands
+from mnistlab.errors import MnistlabError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mnistlab",
+        description="A fast, from-scratch NumPy laboratory for MNIST-family classification.",
+    )
+    parser.add_argument("--version", action="version", version=f"mnistlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    data_commands.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except MnistlabError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"mnistlab: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mnistlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # noqa: BLE001 - last line of defence for the user
+        if args.debug:
+            raise
+        print(
+            f"mnistlab: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
+            "traceback)",
+            file=sys.stderr,
+        )
+        return 1

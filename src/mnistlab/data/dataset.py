@@ -1,0 +1,176 @@
+"""The in-memory dataset: images, labels, class names, and checks that refuse bad data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mnistlab.errors import DataError
+
+
+@dataclass
+class Dataset:
+    """A train/test split of images with integer labels.
+
+    x_train: (n_train, height, width) images, uint8 for the usual 0-255 files (other IDX element
+        types keep their type); x_test likewise.
+    y_train, y_test: (n,) int64 labels in [0, n_classes).
+    class_names: one name per class index.
+    pixel_max: the value that maps to 1.0 when scaling (255 for bytes, 16 for `digits`).
+    source: where the data came from (a folder, a file, or a named dataset's location).
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    pixel_max: float = 255.0
+    source: str = ""
+    format: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_train(self) -> int:
+        return int(self.x_train.shape[0])
+
+    @property
+    def n_test(self) -> int:
+        return int(self.x_test.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.x_train.shape[1:])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def n_features(self) -> int:
+        return int(np.prod(self.image_shape))
+
+    def class_counts(self, split: str = "train") -> np.ndarray:
+        """Number of images of each class in `split` ("train" or "test")."""
+        labels = {"train": self.y_train, "test": self.y_test}[split]
+        return np.bincount(labels, minlength=self.n_classes)
+
+    def info(self) -> dict[str, Any]:
+        """A JSON-ready summary: split sizes, image shape, dtype, pixel range, class counts."""
+
+        def pixel_range(x: np.ndarray) -> list[float]:
+            lo, hi = (x.min(), x.max()) if x.size else (0, 0)
+            return [lo.item(), hi.item()] if x.size else [0, 0]
+
+        return {
+            "name": self.name,
+            "format": self.format,
+            "source": self.source,
+            "image_shape": list(self.image_shape),
+            "dtype": str(self.x_train.dtype),
+            "pixel_max": self.pixel_max,
+            "n_classes": self.n_classes,
+            "classes": list(self.class_names),
+            "train": {
+                "n": self.n_train,
+                "pixel_range": pixel_range(self.x_train),
+                "class_counts": self.class_counts("train").tolist(),
+            },
+            "test": {
+                "n": self.n_test,
+                "pixel_range": pixel_range(self.x_test),
+                "class_counts": self.class_counts("test").tolist(),
+            },
+        }
+
+
+def check_labels(labels: np.ndarray, where: str) -> np.ndarray:
+    """Return `labels` as a 1-D int64 array, or raise DataError naming `where`.
+
+    Labels must be integers (an integral float such as 3.0 is accepted) and non-negative.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise DataError(f"{where}: labels must be one per image (1-D), got shape {labels.shape}")
+    if labels.dtype.kind == "f":
+        bad = ~np.isfinite(labels) | (labels != np.round(labels))
+        if bad.any():
+            index = int(np.argmax(bad))
+            raise DataError(
+                f"{where}: label {labels[index].item()!r} at index {index} is not an integer"
+            )
+    elif labels.dtype.kind not in "iub":
+        raise DataError(f"{where}: labels must be integers, got dtype {labels.dtype}")
+    if labels.size and labels.min() < 0:
+        index = int(np.argmin(labels))
+        raise DataError(f"{where}: label {labels[index]} at index {index} is negative")
+    return labels.astype(np.int64, copy=False)
+
+
+def check_split(images: np.ndarray, labels: np.ndarray, split: str, where: str) -> None:
+    """Refuse an empty split or one whose image and label counts differ."""
+    if images.shape[0] == 0:
+        raise DataError(f"{where}: the {split} split is empty")
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(
+            f"{where}: {split} has {images.shape[0]} images but {labels.shape[0]} labels"
+        )
+
+
+def make_dataset(
+    name: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    where: str,
+    class_names: tuple[str, ...] | list[str] | None = None,
+    pixel_max: float | None = None,
+    format: str = "",
+) -> Dataset:
+    """Validate the four arrays and build a Dataset.
+
+    Checks: non-empty splits, equal image/label counts, integer non-negative labels, equal image
+    shapes in both splits, and test labels that all occur in the training labels.
+    """
+    y_train = check_labels(y_train, f"{where} (train labels)")
+    y_test = check_labels(y_test, f"{where} (test labels)")
+    check_split(x_train, y_train, "train", where)
+    check_split(x_test, y_test, "test", where)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(
+            f"{where}: train images are {x_train.shape[1:]} but test images are {x_test.shape[1:]}"
+        )
+    unseen = np.setdiff1d(np.unique(y_test), np.unique(y_train))
+    if unseen.size:
+        raise DataError(
+            f"{where}: test labels {unseen.tolist()} never occur in the training labels"
+        )
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    if class_names is None:
+        class_names = tuple(str(i) for i in range(n_classes))
+    elif len(class_names) < n_classes:
+        raise DataError(
+            f"{where}: label {n_classes - 1} is out of range for {len(class_names)} classes"
+        )
+    if pixel_max is None:
+        if x_train.dtype == np.uint8:
+            pixel_max = 255.0
+        else:
+            observed = float(max(x_train.max(), x_test.max()))
+            pixel_max = 255.0 if 1.0 < observed <= 255.0 else max(observed, 1.0)
+    return Dataset(
+        name=name,
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        class_names=tuple(class_names),
+        pixel_max=float(pixel_max),
+        source=where,
+        format=format,
+    )
