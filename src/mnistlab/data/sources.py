@@ -1,7 +1,8 @@
 """Where named datasets are found, and the verified downloader that fills the cache.
 
 Search order for a named dataset's files: `data_dir` (and `data_dir/<name>`),
-`$MNISTLAB_DATA/<name>`, `$XDG_CACHE_HOME/mnistlab/<name>` (default `~/.cache/mnistlab/<name>`), then the system location
+`$MNISTLAB_DATA/<name>`, `$XDG_CACHE_HOME/mnistlab/<name>` (default `~/.cache/mnistlab/<name>`),
+then the system location
 `/usr/share/datasets/<name>` where Debian's dataset packages put them.
 """
 

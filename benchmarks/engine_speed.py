@@ -1,0 +1,91 @@
+"""Seconds per training epoch of the MLP engine on Fashion-MNIST (issue: the four speed targets).
+
+One epoch = 60,000 training images, network 784-100-200-10 ReLU, float32, reshuffle included;
+the median of several timed epochs after one warm-up epoch. Also prints the bare-GEMM floor:
+the 8 matrix products of every step of an epoch, preallocated, nothing else.
+
+    .venv/bin/python benchmarks/engine_speed.py [--epochs 5] [--dataset fashion-mnist]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from mnistlab.data import flatten, load_dataset, to_float
+from mnistlab.nn import build_mlp
+from mnistlab.optim import get_optimizer
+from mnistlab.train import Trainer
+from mnistlab.train.trainer import auto_blas_threads
+
+TARGETS = {("sgd", 32): 0.42, ("sgd", 128): 0.25, ("adam", 32): 0.65, ("adam", 128): 0.30}
+LEARNING_RATES = {"sgd": 0.1, "adam": 1e-3}
+
+
+def epoch_times(x, y, optimizer: str, batch_size: int, epochs: int) -> list[float]:
+    model = build_mlp([100, 200], 10).build(x.shape[1], seed=0)
+    opt = get_optimizer(optimizer, model.parameters(), learning_rate=LEARNING_RATES[optimizer])
+    trainer = Trainer(model, opt)
+    times = []
+    for _ in range(epochs + 1):  # the first epoch is the warm-up
+        started = time.perf_counter()
+        trainer.fit(x, y, epochs=trainer.epoch + 1, batch_size=batch_size)
+        times.append(time.perf_counter() - started)
+    return times[1:]
+
+
+def gemm_floor(n: int, batch_size: int, repeats: int) -> list[float]:
+    """The 8 GEMMs per step of a 784-100-200-10 epoch: 3 forward, 3 weight grads, 2 input grads."""
+    rng = np.random.default_rng(0)
+    f = np.float32
+    sizes = [784, 100, 200, 10]
+    weights = [rng.random((a, b), dtype=f) for a, b in zip(sizes, sizes[1:], strict=False)]
+    grads = [np.empty_like(w) for w in weights]
+    times = []
+    for _ in range(repeats + 1):
+        started = time.perf_counter()
+        for start in range(0, n, batch_size):
+            b = min(batch_size, n - start)
+            acts = [rng.random((b, 784), dtype=f) if start == 0 else acts0[0][:b]]
+            if start == 0:
+                acts0 = [acts[0]] + [np.empty((batch_size, s), f) for s in sizes[1:]]
+                douts = [np.empty((batch_size, s), f) for s in sizes[1:]]
+            a = [acts0[0][:b]] + [buf[:b] for buf in acts0[1:]]
+            d = [buf[:b] for buf in douts]
+            for i in range(3):
+                np.matmul(a[i], weights[i], out=a[i + 1])
+            for i in (2, 1, 0):
+                np.matmul(a[i].T, d[i], out=grads[i])
+                if i:
+                    np.matmul(d[i], weights[i].T, out=d[i - 1])
+        times.append(time.perf_counter() - started)
+    return times[1:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--dataset", default="fashion-mnist")
+    args = parser.parse_args()
+    data = load_dataset(args.dataset)
+    x = flatten(to_float(data.x_train, data.pixel_max))
+    y = data.y_train
+    print(f"{'workload':<16} {'median s':>9} {'spread s':>9} {'floor s':>8} {'x floor':>8} "
+          f"{'target s':>9}  ok")
+    for (optimizer, batch_size), target in TARGETS.items():
+        times = epoch_times(x, y, optimizer, batch_size, args.epochs)
+        with threadpool_limits(auto_blas_threads(batch_size), user_api="blas"):
+            floor = statistics.median(gemm_floor(x.shape[0], batch_size, 3))
+        median = statistics.median(times)
+        spread = max(times) - min(times)
+        print(f"{optimizer + ', batch ' + str(batch_size):<16} {median:>9.3f} {spread:>9.3f} "
+              f"{floor:>8.3f} {median / floor:>8.2f} {target:>9.2f}  "
+              f"{'yes' if median <= target else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()

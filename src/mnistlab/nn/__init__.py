@@ -1,0 +1,39 @@
+"""The neural-network building blocks: parameters, initializers, layers, losses, Sequential."""
+
+from mnistlab.nn.init import get_initializer
+from mnistlab.nn.layers import (
+    BatchNorm,
+    Dense,
+    Dropout,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    get_activation,
+)
+from mnistlab.nn.losses import MeanSquaredError, SoftmaxCrossEntropy, get_loss
+from mnistlab.nn.model import Sequential, build_mlp
+from mnistlab.nn.parameters import Parameter, ParameterSet
+
+__all__ = [
+    "BatchNorm",
+    "Dense",
+    "Dropout",
+    "Identity",
+    "LeakyReLU",
+    "MeanSquaredError",
+    "Parameter",
+    "ParameterSet",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "SoftmaxCrossEntropy",
+    "Tanh",
+    "build_mlp",
+    "get_activation",
+    "get_initializer",
+    "get_loss",
+]

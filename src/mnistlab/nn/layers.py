@@ -1,0 +1,419 @@
+"""Layers: Dense, activations, BatchNorm, Dropout and Softmax.
+
+A layer has forward(x, training) and backward(grad_out), kept separate: backward fills the
+gradients of its parameters (`param.grad`) and returns the gradient for its input; it never changes
+`param.data` (only an optimizer does). Outputs are work buffers owned by the layer and reused by the
+next call with the same shape, so the training loop allocates nothing per step; copy an output if
+you need it after the next call.
+
+Shapes: x is (batch, features) float32 (or float64); grad_out has the shape of the output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from mnistlab.errors import UsageError
+from mnistlab.nn.init import Initializer, get_initializer
+from mnistlab.nn.parameters import Parameter
+
+
+class Layer:
+    """Base class. Subclasses set `kind` and implement build/forward/backward."""
+
+    kind = "Layer"
+    #: False for the first layer: nobody needs the gradient with respect to the data.
+    needs_input_grad = True
+    #: True when the layer may overwrite its input (set by the model for layers after the first).
+    inplace = False
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+        self._buffers: dict[tuple, np.ndarray] = {}
+        self.dtype = np.dtype(np.float32)
+
+    def build(self, input_shape: tuple[int, ...], rng: np.random.Generator, dtype) -> tuple:
+        """Create parameters for inputs of `input_shape` (without batch); return output shape."""
+        self.dtype = np.dtype(dtype)
+        self.input_shape = tuple(input_shape)
+        self.output_shape = self.input_shape
+        return self.output_shape
+
+    def parameters(self) -> list[Parameter]:
+        return []
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Non-trainable arrays saved with the weights (BatchNorm's running statistics)."""
+        return {}
+
+    def config(self) -> dict:
+        return {"type": self.kind}
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def _buffer(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A reusable work array of `shape` (allocated on first use for that shape)."""
+        slot = (key, shape)
+        buffer = self._buffers.get(slot)
+        if buffer is None:
+            buffer = self._buffers[slot] = np.empty(shape, dtype=self.dtype)
+        return buffer
+
+    def _out(self, x: np.ndarray) -> np.ndarray:
+        return x if self.inplace else self._buffer("out", x.shape)
+
+    def __repr__(self) -> str:
+        return f"{self.kind}({self.name or ''})"
+
+
+class Dense(Layer):
+    """y = x @ W + b with W: (in_features, units), b: (units,)."""
+
+    kind = "Dense"
+
+    def __init__(
+        self,
+        units: int,
+        *,
+        init: str | Initializer | dict | None = None,
+        bias_init: str | Initializer | dict = "zeros",
+        use_bias: bool = True,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name)
+        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
+            raise UsageError(f"Dense units must be a positive integer, got units={units!r}")
+        self.units = int(units)
+        self.init = get_initializer(init) if init is not None else None
+        self.bias_init = get_initializer(bias_init)
+        self.use_bias = use_bias
+
+    def build(self, input_shape, rng, dtype):
+        super().build(input_shape, rng, dtype)
+        (in_features,) = input_shape
+        init = self.init or get_initializer("glorot_uniform")
+        self.weight = Parameter(init((in_features, self.units), rng, dtype), "W", decay=True)
+        self.bias = (
+            Parameter(self.bias_init((self.units,), rng, dtype), "b", decay=False)
+            if self.use_bias
+            else None
+        )
+        self.output_shape = (self.units,)
+        return self.output_shape
+
+    def parameters(self):
+        return [self.weight] + ([self.bias] if self.bias is not None else [])
+
+    def config(self):
+        return {
+            "type": self.kind,
+            "units": self.units,
+            "init": self.init.config() if self.init else None,
+            "bias_init": self.bias_init.config(),
+            "use_bias": self.use_bias,
+        }
+
+    def forward(self, x, training=False):
+        self._x = x
+        out = self._buffer("out", (x.shape[0], self.units))
+        np.matmul(x, self.weight.data, out=out)
+        if self.bias is not None:
+            out += self.bias.data
+        return out
+
+    def backward(self, grad_out):
+        x = self._x
+        np.matmul(x.T, grad_out, out=self.weight.grad)
+        if self.bias is not None:
+            np.sum(grad_out, axis=0, out=self.bias.grad)
+        if not self.needs_input_grad:
+            return None
+        grad_in = self._buffer("grad_in", x.shape)
+        np.matmul(grad_out, self.weight.data.T, out=grad_in)
+        return grad_in
+
+
+class Identity(Layer):
+    kind = "Identity"
+
+    def forward(self, x, training=False):
+        return x
+
+    def backward(self, grad_out):
+        return grad_out
+
+
+class ReLU(Layer):
+    """max(x, 0); the backward pass zeroes the gradient where the output is zero."""
+
+    kind = "ReLU"
+
+    def forward(self, x, training=False):
+        out = self._out(x)
+        np.maximum(x, 0, out=out)
+        self._y = out
+        return out
+
+    def backward(self, grad_out):
+        mask = self._buffers.get(("mask", grad_out.shape))
+        if mask is None:
+            mask = self._buffers[("mask", grad_out.shape)] = np.empty(grad_out.shape, dtype=bool)
+        np.greater(self._y, 0, out=mask)
+        # grad_out is the next layer's work buffer: scaling it in place allocates nothing.
+        np.multiply(grad_out, mask, out=grad_out)
+        return grad_out
+
+
+class LeakyReLU(Layer):
+    """x where x > 0, slope * x elsewhere."""
+
+    kind = "LeakyReLU"
+
+    def __init__(self, slope: float = 0.01, name: str | None = None) -> None:
+        super().__init__(name)
+        if not np.isfinite(slope) or slope < 0:
+            raise UsageError(f"LeakyReLU slope must be a finite number >= 0, got slope={slope}")
+        self.slope = float(slope)
+
+    def config(self):
+        return {"type": self.kind, "slope": self.slope}
+
+    def forward(self, x, training=False):
+        factor = self._buffer("factor", x.shape)
+        # factor = 1 where x > 0, slope elsewhere: one array serves forward and backward.
+        np.greater(x, 0, out=factor, casting="unsafe")
+        factor *= 1.0 - self.slope
+        factor += self.slope
+        out = self._out(x)
+        np.multiply(x, factor, out=out)
+        self._factor = factor
+        return out
+
+    def backward(self, grad_out):
+        np.multiply(grad_out, self._factor, out=grad_out)
+        return grad_out
+
+
+class Sigmoid(Layer):
+    """1 / (1 + exp(-x)), computed without overflow (scipy.special.expit)."""
+
+    kind = "Sigmoid"
+
+    def forward(self, x, training=False):
+        out = self._out(x)
+        expit(x, out=out)
+        self._y = out
+        return out
+
+    def backward(self, grad_out):
+        y = self._y
+        scratch = self._buffer("scratch", y.shape)
+        np.subtract(1, y, out=scratch)
+        scratch *= y
+        np.multiply(grad_out, scratch, out=grad_out)
+        return grad_out
+
+
+class Tanh(Layer):
+    kind = "Tanh"
+
+    def forward(self, x, training=False):
+        out = self._out(x)
+        np.tanh(x, out=out)
+        self._y = out
+        return out
+
+    def backward(self, grad_out):
+        scratch = self._buffer("scratch", self._y.shape)
+        np.multiply(self._y, self._y, out=scratch)
+        np.subtract(1, scratch, out=scratch)
+        np.multiply(grad_out, scratch, out=grad_out)
+        return grad_out
+
+
+class Softmax(Layer):
+    """Class probabilities from logits, row-wise; stable (the row maximum is subtracted first).
+
+    Use it for probabilities at inference; for training, the fused softmax cross-entropy loss on
+    logits is both faster and more accurate.
+    """
+
+    kind = "Softmax"
+
+    def forward(self, x, training=False):
+        out = self._buffer("out", x.shape)
+        np.subtract(x, x.max(axis=1, keepdims=True), out=out)
+        np.exp(out, out=out)
+        out /= out.sum(axis=1, keepdims=True)
+        self._y = out
+        return out
+
+    def backward(self, grad_out):
+        # dL/dx = y * (g - sum(g * y)) row by row (the softmax Jacobian-vector product).
+        y = self._y
+        grad_in = self._buffer("grad_in", y.shape)
+        np.multiply(grad_out, y, out=grad_in)
+        dot = grad_in.sum(axis=1, keepdims=True)
+        np.subtract(grad_out, dot, out=grad_in)
+        grad_in *= y
+        return grad_in
+
+
+class BatchNorm(Layer):
+    """Batch normalization over features: y = gamma * (x - mean) / sqrt(var + eps) + beta.
+
+    Training uses the batch's mean and (biased) variance and updates the running statistics as
+    running = momentum * running + (1 - momentum) * batch (Keras's convention; PyTorch's
+    momentum m corresponds to 1 - m here). Inference uses the running statistics. gamma and beta
+    are trainable; running_mean and running_var are not.
+    """
+
+    kind = "BatchNorm"
+
+    def __init__(self, momentum: float = 0.99, eps: float = 1e-3, name: str | None = None):
+        super().__init__(name)
+        if not 0.0 <= momentum < 1.0:
+            raise UsageError(f"BatchNorm momentum must be in [0, 1), got momentum={momentum}")
+        if not eps > 0:
+            raise UsageError(f"BatchNorm eps must be positive, got eps={eps}")
+        self.momentum, self.eps = float(momentum), float(eps)
+
+    def build(self, input_shape, rng, dtype):
+        super().build(input_shape, rng, dtype)
+        (features,) = input_shape
+        self.gamma = Parameter(np.ones(features, dtype), "gamma", decay=False)
+        self.beta = Parameter(np.zeros(features, dtype), "beta", decay=False)
+        self.running_mean = np.zeros(features, dtype)
+        self.running_var = np.ones(features, dtype)
+        return self.output_shape
+
+    def parameters(self):
+        return [self.gamma, self.beta]
+
+    def state(self):
+        return {"running_mean": self.running_mean, "running_var": self.running_var}
+
+    def config(self):
+        return {"type": self.kind, "momentum": self.momentum, "eps": self.eps}
+
+    def forward(self, x, training=False):
+        out = self._buffer("out", x.shape)
+        if training:
+            mean = x.mean(axis=0)
+            var = x.var(axis=0)
+            self.running_mean *= self.momentum
+            self.running_mean += (1.0 - self.momentum) * mean
+            self.running_var *= self.momentum
+            self.running_var += (1.0 - self.momentum) * var
+        else:
+            mean, var = self.running_mean, self.running_var
+        inv_std = 1.0 / np.sqrt(var + self.eps)
+        xhat = self._buffer("xhat", x.shape)
+        np.subtract(x, mean, out=xhat)
+        xhat *= inv_std
+        np.multiply(xhat, self.gamma.data, out=out)
+        out += self.beta.data
+        self._inv_std = inv_std.astype(self.dtype, copy=False)
+        self._xhat = xhat
+        return out
+
+    def backward(self, grad_out):
+        xhat, inv_std = self._xhat, self._inv_std
+        n = grad_out.shape[0]
+        np.sum(grad_out, axis=0, out=self.beta.grad)
+        scratch = self._buffer("scratch", grad_out.shape)
+        np.multiply(grad_out, xhat, out=scratch)
+        np.sum(scratch, axis=0, out=self.gamma.grad)
+        if not self.needs_input_grad:
+            return None
+        # dx = gamma * inv_std / n * (n * g - sum(g) - xhat * sum(g * xhat))
+        grad_in = self._buffer("grad_in", grad_out.shape)
+        np.multiply(xhat, self.gamma.grad, out=grad_in)
+        np.subtract(grad_out * n, grad_in, out=grad_in)
+        grad_in -= self.beta.grad
+        grad_in *= self.gamma.data * inv_std / n
+        return grad_in
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each unit with probability `rate` and scale the rest
+    by 1 / (1 - rate); at inference, the identity. The mask comes from the model's dropout
+    Generator, so a seed fixes it. Setting `fixed_mask` (for gradient checks) replaces the draw.
+    """
+
+    kind = "Dropout"
+
+    def __init__(self, rate: float = 0.5, name: str | None = None) -> None:
+        super().__init__(name)
+        if not 0.0 <= rate < 1.0:
+            raise UsageError(f"Dropout rate must be in [0, 1), got rate={rate}")
+        self.rate = float(rate)
+        self.fixed_mask: np.ndarray | None = None
+        self.rng: np.random.Generator | None = None
+
+    def config(self):
+        return {"type": self.kind, "rate": self.rate}
+
+    def build(self, input_shape, rng, dtype):
+        out = super().build(input_shape, rng, dtype)
+        if self.rng is None:
+            self.rng = rng
+        return out
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0.0:
+            self._scale = None
+            return x
+        if self.fixed_mask is not None:
+            scale = self.fixed_mask.astype(self.dtype) / (1.0 - self.rate)
+        else:
+            scale = self._buffer("scale", x.shape)
+            self.rng.random(out=scale, dtype=self.dtype)
+            np.greater_equal(scale, self.rate, out=scale, casting="unsafe")
+            scale *= 1.0 / (1.0 - self.rate)
+        self._scale = scale
+        out = self._out(x)
+        np.multiply(x, scale, out=out)
+        return out
+
+    def backward(self, grad_out):
+        if self._scale is None:
+            return grad_out
+        np.multiply(grad_out, self._scale, out=grad_out)
+        return grad_out
+
+
+ACTIVATIONS: dict[str, type[Layer]] = {
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "identity": Identity,
+    "linear": Identity,
+}
+LAYERS: dict[str, type[Layer]] = {
+    cls.kind: cls
+    for cls in (Dense, Identity, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, BatchNorm, Dropout)
+}
+
+
+def get_activation(name: str, **kwargs) -> Layer:
+    """An activation layer by name: relu, leaky_relu, sigmoid, tanh, identity."""
+    key = name.lower().replace("-", "_").replace("leakyrelu", "leaky_relu")
+    if key not in ACTIVATIONS:
+        raise UsageError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[key](**kwargs)
+
+
+def layer_from_config(config: dict) -> Layer:
+    """Rebuild a layer from its config() dict."""
+    config = dict(config)
+    kind = config.pop("type")
+    if kind not in LAYERS:
+        raise UsageError(f"unknown layer type {kind!r}; valid: {', '.join(LAYERS)}")
+    return LAYERS[kind](**{k: v for k, v in config.items() if v is not None})

@@ -1,0 +1,103 @@
+"""Losses: softmax cross-entropy on logits (fused gradient) and mean squared error.
+
+Each loss has forward(outputs, labels) -> mean loss (a Python float) and backward() -> the
+gradient with respect to `outputs`, already divided by the batch size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mnistlab.errors import UsageError
+
+
+class Loss:
+    name = "loss"
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple, np.ndarray] = {}
+
+    def _buffer(self, key: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        slot = (key, shape, np.dtype(dtype).str)
+        buffer = self._buffers.get(slot)
+        if buffer is None:
+            buffer = self._buffers[slot] = np.empty(shape, dtype=dtype)
+        return buffer
+
+    def forward(self, outputs: np.ndarray, labels: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def backward(self) -> np.ndarray:
+        raise NotImplementedError
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Mean of -log softmax(z)[y] over the batch, from logits z: (batch, classes), y: (batch,).
+
+    log softmax(z)_k = z_k - logsumexp(z); subtracting the row maximum before exp keeps every term
+    in (0, 1], so no finite logit overflows or yields NaN. The gradient is the fused
+    (softmax(z) - onehot(y)) / batch, computed from the same exponentials as the loss.
+    """
+
+    name = "softmax_cross_entropy"
+
+    def forward(self, logits, labels):
+        n, k = logits.shape
+        shifted = self._buffer("shifted", (n, k), logits.dtype)
+        np.subtract(logits, logits.max(axis=1, keepdims=True), out=shifted)
+        probs = self._buffer("probs", (n, k), logits.dtype)
+        np.exp(shifted, out=probs)
+        sums = probs.sum(axis=1)
+        rows = self._rows(n)
+        # loss_i = log(sum_k exp(shifted_ik)) - shifted_i,y_i
+        loss = float(np.log(sums).sum() - shifted[rows, labels].sum()) / n
+        probs /= sums[:, None]
+        self._probs, self._labels, self._rows_n = probs, labels, rows
+        return loss
+
+    def _rows(self, n: int) -> np.ndarray:
+        rows = self._buffers.get(("rows", n))
+        if rows is None:
+            rows = self._buffers[("rows", n)] = np.arange(n)
+        return rows
+
+    def backward(self):
+        grad = self._probs  # softmax(z), reused in place as the gradient buffer
+        grad[self._rows_n, self._labels] -= 1.0
+        grad *= 1.0 / grad.shape[0]
+        return grad
+
+
+class MeanSquaredError(Loss):
+    """Mean over batch and classes of (outputs - onehot(y))^2, as Keras computes it.
+
+    outputs: (batch, classes), usually softmax probabilities or raw scores; y: (batch,) labels.
+    """
+
+    name = "mse"
+
+    def forward(self, outputs, labels):
+        n, k = outputs.shape
+        diff = self._buffer("diff", (n, k), outputs.dtype)
+        np.copyto(diff, outputs)
+        diff[np.arange(n), labels] -= 1.0
+        self._diff = diff
+        return float(np.einsum("ij,ij->", diff, diff)) / (n * k)
+
+    def backward(self):
+        n, k = self._diff.shape
+        grad = self._buffer("grad", (n, k), self._diff.dtype)
+        np.multiply(self._diff, 2.0 / (n * k), out=grad)
+        return grad
+
+
+LOSSES = {"cross_entropy": SoftmaxCrossEntropy, "mse": MeanSquaredError}
+
+
+def get_loss(name: str) -> Loss:
+    key = name.lower().replace("-", "_")
+    if key in {"softmax_cross_entropy", "crossentropy", "ce"}:
+        key = "cross_entropy"
+    if key not in LOSSES:
+        raise UsageError(f"unknown loss {name!r}; valid: {', '.join(LOSSES)}")
+    return LOSSES[key]()

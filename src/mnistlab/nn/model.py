@@ -1,0 +1,215 @@
+"""Sequential: an ordered stack of layers, and a builder from a compact MLP spec."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from mnistlab.errors import UsageError
+from mnistlab.nn.init import get_initializer
+from mnistlab.nn.layers import (
+    BatchNorm,
+    Dense,
+    Dropout,
+    Layer,
+    LeakyReLU,
+    get_activation,
+    layer_from_config,
+)
+from mnistlab.nn.parameters import ParameterSet
+
+
+class Sequential:
+    """Layers applied in order. build() creates parameters in two flat buffers.
+
+    forward(x, training) -> outputs; backward(grad) fills every parameter's .grad.
+    The first layer never computes a gradient for the input data.
+    """
+
+    def __init__(self, layers: Sequence[Layer] = ()) -> None:
+        self.layers: list[Layer] = list(layers)
+        self.built = False
+
+    def add(self, layer: Layer) -> Sequential:
+        if self.built:
+            raise UsageError("cannot add a layer to a model that is already built")
+        self.layers.append(layer)
+        return self
+
+    def build(
+        self,
+        input_features: int,
+        *,
+        seed: int | np.random.Generator | None = 0,
+        dtype=np.float32,
+    ) -> Sequential:
+        """Create all parameters for inputs of `input_features`; initialization uses `seed`.
+
+        Dropout layers draw their masks from a separate Generator (`dropout_rng`), seeded from
+        the same seed, so that a checkpoint can save and restore it.
+        """
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise UsageError(f"dtype must be float32 or float64, got dtype={dtype}")
+        self.input_features = int(input_features)
+        self.dropout_rng = np.random.default_rng(rng.integers(2**63))
+        shape: tuple[int, ...] = (self.input_features,)
+        for index, layer in enumerate(self.layers):
+            if isinstance(layer, Dropout):
+                layer.rng = self.dropout_rng
+            shape = layer.build(shape, rng, self.dtype)
+            layer.needs_input_grad = index > 0
+            # A layer may overwrite its input in place only if another layer owns that input.
+            layer.inplace = index > 0
+        self.params = ParameterSet([p for layer in self.layers for p in layer.parameters()],
+                                   dtype=self.dtype)
+        self.output_features = shape[0]
+        self.built = True
+        return self
+
+    def parameters(self) -> ParameterSet:
+        return self.params
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, grad: np.ndarray) -> None:
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+            if grad is None:
+                break
+
+    def predict_logits(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+        """Outputs in inference mode, computed in chunks; a fresh array (n, outputs)."""
+        x = np.asarray(x, dtype=self.dtype).reshape(len(x), -1)
+        out = np.empty((x.shape[0], self.output_features), dtype=self.dtype)
+        for start in range(0, x.shape[0], batch_size):
+            out[start : start + batch_size] = self.forward(x[start : start + batch_size])
+        return out
+
+    # ------------------------------------------------------------------ persistence
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Every array needed to restore the model: parameters and non-trainable state."""
+        arrays: dict[str, np.ndarray] = {}
+        for index, layer in enumerate(self.layers):
+            for param in layer.parameters():
+                arrays[f"layer{index}.{param.name}"] = param.data
+            for key, value in layer.state().items():
+                arrays[f"layer{index}.{key}"] = value
+        return arrays
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray], *, where: str = "weights") -> None:
+        """Copy arrays saved by state_arrays() into the built model (shapes must match)."""
+        expected = self.state_arrays()
+        missing = sorted(set(expected) - set(arrays))
+        if missing:
+            raise UsageError(f"{where}: missing arrays {missing[:5]}")
+        for key, target in expected.items():
+            source = arrays[key]
+            if source.shape != target.shape:
+                raise UsageError(
+                    f"{where}: array {key} has shape {source.shape}, the model needs {target.shape}"
+                )
+            if not np.all(np.isfinite(source)):
+                raise UsageError(f"{where}: array {key} contains NaN or infinite values")
+            target[...] = source
+
+    def config(self) -> dict:
+        return {
+            "input_features": getattr(self, "input_features", None),
+            "dtype": str(getattr(self, "dtype", np.dtype(np.float32))),
+            "layers": [layer.config() for layer in self.layers],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict, *, seed: int = 0) -> Sequential:
+        model = cls([layer_from_config(c) for c in config["layers"]])
+        if config.get("input_features"):
+            model.build(config["input_features"], seed=seed, dtype=config.get("dtype", "float32"))
+        return model
+
+    # ------------------------------------------------------------------ summary
+
+    def summary_rows(self) -> list[tuple[str, str, int]]:
+        rows = []
+        for index, layer in enumerate(self.layers):
+            count = sum(p.size for p in layer.parameters()) + sum(
+                a.size for a in layer.state().values()
+            )
+            label = f"{layer.name or layer.kind.lower() + '_' + str(index)} ({layer.kind})"
+            rows.append((label, f"(None, {layer.output_shape[0]})", count))
+        return rows
+
+    def summary(self) -> str:
+        """A Keras-style table: layer (type), output shape, parameters; then the totals."""
+        if not self.built:
+            raise UsageError("build the model before asking for its summary")
+        rows = self.summary_rows()
+        trainable = self.params.size
+        non_trainable = sum(a.size for layer in self.layers for a in layer.state().values())
+        w0 = max(24, *(len(r[0]) for r in rows))
+        line = "-" * (w0 + 32)
+        out = [line, f"{'Layer (type)':<{w0}} {'Output Shape':<18} {'Param #':>12}", "=" * len(line)]
+        for label, shape, count in rows:
+            out.append(f"{label:<{w0}} {shape:<18} {count:>12,}")
+        out += [
+            "=" * len(line),
+            f"Total params: {trainable + non_trainable:,}",
+            f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {non_trainable:,}",
+            line,
+        ]
+        return "\n".join(out)
+
+
+def default_init(activation: str) -> str:
+    """He for the ReLU family, Glorot otherwise (what the activation's variance argument wants)."""
+    return "he_normal" if activation.lower().replace("-", "_") in {"relu", "leaky_relu"} else (
+        "glorot_uniform"
+    )
+
+
+def build_mlp(
+    hidden: Sequence[int],
+    n_classes: int,
+    *,
+    activation: str = "relu",
+    init: str | dict | None = None,
+    batchnorm: bool = False,
+    dropout: float = 0.0,
+    leaky_slope: float = 0.01,
+) -> Sequential:
+    """Dense -> [BatchNorm] -> activation -> [Dropout] per hidden size, then Dense(n_classes).
+
+    The output layer gives logits (train with softmax cross-entropy). `init` applies to every
+    Dense layer; by default He for ReLU/LeakyReLU and Glorot for the others.
+    """
+    hidden = list(hidden)
+    for size in hidden:
+        if not isinstance(size, (int, np.integer)) or size <= 0:
+            raise UsageError(f"hidden sizes must be positive integers, got hidden={hidden}")
+    if not 0.0 <= dropout < 1.0:
+        raise UsageError(f"dropout must be in [0, 1), got dropout={dropout}")
+    init_spec = init if init is not None else default_init(activation)
+    get_initializer(init_spec)  # validate the name now
+    leaky = activation.lower().replace("-", "_") == "leaky_relu"
+    get_activation(activation)  # validate the name now
+    layers: list[Layer] = []
+    for size in hidden:
+        layers.append(Dense(int(size), init=init_spec))
+        if batchnorm:
+            layers.append(BatchNorm())
+        if leaky:
+            layers.append(LeakyReLU(leaky_slope))
+        else:
+            layers.append(get_activation(activation))
+        if dropout > 0:
+            layers.append(Dropout(dropout))
+    out_init = init_spec if init is not None else "glorot_uniform"
+    layers.append(Dense(int(n_classes), init=out_init))
+    return Sequential(layers)

@@ -1,0 +1,76 @@
+"""Parameters and the flat buffers that hold them.
+
+Every trainable array of a model is a view into one flat `data` buffer, and its gradient a view into
+a second flat `grad` buffer, so that an optimizer updates all of them in a handful of vectorized
+calls while each layer still sees plain `W` and `b`. Arrays that weight decay applies to (the
+weights, not biases or BatchNorm's scale and shift) come first, so decay is one contiguous slice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+
+class Parameter:
+    """A trainable array and its gradient.
+
+    data: the values (a view into a flat buffer once the model is built).
+    grad: same shape as data; filled by the owning layer's backward().
+    decay: whether L2 / weight decay applies (True for weights, False for biases and BN).
+    """
+
+    def __init__(self, data: np.ndarray, name: str = "", decay: bool = True) -> None:
+        self.data = data
+        self.grad = np.zeros_like(data)
+        self.name = name
+        self.decay = decay
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    def __repr__(self) -> str:
+        return f"Parameter({self.name!r}, shape={self.shape}, dtype={self.data.dtype})"
+
+
+class ParameterSet:
+    """All trainable parameters of a model laid out in two flat buffers (values and gradients).
+
+    data, grad: (n_params,) arrays; each Parameter's .data/.grad is rebound to a view into them.
+    n_decay: the first n_decay entries are the parameters that weight decay applies to.
+    """
+
+    def __init__(self, parameters: list[Parameter], dtype=np.float32) -> None:
+        ordered = [p for p in parameters if p.decay] + [p for p in parameters if not p.decay]
+        self.parameters = ordered
+        self.dtype = np.dtype(dtype)
+        total = sum(p.size for p in ordered)
+        self.data = np.empty(total, dtype=self.dtype)
+        self.grad = np.zeros(total, dtype=self.dtype)
+        self.n_decay = sum(p.size for p in ordered if p.decay)
+        offset = 0
+        for p in ordered:
+            view = self.data[offset : offset + p.size].reshape(p.shape)
+            view[...] = p.data
+            p.data = view
+            p.grad = self.grad[offset : offset + p.size].reshape(p.shape)
+            offset += p.size
+
+    def __iter__(self) -> Iterator[Parameter]:
+        return iter(self.parameters)
+
+    def __len__(self) -> int:
+        return len(self.parameters)
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    def zero_grad(self) -> None:
+        self.grad.fill(0)

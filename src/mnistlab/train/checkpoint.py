@@ -1,0 +1,50 @@
+"""One-file checkpoints and weight files: .npz read with allow_pickle=False, written atomically.
+
+JSON metadata travels inside the same .npz as a uint8 array named `__meta__`, so a checkpoint is
+one file that is either complete under its final name or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from mnistlab._io import atomic_path
+from mnistlab.errors import DataError
+
+FORMAT_VERSION = 1
+META_KEY = "__meta__"
+
+
+def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict | None = None):
+    """Write arrays (and optional JSON metadata) to `path` atomically."""
+    payload = dict(arrays)
+    if meta is not None:
+        payload[META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict | None]:
+    """Read arrays and metadata written by save_npz; DataError naming the file if corrupt."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise DataError(f"{path}: corrupt or unreadable weights file ({exc})") from None
+    meta = None
+    if META_KEY in arrays:
+        try:
+            meta = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(f"{path}: corrupt metadata ({exc})") from None
+    return arrays, meta
