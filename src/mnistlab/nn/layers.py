@@ -25,8 +25,12 @@ class Layer:
     kind = "Layer"
     #: False for the first layer: nobody needs the gradient with respect to the data.
     needs_input_grad = True
-    #: True when the layer may overwrite its input (set by the model for layers after the first).
+    #: True when the layer may overwrite its input array (decided by the model at build time).
     inplace = False
+    #: whether backward() reads this layer's own output (then the next layer must not overwrite it)
+    needs_output = False
+    #: whether forward() may return its input array itself (Identity, Dropout at inference)
+    passthrough = False
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name
@@ -140,6 +144,7 @@ class Dense(Layer):
 
 class Identity(Layer):
     kind = "Identity"
+    passthrough = True
 
     def forward(self, x, training=False):
         return x
@@ -152,6 +157,7 @@ class ReLU(Layer):
     """max(x, 0); the backward pass zeroes the gradient where the output is zero."""
 
     kind = "ReLU"
+    needs_output = True
 
     def forward(self, x, training=False):
         out = self._out(x)
@@ -203,6 +209,7 @@ class Sigmoid(Layer):
     """1 / (1 + exp(-x)), computed without overflow (scipy.special.expit)."""
 
     kind = "Sigmoid"
+    needs_output = True
 
     def forward(self, x, training=False):
         out = self._out(x)
@@ -221,6 +228,7 @@ class Sigmoid(Layer):
 
 class Tanh(Layer):
     kind = "Tanh"
+    needs_output = True
 
     def forward(self, x, training=False):
         out = self._out(x)
@@ -244,6 +252,7 @@ class Softmax(Layer):
     """
 
     kind = "Softmax"
+    needs_output = True
 
     def forward(self, x, training=False):
         out = self._buffer("out", x.shape)
@@ -320,6 +329,7 @@ class BatchNorm(Layer):
         out += self.beta.data
         self._inv_std = inv_std.astype(self.dtype, copy=False)
         self._xhat = xhat
+        self._training = training
         return out
 
     def backward(self, grad_out):
@@ -331,8 +341,13 @@ class BatchNorm(Layer):
         np.sum(scratch, axis=0, out=self.gamma.grad)
         if not self.needs_input_grad:
             return None
-        # dx = gamma * inv_std / n * (n * g - sum(g) - xhat * sum(g * xhat))
         grad_in = self._buffer("grad_in", grad_out.shape)
+        if not self._training:
+            # The running statistics are constants: the layer is affine in x.
+            np.multiply(grad_out, self.gamma.data * inv_std, out=grad_in)
+            return grad_in
+        # The batch statistics depend on x too:
+        # dx = gamma * inv_std / n * (n * g - sum(g) - xhat * sum(g * xhat))
         np.multiply(xhat, self.gamma.grad, out=grad_in)
         np.subtract(grad_out * n, grad_in, out=grad_in)
         grad_in -= self.beta.grad
@@ -347,6 +362,7 @@ class Dropout(Layer):
     """
 
     kind = "Dropout"
+    passthrough = True
 
     def __init__(self, rate: float = 0.5, name: str | None = None) -> None:
         super().__init__(name)

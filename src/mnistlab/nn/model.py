@@ -56,15 +56,20 @@ class Sequential:
         self.input_features = int(input_features)
         self.dropout_rng = np.random.default_rng(rng.integers(2**63))
         shape: tuple[int, ...] = (self.input_features,)
+        # Whether the array flowing into the next layer may be overwritten: never the caller's
+        # data; a layer's own buffer unless its backward reads it; a passthrough layer's output
+        # only if its input could be.
+        writable = False
         for index, layer in enumerate(self.layers):
             if isinstance(layer, Dropout):
                 layer.rng = self.dropout_rng
             shape = layer.build(shape, rng, self.dtype)
             layer.needs_input_grad = index > 0
-            # A layer may overwrite its input in place only if another layer owns that input.
-            layer.inplace = index > 0
-        self.params = ParameterSet([p for layer in self.layers for p in layer.parameters()],
-                                   dtype=self.dtype)
+            layer.inplace = writable
+            writable = writable if layer.passthrough else not layer.needs_output
+        self.params = ParameterSet(
+            [p for layer in self.layers for p in layer.parameters()], dtype=self.dtype
+        )
         self.output_features = shape[0]
         self.built = True
         return self
@@ -154,7 +159,11 @@ class Sequential:
         non_trainable = sum(a.size for layer in self.layers for a in layer.state().values())
         w0 = max(24, *(len(r[0]) for r in rows))
         line = "-" * (w0 + 32)
-        out = [line, f"{'Layer (type)':<{w0}} {'Output Shape':<18} {'Param #':>12}", "=" * len(line)]
+        out = [
+            line,
+            f"{'Layer (type)':<{w0}} {'Output Shape':<18} {'Param #':>12}",
+            "=" * len(line),
+        ]
         for label, shape, count in rows:
             out.append(f"{label:<{w0}} {shape:<18} {count:>12,}")
         out += [
@@ -169,8 +178,10 @@ class Sequential:
 
 def default_init(activation: str) -> str:
     """He for the ReLU family, Glorot otherwise (what the activation's variance argument wants)."""
-    return "he_normal" if activation.lower().replace("-", "_") in {"relu", "leaky_relu"} else (
-        "glorot_uniform"
+    return (
+        "he_normal"
+        if activation.lower().replace("-", "_") in {"relu", "leaky_relu"}
+        else ("glorot_uniform")
     )
 
 
@@ -186,8 +197,9 @@ def build_mlp(
 ) -> Sequential:
     """Dense -> [BatchNorm] -> activation -> [Dropout] per hidden size, then Dense(n_classes).
 
-    The output layer gives logits (train with softmax cross-entropy). `init` applies to every
-    Dense layer; by default He for ReLU/LeakyReLU and Glorot for the others.
+    The output layer gives logits (train with softmax cross-entropy). `init` is one initializer
+    for every Dense layer or a list with one per Dense layer (seed 001 gives each its own normal
+    std); by default He for ReLU/LeakyReLU hidden layers, Glorot otherwise.
     """
     hidden = list(hidden)
     for size in hidden:
@@ -195,13 +207,24 @@ def build_mlp(
             raise UsageError(f"hidden sizes must be positive integers, got hidden={hidden}")
     if not 0.0 <= dropout < 1.0:
         raise UsageError(f"dropout must be in [0, 1), got dropout={dropout}")
-    init_spec = init if init is not None else default_init(activation)
-    get_initializer(init_spec)  # validate the name now
+    n_dense = len(hidden) + 1
+    if isinstance(init, (list, tuple)):
+        if len(init) != n_dense:
+            raise UsageError(
+                f"init lists one initializer per Dense layer ({n_dense}), got {len(init)}: {init!r}"
+            )
+        inits = list(init)
+    else:
+        default = default_init(activation)
+        # The output layer feeds a softmax, not the hidden activation: Glorot unless told.
+        inits = [init or default] * len(hidden) + [init or "glorot_uniform"]
+    for spec in inits:
+        get_initializer(spec)  # validate names and values now
     leaky = activation.lower().replace("-", "_") == "leaky_relu"
     get_activation(activation)  # validate the name now
     layers: list[Layer] = []
-    for size in hidden:
-        layers.append(Dense(int(size), init=init_spec))
+    for size, layer_init in zip(hidden, inits, strict=False):
+        layers.append(Dense(int(size), init=layer_init))
         if batchnorm:
             layers.append(BatchNorm())
         if leaky:
@@ -210,6 +233,5 @@ def build_mlp(
             layers.append(get_activation(activation))
         if dropout > 0:
             layers.append(Dropout(dropout))
-    out_init = init_spec if init is not None else "glorot_uniform"
-    layers.append(Dense(int(n_classes), init=out_init))
+    layers.append(Dense(int(n_classes), init=inits[-1]))
     return Sequential(layers)

@@ -19,7 +19,6 @@ from scipy.linalg import blas
 from mnistlab.errors import UsageError
 from mnistlab.nn.parameters import Parameter, ParameterSet
 
-
 #: how often (in steps) slots are cleared of values near the subnormal range, and the margin.
 FLUSH_EVERY = 32
 FLUSH_BELOW = 1e8
@@ -89,8 +88,11 @@ class Optimizer:
         raise NotImplementedError
 
     def config(self) -> dict:
-        return {"name": self.name, "learning_rate": self.learning_rate,
-                "weight_decay": self.weight_decay}
+        return {
+            "name": self.name,
+            "learning_rate": self.learning_rate,
+            "weight_decay": self.weight_decay,
+        }
 
     def state_dict(self) -> dict[str, np.ndarray | int]:
         """The optimizer's state: its step count and slot arrays."""
@@ -119,8 +121,14 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def __init__(self, params, learning_rate: float = 0.01, momentum: float = 0.0,
-                 nesterov: bool = False, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params,
+        learning_rate: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__(params, learning_rate, weight_decay)
         self.momentum = _check_unit("momentum", momentum)
         if nesterov and self.momentum == 0:
@@ -154,8 +162,14 @@ class RMSprop(Optimizer):
 
     name = "rmsprop"
 
-    def __init__(self, params, learning_rate: float = 0.001, rho: float = 0.9,
-                 eps: float = 1e-7, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params,
+        learning_rate: float = 0.001,
+        rho: float = 0.9,
+        eps: float = 1e-7,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__(params, learning_rate, weight_decay)
         self.rho = _check_unit("rho", rho)
         self.eps = _check_positive("eps", eps)
@@ -190,8 +204,15 @@ class Adam(Optimizer):
 
     name = "adam"
 
-    def __init__(self, params, learning_rate: float = 0.001, beta1: float = 0.9,
-                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params,
+        learning_rate: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__(params, learning_rate, weight_decay)
         self.beta1 = _check_unit("beta1", beta1)
         self.beta2 = _check_unit("beta2", beta2)
@@ -228,8 +249,15 @@ class AdamW(Adam):
 
     name = "adamw"
 
-    def __init__(self, params, learning_rate: float = 0.001, beta1: float = 0.9,
-                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+    def __init__(
+        self,
+        params,
+        learning_rate: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ) -> None:
         super().__init__(params, learning_rate, beta1, beta2, eps, weight_decay)
 
 

@@ -41,14 +41,16 @@ class LinearDecay(Schedule):
 
     name = "linear"
 
-    def __init__(self, learning_rate, tau: int, final_learning_rate: float | None = None,
-                 per: str = "step") -> None:
+    def __init__(
+        self, learning_rate, tau: int, final_learning_rate: float | None = None, per: str = "step"
+    ) -> None:
         super().__init__(learning_rate, per)
         if tau <= 0:
             raise UsageError(f"linear decay tau must be positive, got tau={tau}")
         self.tau = int(tau)
         self.final_learning_rate = (
-            float(final_learning_rate) if final_learning_rate is not None
+            float(final_learning_rate)
+            if final_learning_rate is not None
             else self.learning_rate / 100
         )
 
@@ -65,8 +67,10 @@ class StepDecay(Schedule):
     def __init__(self, learning_rate, step_size: int, gamma: float = 0.1, per: str = "epoch"):
         super().__init__(learning_rate, per)
         if step_size <= 0 or not 0 < gamma <= 1:
-            raise UsageError(f"step decay needs step_size > 0 and 0 < gamma <= 1, got "
-                             f"step_size={step_size}, gamma={gamma}")
+            raise UsageError(
+                f"step decay needs step_size > 0 and 0 < gamma <= 1, got "
+                f"step_size={step_size}, gamma={gamma}"
+            )
         self.step_size, self.gamma = int(step_size), float(gamma)
 
     def __call__(self, t):
@@ -93,8 +97,9 @@ class CosineDecay(Schedule):
 
     name = "cosine"
 
-    def __init__(self, learning_rate, total: int, min_learning_rate: float = 0.0,
-                 per: str = "step"):
+    def __init__(
+        self, learning_rate, total: int, min_learning_rate: float = 0.0, per: str = "step"
+    ):
         super().__init__(learning_rate, per)
         if total <= 0:
             raise UsageError(f"cosine decay total must be positive, got total={total}")
@@ -111,8 +116,9 @@ SCHEDULES = {
 }
 
 
-def make_schedule(name: str, learning_rate: float, *, steps_per_epoch: int, epochs: int,
-                  **kwargs) -> Schedule:
+def make_schedule(
+    name: str, learning_rate: float, *, steps_per_epoch: int, epochs: int, **kwargs
+) -> Schedule:
     """A schedule by name with defaults that span the whole run.
 
     linear: tau = all steps, down to lr/100; cosine: over all steps; step: x0.1 every third of

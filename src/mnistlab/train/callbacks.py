@@ -40,8 +40,14 @@ class EarlyStopping(Callback):
     restore_best_weights: at the end, put back the weights of the best epoch.
     """
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best_weights: bool = True) -> None:
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 5,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best_weights: bool = True,
+    ) -> None:
         if patience < 0:
             raise UsageError(f"early stopping patience must be >= 0, got patience={patience}")
         if mode == "auto":
@@ -148,8 +154,13 @@ class ProgressBar(Callback):
             return
         from tqdm import tqdm
 
-        self._bar = tqdm(total=trainer.steps_per_epoch, desc=f"epoch {epoch + 1}/{trainer.epochs}",
-                         leave=False, file=sys.stderr, unit="step")
+        self._bar = tqdm(
+            total=trainer.steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{trainer.epochs}",
+            leave=False,
+            file=sys.stderr,
+            unit="step",
+        )
         self._pending = 0
         self._start = time.perf_counter()
         self._loss_sum = 0.0
@@ -164,7 +175,9 @@ class ProgressBar(Callback):
             seen = (self._bar.n + self._pending) * trainer.batch_size
             self._bar.set_postfix_str(
                 f"loss {self._loss_sum / (self._bar.n + self._pending):.4f}, "
-                f"{seen / max(elapsed, 1e-9):,.0f} samples/s", refresh=False)
+                f"{seen / max(elapsed, 1e-9):,.0f} samples/s",
+                refresh=False,
+            )
             self._bar.update(self._pending)
             self._pending = 0
 

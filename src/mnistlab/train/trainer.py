@@ -35,8 +35,7 @@ class TrainingInterrupted(MnistlabError):
     exit_code = 130
 
 
-HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
-                "seconds")
+HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 
 
 @dataclass
@@ -141,21 +140,28 @@ class Trainer:
         validation: (x_val, y_val) evaluated after every epoch.
         Returns the History (also self.history).
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or \
-                batch_size <= 0:
-            raise UsageError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, (int, np.integer))
+            or batch_size <= 0
+        ):
+            raise UsageError(
+                f"batch_size must be a positive integer, got batch_size={batch_size!r}"
+            )
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs <= 0:
             raise UsageError(f"epochs must be a positive integer, got epochs={epochs!r}")
         x = np.ascontiguousarray(x, dtype=self.model.dtype).reshape(len(x), -1)
         y = np.ascontiguousarray(y, dtype=np.int64)
         if x.shape[1] != self.model.input_features:
-            raise UsageError(f"x has {x.shape[1]} features, the model expects "
-                             f"{self.model.input_features}")
+            raise UsageError(
+                f"x has {x.shape[1]} features, the model expects {self.model.input_features}"
+            )
         if x.shape[0] != y.shape[0]:
             raise UsageError(f"x has {x.shape[0]} rows but y has {y.shape[0]} labels")
         if y.min() < 0 or y.max() >= self.model.output_features:
-            raise UsageError(f"labels must lie in [0, {self.model.output_features}), got "
-                             f"[{y.min()}, {y.max()}]")
+            raise UsageError(
+                f"labels must lie in [0, {self.model.output_features}), got [{y.min()}, {y.max()}]"
+            )
         n = x.shape[0]
         self.epochs, self.batch_size, self.shuffle = int(epochs), int(batch_size), shuffle
         self.steps_per_epoch = math.ceil(n / self.batch_size)
@@ -163,8 +169,12 @@ class Trainer:
             self.shuffle_rng = np.random.default_rng(seed)
         self.stop_training, self.stop_reason, self.diverged = False, "", False
         threads = self.blas_threads or auto_blas_threads(self.batch_size)
-        limits = contextlib.nullcontext() if threads == 99 else threadpool_limits(threads, user_api="blas")
-        with limits, self._sigint_guard():
+        # Overflow is not an error here: the NaN guard reports a non-finite loss in one line.
+        with (
+            threadpool_limits(threads, user_api="blas"),
+            self._sigint_guard(),
+            np.errstate(over="ignore", invalid="ignore"),
+        ):
             for callback in self.callbacks:
                 callback.on_train_begin(self)
             while self.epoch < self.epochs and not self.stop_training:
@@ -175,15 +185,26 @@ class Trainer:
 
     def _run_epoch(self, x, y, validation) -> None:
         n, batch_size, model, loss_fn, optimizer = (
-            x.shape[0], self.batch_size, self.model, self.loss, self.optimizer)
+            x.shape[0],
+            self.batch_size,
+            self.model,
+            self.loss,
+            self.optimizer,
+        )
         epoch = self.epoch
         for callback in self.callbacks:
             callback.on_epoch_begin(self, epoch)
         loss_hooks = [c.on_loss for c in self.callbacks if hasattr(c, "on_loss")]
         if self._position is None:
             order = self.shuffle_rng.permutation(n) if self.shuffle else np.arange(n)
-            self._position = {"order": order, "batch": 0, "loss_sum": 0.0, "correct": 0,
-                              "seen": 0, "seconds": 0.0}
+            self._position = {
+                "order": order,
+                "batch": 0,
+                "loss_sum": 0.0,
+                "correct": 0,
+                "seen": 0,
+                "seconds": 0.0,
+            }
         position = self._position
         order = position["order"]
         schedule = self.schedule
@@ -195,8 +216,13 @@ class Trainer:
         loss_sum, correct, seen = position["loss_sum"], position["correct"], position["seen"]
         for batch in range(position["batch"], self.steps_per_epoch):
             if self._interrupt:
-                position.update(batch=batch, loss_sum=loss_sum, correct=correct, seen=seen,
-                                seconds=position["seconds"] + time.perf_counter() - started)
+                position.update(
+                    batch=batch,
+                    loss_sum=loss_sum,
+                    correct=correct,
+                    seen=seen,
+                    seconds=position["seconds"] + time.perf_counter() - started,
+                )
                 self._handle_interrupt()
             index = order[batch * batch_size : (batch + 1) * batch_size]
             size = index.shape[0]
@@ -220,8 +246,9 @@ class Trainer:
             if self.l2:
                 # d/dW of 0.5 * l2 * ||W||^2 is l2 * W, on the weights only.
                 params = model.params
-                optimizer._axpy(params.data[: params.n_decay], params.grad[: params.n_decay],
-                                a=self.l2)
+                optimizer._axpy(
+                    params.data[: params.n_decay], params.grad[: params.n_decay], a=self.l2
+                )
             optimizer.step()
             self.step += 1
         seconds = position["seconds"] + time.perf_counter() - started
@@ -253,8 +280,11 @@ class Trainer:
         """(mean loss, accuracy) in inference mode; loss without the L2 penalty."""
         x = np.asarray(x, dtype=self.model.dtype).reshape(len(x), -1)
         y = np.asarray(y, dtype=np.int64)
-        loss_fn = type(self.loss)() if not isinstance(self.loss, SoftmaxCrossEntropy) else (
-            SoftmaxCrossEntropy())
+        loss_fn = (
+            type(self.loss)()
+            if not isinstance(self.loss, SoftmaxCrossEntropy)
+            else (SoftmaxCrossEntropy())
+        )
         total, correct = 0.0, 0
         for start in range(0, x.shape[0], batch_size):
             logits = self.model.forward(x[start : start + batch_size], training=False)
@@ -319,8 +349,11 @@ class Trainer:
             "kind": "checkpoint",
             "epoch": self.epoch,
             "step": self.step,
-            "optimizer": {"name": self.optimizer.name, "iterations": self.optimizer.iterations,
-                          "learning_rate": self.optimizer.learning_rate},
+            "optimizer": {
+                "name": self.optimizer.name,
+                "iterations": self.optimizer.iterations,
+                "learning_rate": self.optimizer.learning_rate,
+            },
             "shuffle_rng": self.shuffle_rng.bit_generator.state if self.shuffle_rng else None,
             "dropout_rng": self.model.dropout_rng.bit_generator.state,
             "position": position,
@@ -339,8 +372,10 @@ class Trainer:
         if not meta or meta.get("kind") != "checkpoint":
             raise UsageError(f"{path}: not an mnistlab checkpoint")
         if meta.get("format_version") != FORMAT_VERSION:
-            raise UsageError(f"{path}: checkpoint format {meta.get('format_version')} is not "
-                             f"supported (this version reads {FORMAT_VERSION})")
+            raise UsageError(
+                f"{path}: checkpoint format {meta.get('format_version')} is not "
+                f"supported (this version reads {FORMAT_VERSION})"
+            )
         model_arrays = {k[6:]: v for k, v in arrays.items() if k.startswith("model.")}
         self.model.load_state_arrays(model_arrays, where=str(path))
         optimizer_state = {k[10:]: v for k, v in arrays.items() if k.startswith("optimizer.")}
@@ -354,9 +389,11 @@ class Trainer:
         self.model.dropout_rng.bit_generator.state = meta["dropout_rng"]
         if meta["position"] is not None:
             self._position = {**meta["position"], "order": arrays["position.order"]}
-        for index, (callback, values) in enumerate(zip(self.callbacks, meta["callbacks"],
-                                                       strict=False)):
+        for index, (callback, values) in enumerate(
+            zip(self.callbacks, meta["callbacks"], strict=False)
+        ):
             prefix = f"callback{index}."
-            callback.set_state(values, {k[len(prefix):]: v for k, v in arrays.items()
-                                        if k.startswith(prefix)})
+            callback.set_state(
+                values, {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            )
         self.history = History(list(meta["history"]))

@@ -1,0 +1,243 @@
+"""`mnistlab train`, `mnistlab evaluate` and `mnistlab predict`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mnistlab.cli.data_commands import add_source_options
+from mnistlab.errors import DataError, UsageError
+from mnistlab.presets import PRESETS
+
+
+def _hidden(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 256,128, got {text!r}") from None
+    if not sizes:
+        raise argparse.ArgumentTypeError(f"expected sizes like 256,128, got {text!r}")
+    return sizes
+
+
+def _validation(text: str) -> int | float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or a fraction, got {text!r}") from None
+    return int(value) if value.is_integer() and value >= 1 else value
+
+
+def register(commands) -> None:
+    p = commands.add_parser("train", help="train a model and write a run folder")
+    p.add_argument("--dataset", help="named dataset or path (default fashion-mnist)")
+    p.add_argument("--model", help="mlp")
+    p.add_argument("--preset", help=f"named configuration: {', '.join(PRESETS)}")
+    p.add_argument("--hidden", type=_hidden, metavar="N,N,...", help="hidden layer sizes")
+    p.add_argument("--activation", help="relu, leaky_relu, sigmoid, tanh")
+    p.add_argument("--leaky-slope", type=float, metavar="A")
+    p.add_argument(
+        "--init",
+        help="normal, uniform, glorot_normal (xavier), glorot_uniform, "
+        "he_normal (he), he_uniform, lecun_normal",
+    )
+    p.add_argument("--batchnorm", action="store_true", default=None)
+    p.add_argument("--dropout", type=float, metavar="RATE")
+    p.add_argument("--optimizer", help="sgd, momentum, nesterov, rmsprop, adam, adamw")
+    p.add_argument("--lr", type=float, metavar="LR", help="learning rate")
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--batch-size", type=int, metavar="N")
+    p.add_argument("--epochs", type=int, metavar="N")
+    p.add_argument("--l2", type=float, metavar="ALPHA", help="L2 penalty coupled to the loss")
+    p.add_argument("--weight-decay", type=float, metavar="WD", help="decoupled weight decay")
+    p.add_argument("--schedule", help="constant, linear, step, exponential, cosine")
+    p.add_argument("--early-stopping", type=int, metavar="PATIENCE")
+    p.add_argument(
+        "--validation",
+        type=_validation,
+        metavar="N|FRACTION",
+        help="hold out the last N training images (or a fraction)",
+    )
+    p.add_argument("--seed", type=int)
+    p.add_argument("--dtype", choices=["float32", "float64"])
+    p.add_argument("--checkpoint-every", type=int, metavar="N")
+    p.add_argument("--out", metavar="RUN_DIR", help="default runs/<timestamp>-<model>-<dataset>")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch rows")
+    p.add_argument("--list-presets", action="store_true", help="print the presets and exit")
+    add_source_options(p)
+    p.set_defaults(handler=cmd_train)
+
+    p = commands.add_parser("evaluate", help="recompute a run's test metrics")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--dataset", help="evaluate on another dataset (default: the run's)")
+    p.add_argument("--json", action="store_true")
+    add_source_options(p)
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = commands.add_parser("predict", help="classify image files with a trained run")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top", type=int, default=1, metavar="K", help="show the K likeliest classes")
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="only resize to the model's image size (no MNIST-style centering)",
+    )
+    p.set_defaults(handler=cmd_predict)
+
+
+TRAIN_KEYS = (
+    "dataset",
+    "model",
+    "preset",
+    "hidden",
+    "activation",
+    "leaky_slope",
+    "init",
+    "batchnorm",
+    "dropout",
+    "optimizer",
+    "lr",
+    "momentum",
+    "batch_size",
+    "epochs",
+    "l2",
+    "weight_decay",
+    "schedule",
+    "early_stopping",
+    "validation",
+    "seed",
+    "dtype",
+    "checkpoint_every",
+    "data_dir",
+)
+
+
+def cmd_train(args) -> int:
+    from mnistlab.config import resolve_config
+    from mnistlab.runs import default_run_dir, train_run
+
+    if args.list_presets:
+        for name, preset in PRESETS.items():
+            print(f"{name:<20} {preset['about']}")
+        return 0
+    echo = (lambda *a, **k: None) if args.quiet else print
+    if args.resume:
+        run_dir = Path(args.resume)
+        config_path = run_dir / "config.json"
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UsageError(
+                f"--resume {run_dir}: no config.json there (not a run folder)"
+            ) from None
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{config_path}: not valid JSON ({exc})") from None
+        if args.epochs is not None:
+            config["epochs"] = args.epochs
+            resolve_config(config)  # validate
+        echo(f"resuming {run_dir}")
+        resume = True
+    else:
+        options = {key: getattr(args, key) for key in TRAIN_KEYS}
+        config = resolve_config(options)
+        run_dir = Path(args.out) if args.out else default_run_dir(config)
+        if (run_dir / "config.json").exists():
+            raise UsageError(
+                f"--out {run_dir} already holds a run; choose another folder or "
+                f"continue it with --resume {run_dir}"
+            )
+        resume = False
+    progress = None if not args.quiet else False
+    metrics = train_run(
+        config, run_dir, resume=resume, offline=args.offline, progress=progress, echo=echo
+    )
+    print(
+        f"test accuracy {metrics['test_accuracy']:.4f} ({metrics['test_errors']} errors out of "
+        f"{metrics['n_test']}), trained {metrics['epochs_run']} epochs in "
+        f"{metrics['train_seconds']:.1f}s; run folder {run_dir}"
+    )
+    return 0
+
+
+def _load_run(run_dir: Path):
+    from mnistlab.models import load_model
+
+    model = load_model(run_dir)
+    try:
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        dataset = json.loads((run_dir / "dataset.json").read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise DataError(f"{exc.filename}: missing from the run folder") from None
+    return model, config, dataset
+
+
+def cmd_evaluate(args) -> int:
+    from mnistlab.runs import prepare_data
+
+    run_dir = Path(args.run_dir)
+    model, config, _ = _load_run(run_dir)
+    if args.dataset:
+        config = {**config, "dataset": args.dataset, "validation": None}
+    if args.data_dir:
+        config["data_dir"] = args.data_dir
+    data = prepare_data(config, offline=args.offline)
+    if data.x_test.shape[1] != model.n_features_in_:
+        raise DataError(
+            f"{config['dataset']}: images have {data.x_test.shape[1]} pixels, the "
+            f"model expects {model.n_features_in_}"
+        )
+    result = model.evaluate(data.x_test, data.y_test)
+    out = {
+        "dataset": data.dataset.name,
+        "test_accuracy": result["accuracy"],
+        "test_loss": result["loss"],
+        "test_errors": result["errors"],
+        "n_test": result["n"],
+    }
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(
+            f"{data.dataset.name}: test accuracy {out['test_accuracy']:.4f}, loss "
+            f"{out['test_loss']:.4f}, {out['test_errors']} errors out of {out['n_test']}"
+        )
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from mnistlab.data.images import load_for_prediction, read_gray
+
+    if args.top < 1:
+        raise UsageError(f"--top must be at least 1, got {args.top}")
+    run_dir = Path(args.run_dir)
+    model, _, dataset = _load_run(run_dir)
+    side = int(dataset["image_shape"][0])
+    names = dataset["class_names"]
+    images = []
+    for path in args.images:
+        if args.raw:
+            from PIL import Image
+
+            gray = read_gray(path)
+            picture = Image.fromarray((gray * 255).astype(np.uint8)).resize((side, side))
+            images.append(np.asarray(picture, dtype=np.float32) / 255.0)
+        else:
+            images.append(load_for_prediction(path, side, dataset.get("box_fraction", 20 / 28)))
+    x = np.stack(images).reshape(len(images), -1).astype(model.dtype)
+    proba = model.predict_proba(x)
+    top = min(args.top, proba.shape[1])
+    for path, row in zip(args.images, proba, strict=True):
+        order = np.argsort(-row, kind="stable")[:top]
+        guesses = ", ".join(
+            f"{model.classes_[i]} {names[int(model.classes_[i])]!r} {row[i]:.3f}" for i in order
+        )
+        print(f"{path}: {guesses}")
+    return 0
+
+
+__all__ = ["register"]

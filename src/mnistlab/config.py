@@ -1,0 +1,154 @@
+"""Run configurations: every key with its default, presets applied, values validated.
+
+A configuration is what `mnistlab train` takes as options and writes as config.json; the same keys
+make up the base of a study file. Errors name the option and quote the value.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mnistlab.errors import UsageError
+from mnistlab.nn.init import get_initializer
+from mnistlab.nn.layers import get_activation
+from mnistlab.optim.optimizers import OPTIMIZER_NAMES
+from mnistlab.optim.schedules import SCHEDULES
+from mnistlab.presets import DEFAULT_PRESET, get_preset
+
+#: every key of a run configuration, with its default
+DEFAULTS: dict = {
+    "dataset": "fashion-mnist",
+    "data_dir": None,
+    "model": "mlp",
+    "preset": None,
+    "hidden": [256, 128],
+    "activation": "relu",
+    "leaky_slope": 0.01,
+    "init": None,
+    "batchnorm": False,
+    "dropout": 0.0,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "momentum": None,
+    "batch_size": 128,
+    "epochs": 20,
+    "l2": 0.0,
+    "weight_decay": None,
+    "schedule": "constant",
+    "early_stopping": None,
+    "validation": None,
+    "seed": 0,
+    "dtype": "float32",
+    "checkpoint_every": 1,
+}
+MODEL_NAMES = ("mlp",)
+
+
+def resolve_config(options: dict) -> dict:
+    """Defaults, then the preset (the default preset for an MLP without one), then `options`."""
+    config = dict(DEFAULTS)
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - set(DEFAULTS))
+    if unknown:
+        raise UsageError(f"unknown configuration keys {unknown}; valid: {', '.join(DEFAULTS)}")
+    preset = given.get("preset")
+    if preset is None and given.get("model", "mlp") == "mlp":
+        preset = DEFAULT_PRESET
+    if preset is not None:
+        config.update(get_preset(preset))
+        config["preset"] = preset
+    config.update(given)
+    validate_config(config)
+    return config
+
+
+#: configuration keys whose Python (estimator) name differs
+PYTHON_NAMES = {"lr": "learning_rate"}
+
+
+def _name(key: str, style: str) -> str:
+    if style == "python":
+        return PYTHON_NAMES.get(key, key)
+    return "--" + key.replace("_", "-")
+
+
+def _positive_number(config, key, style, *, allow_zero=False):
+    value = config[key]
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        kind = "non-negative" if allow_zero else "positive"
+        raise UsageError(f"{_name(key, style)} must be a {kind} number, got {value!r}")
+
+
+def _positive_int(config, key, style):
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise UsageError(f"{_name(key, style)} must be a positive integer, got {value!r}")
+
+
+def validate_config(config: dict, style: str = "cli") -> None:
+    """Refuse bad values with one line naming the option and the value.
+
+    style: "cli" names options as --batch-size, "python" as batch_size.
+    """
+
+    def name(key):
+        return _name(key, style)
+
+    if config["model"] not in MODEL_NAMES:
+        raise UsageError(
+            f"{name('model')} must be one of {', '.join(MODEL_NAMES)}, got {config['model']!r}"
+        )
+    hidden = config["hidden"]
+    if not isinstance(hidden, list) or not all(
+        isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h > 0 for h in hidden
+    ):
+        raise UsageError(
+            f"{name('hidden')} must be positive layer sizes like 256,128, got {hidden!r}"
+        )
+    get_activation(config["activation"])
+    if config["optimizer"] not in OPTIMIZER_NAMES:
+        raise UsageError(
+            f"{name('optimizer')} must be one of {', '.join(OPTIMIZER_NAMES)}, "
+            f"got {config['optimizer']!r}"
+        )
+    if config["schedule"] not in SCHEDULES:
+        raise UsageError(
+            f"{name('schedule')} must be one of {', '.join(SCHEDULES)}, got {config['schedule']!r}"
+        )
+    if config["init"] is not None:
+        for spec in config["init"] if isinstance(config["init"], list) else [config["init"]]:
+            get_initializer(spec)
+    _positive_number(config, "lr", style)
+    _positive_int(config, "batch_size", style)
+    _positive_int(config, "epochs", style)
+    _positive_int(config, "checkpoint_every", style)
+    _positive_number(config, "l2", style, allow_zero=True)
+    if config["weight_decay"] is not None:
+        _positive_number(config, "weight_decay", style, allow_zero=True)
+    dropout = config["dropout"]
+    if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise UsageError(f"{name('dropout')} must be in [0, 1), got {dropout!r}")
+    if config["momentum"] is not None and not 0.0 <= config["momentum"] < 1.0:
+        raise UsageError(f"{name('momentum')} must be in [0, 1), got {config['momentum']!r}")
+    if config["early_stopping"] is not None and (
+        not isinstance(config["early_stopping"], int) or config["early_stopping"] < 1
+    ):
+        raise UsageError(
+            f"{name('early_stopping')} must be a patience of at least 1 epoch, "
+            f"got {config['early_stopping']!r}"
+        )
+    validation = config["validation"]
+    if validation is not None and (
+        isinstance(validation, bool)
+        or not isinstance(validation, (int, float))
+        or validation <= 0
+        or (isinstance(validation, float) and validation >= 1 and not validation.is_integer())
+    ):
+        raise UsageError(
+            f"{name('validation')} must be a count (10000) or a fraction (0.1), got {validation!r}"
+        )
+    if config["dtype"] not in ("float32", "float64"):
+        raise UsageError(f"{name('dtype')} must be float32 or float64, got {config['dtype']!r}")

@@ -1,0 +1,162 @@
+"""What every mnistlab model shares: the estimator conventions and pickle-free persistence.
+
+Conventions (scikit-learn's): __init__ only stores its arguments; fit(X, y) returns self;
+learned attributes end in `_`; predict, predict_proba and score(X, y) = accuracy.
+A saved model is a folder with `model.json` (the class, its parameters and learned metadata, a
+format version) and `weights.npz` (arrays, read back with allow_pickle=False).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mnistlab._io import write_text_atomic
+from mnistlab.errors import DataError, UsageError
+from mnistlab.train.checkpoint import load_npz, save_npz
+
+MODEL_FORMAT_VERSION = 1
+
+
+class Classifier:
+    """Base class for mnistlab's classifiers."""
+
+    #: the name used by `mnistlab train --model` and in model.json
+    model_name = "classifier"
+
+    def get_params(self) -> dict:
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def set_params(self, **params) -> Classifier:
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise UsageError(f"{type(self).__name__} has no parameter {key!r}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------ shared checks
+
+    def _check_X(self, X, *, fitting: bool = False) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim > 2:
+            X = X.reshape(X.shape[0], -1)
+        if X.ndim != 2:
+            raise UsageError(f"X must be (n_samples, n_features), got shape {X.shape}")
+        if X.dtype.kind not in "fiub":
+            raise UsageError(f"X must be numeric, got dtype {X.dtype}")
+        if not fitting:
+            self._check_fitted()
+            if X.shape[1] != self.n_features_in_:
+                raise UsageError(
+                    f"X has {X.shape[1]} features, but {type(self).__name__} was "
+                    f"fitted with {self.n_features_in_}"
+                )
+        return X
+
+    def _check_y(self, X: np.ndarray, y) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim != 1 or y.shape[0] != X.shape[0]:
+            raise UsageError(
+                f"y must be one label per row of X ({X.shape[0]}), got shape {y.shape}"
+            )
+        classes = np.unique(y)
+        if classes.size < 2:
+            raise UsageError(
+                f"need at least two classes to fit a classifier, got {classes.tolist()}"
+            )
+        return y
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            raise UsageError(f"this {type(self).__name__} is not fitted yet; call fit first")
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted class labels: (n,)."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def score(self, X, y) -> float:
+        """Accuracy on (X, y)."""
+        return float(np.mean(self.predict(X) == np.asarray(y)))
+
+    # ------------------------------------------------------------------ persistence
+
+    def _extra_meta(self) -> dict:
+        return {}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _restore(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write model.json and weights.npz into `folder` (each atomically)."""
+        self._check_fitted()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format_version": MODEL_FORMAT_VERSION,
+            "model": self.model_name,
+            "params": _jsonable(self.get_params()),
+            "classes": self.classes_.tolist(),
+            "n_features_in": int(self.n_features_in_),
+            **self._extra_meta(),
+        }
+        save_npz(folder / "weights.npz", self._arrays())
+        write_text_atomic(folder / "model.json", json.dumps(meta, indent=2) + "\n")
+        return folder
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if hasattr(value, "config"):
+        return value.config()
+    return value
+
+
+def load_model(folder: str | os.PathLike) -> Classifier:
+    """Load any model saved with .save(folder)."""
+    from mnistlab.models.registry import MODELS
+
+    folder = Path(folder)
+    meta_path = folder / "model.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{meta_path}: no such file (is {folder} a run folder?)") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{meta_path}: not valid JSON ({exc})") from None
+    if meta.get("format_version") != MODEL_FORMAT_VERSION:
+        raise DataError(
+            f"{meta_path}: model format {meta.get('format_version')!r} is not "
+            f"supported (this version reads {MODEL_FORMAT_VERSION})"
+        )
+    if meta.get("model") not in MODELS:
+        raise DataError(f"{meta_path}: unknown model {meta.get('model')!r}")
+    model = MODELS[meta["model"]](**meta["params"])
+    arrays, _ = load_npz(folder / "weights.npz")
+    model.classes_ = np.asarray(meta["classes"])
+    model.n_features_in_ = int(meta["n_features_in"])
+    try:
+        model._restore(meta, arrays)
+    except (KeyError, ValueError) as exc:
+        raise DataError(f"{folder / 'weights.npz'}: does not fit model.json ({exc})") from None
+    return model

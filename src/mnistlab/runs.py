@@ -1,0 +1,221 @@
+"""A training run: a configuration in, a run folder out.
+
+The run folder holds config.json (everything needed to rerun it), dataset.json, model.json and
+weights.npz, history.csv, metrics.json, and checkpoint.npz while it can still be resumed. Used by
+`mnistlab train` and by anything that runs many trainings.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from mnistlab import __version__
+from mnistlab._io import write_text_atomic
+from mnistlab.data import Dataset, flatten, load_dataset, to_float, train_validation_split
+from mnistlab.errors import MnistlabError
+
+
+class RunDiverged(MnistlabError):
+    """Training stopped at a non-finite loss; the last finite weights were saved."""
+
+    exit_code = 1
+
+
+def make_model(config: dict, *, progress: bool | None = False):
+    from mnistlab.models.mlp import MLPClassifier
+
+    return MLPClassifier(
+        hidden=tuple(config["hidden"]),
+        activation=config["activation"],
+        init=config["init"],
+        batchnorm=config["batchnorm"],
+        dropout=config["dropout"],
+        leaky_slope=config["leaky_slope"],
+        optimizer=config["optimizer"],
+        learning_rate=config["lr"],
+        momentum=config["momentum"],
+        batch_size=config["batch_size"],
+        epochs=config["epochs"],
+        l2=config["l2"],
+        weight_decay=config["weight_decay"],
+        schedule=config["schedule"],
+        early_stopping=config["early_stopping"],
+        seed=config["seed"],
+        dtype=config["dtype"],
+        progress=progress,
+    )
+
+
+@dataclass
+class PreparedData:
+    dataset: Dataset
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def prepare_data(config: dict, *, offline: bool | None = None) -> PreparedData:
+    """Load the dataset, scale to [0, 1] float, flatten, and hold out the validation split."""
+    dataset = load_dataset(config["dataset"], data_dir=config["data_dir"], offline=offline)
+    dtype = np.dtype(config["dtype"]).type
+    x_train = flatten(to_float(dataset.x_train, dataset.pixel_max, dtype))
+    x_test = flatten(to_float(dataset.x_test, dataset.pixel_max, dtype))
+    y_train = dataset.y_train
+    x_val = y_val = None
+    if config["validation"] is not None:
+        validation = config["validation"]
+        if isinstance(validation, float) and validation.is_integer():
+            validation = int(validation)
+        x_train, y_train, x_val, y_val = train_validation_split(x_train, y_train, validation)
+    return PreparedData(dataset, x_train, y_train, x_val, y_val, x_test, dataset.y_test)
+
+
+def default_run_dir(config: dict, root: str | Path = "runs") -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = Path(str(config["dataset"])).name.replace(" ", "_") or "data"
+    return Path(root) / f"{stamp}-{config['model']}-{name}"
+
+
+def write_json(path: Path, value) -> None:
+    write_text_atomic(path, json.dumps(value, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def machine() -> dict:
+    import os
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "mnistlab": __version__,
+    }
+
+
+def dataset_meta(dataset: Dataset) -> dict:
+    from mnistlab.data.registry import REGISTRY
+
+    spec = REGISTRY.get(dataset.name)
+    return {
+        "box_fraction": spec.box_fraction if spec else 20 / 28,
+        "name": dataset.name,
+        "source": dataset.source,
+        "format": dataset.format,
+        "class_names": list(dataset.class_names),
+        "image_shape": list(dataset.image_shape),
+        "pixel_max": dataset.pixel_max,
+        "n_train": dataset.n_train,
+        "n_test": dataset.n_test,
+    }
+
+
+def finish_run(run_dir: Path, config: dict, model, data: PreparedData, train_seconds: float):
+    """Save the model, history and metrics of a finished (or stopped) run; return the metrics."""
+    model.save(run_dir)
+    write_text_atomic(run_dir / "history.csv", model.history_.to_csv())
+    test = model.evaluate(data.x_test, data.y_test)
+    metrics = {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "test_errors": test["errors"],
+        "n_test": test["n"],
+        "train_seconds": train_seconds,
+        "epochs_run": model.n_epochs_run_,
+        "dataset": data.dataset.name,
+        "seed": config["seed"],
+        "model": config["model"],
+        "preset": config["preset"],
+        "stop_reason": model.stop_reason_ or None,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+    }
+    if model.history_.records:
+        last = model.history_.records[-1]
+        metrics["train_accuracy"] = last["accuracy"]
+        metrics["train_loss"] = last["loss"]
+        if "val_accuracy" in last:
+            metrics["val_accuracy"] = last["val_accuracy"]
+            metrics["val_loss"] = last["val_loss"]
+    write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def epoch_line(logs: dict, epochs: int) -> str:
+    parts = [
+        f"epoch {logs['epoch']:>3}/{epochs}",
+        f"loss {logs['loss']:.4f}",
+        f"acc {logs['accuracy']:.4f}",
+    ]
+    if "val_loss" in logs:
+        parts += [f"val_loss {logs['val_loss']:.4f}", f"val_acc {logs['val_accuracy']:.4f}"]
+    parts += [f"lr {logs['learning_rate']:.3g}", f"{logs['seconds']:.2f}s"]
+    return "  ".join(parts)
+
+
+def train_run(
+    config: dict,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    offline: bool | None = None,
+    progress: bool | None = False,
+    echo=print,
+) -> dict:
+    """Train `config` into `run_dir` (continuing its checkpoint if `resume`); return metrics."""
+    from mnistlab.train.callbacks import LambdaCallback
+    from mnistlab.train.trainer import TrainingInterrupted
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = run_dir / "checkpoint.npz"
+    if not resume:
+        write_json(run_dir / "config.json", config)
+    data = prepare_data(config, offline=offline)
+    write_json(run_dir / "dataset.json", dataset_meta(data.dataset))
+    model = make_model(config, progress=progress)
+    validation = (data.x_val, data.y_val) if data.x_val is not None else None
+    printer = LambdaCallback(
+        on_train_begin=lambda trainer: echo(trainer.model.summary()),
+        on_epoch_end=lambda trainer, epoch, logs: echo(epoch_line(logs, trainer.epochs)),
+    )
+    started = time.perf_counter()
+    try:
+        model.fit(
+            data.x_train,
+            data.y_train,
+            validation_data=validation,
+            callbacks=[printer],
+            checkpoint=checkpoint,
+            resume_from=checkpoint if resume and checkpoint.exists() else None,
+        )
+    except TrainingInterrupted as exc:
+        trainer = model.trainer_
+        write_text_atomic(run_dir / "history.csv", trainer.history.to_csv())
+        raise TrainingInterrupted(
+            f"{exc}; continue with: mnistlab train --resume {run_dir}"
+        ) from None
+    train_seconds = sum(r["seconds"] for r in model.history_.records)
+    metrics = finish_run(run_dir, config, model, data, train_seconds)
+    metrics["wall_seconds"] = time.perf_counter() - started
+    if model.diverged_:
+        raise RunDiverged(
+            f"training stopped: {model.stop_reason_}; the last finite weights are "
+            f"saved in {run_dir}"
+        )
+    return metrics

@@ -1,0 +1,203 @@
+"""`mnistlab train|evaluate|predict` end to end, including kill-and-resume in real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnistlab.cli import main
+
+
+def run(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "mnistlab", *args], capture_output=True,
+                          text=True, **kwargs)
+
+
+SMALL = ["--dataset", "digits", "--hidden", "32", "--epochs", "3", "--batch-size", "32",
+         "--quiet"]
+
+
+def test_train_writes_the_run_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *SMALL[:-1], "--validation", "200", "--seed", "1", "--out", str(out),
+                 "--schedule", "constant", "--dropout", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "Total params: 2,410" in printed  # 64*32+32 + 32*10+10
+    assert "epoch   3/3" in printed and "val_acc" in printed
+    assert "test accuracy" in printed
+    for name in ("model.json", "weights.npz", "history.csv", "config.json", "metrics.json",
+                 "dataset.json", "checkpoint.npz"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("test_accuracy", "test_loss", "test_errors", "n_test", "train_seconds",
+                "epochs_run", "dataset", "seed"):
+        assert key in metrics
+    assert metrics["n_test"] == 359 and metrics["epochs_run"] == 3 and metrics["seed"] == 1
+    assert metrics["test_errors"] == round((1 - metrics["test_accuracy"]) * 359)
+    config = json.loads((out / "config.json").read_text())
+    assert config["hidden"] == [32] and config["validation"] == 200
+    assert (out / "history.csv").read_text().count("\n") == 4
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_evaluate_recomputes_the_metrics(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["train", *SMALL, "--out", str(out)])
+    metrics = json.loads((out / "metrics.json").read_text())
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["test_accuracy"] == metrics["test_accuracy"]
+    assert again["test_errors"] == metrics["test_errors"]
+
+
+def test_predict_prints_class_name_and_probability(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["train", "--dataset", "digits", "--hidden", "64", "--epochs", "30", "--batch-size", "16",
+          "--quiet", "--out", str(out)])
+    from mnistlab.data import load_dataset
+
+    digits = load_dataset("digits")
+    # A test digit drawn large, dark on white, off-center: predict must undo all of that.
+    index = int(np.flatnonzero(digits.y_test == 7)[0])
+    image = 255 - (digits.x_test[index].astype(float) * 255 / 16).astype(np.uint8)
+    big = Image.fromarray(image).resize((64, 64), Image.Resampling.NEAREST)
+    canvas = Image.new("L", (120, 100), 255)
+    canvas.paste(big, (40, 10))
+    canvas.convert("RGB").save(tmp_path / "seven.png")
+    capsys.readouterr()
+    assert main(["predict", str(out), str(tmp_path / "seven.png"), "--top", "2"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{tmp_path / 'seven.png'}: 7 '7' ")
+    probability = float(line.split()[3].rstrip(","))
+    assert 0 < probability <= 1
+
+
+def test_predict_rejects_a_non_image(tmp_path):
+    out = tmp_path / "run"
+    main(["train", *SMALL, "--out", str(out)])
+    (tmp_path / "notes.txt").write_text("hello")
+    result = run("predict", str(out), str(tmp_path / "notes.txt"))
+    assert result.returncode == 2 and "notes.txt: not a readable image" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lr", "-0.1"], "--lr must be a positive number, got -0.1"),
+        (["--lr", "0"], "--lr must be a positive number, got 0.0"),
+        (["--activation", "swish"], "unknown activation 'swish'; valid: relu, leaky_relu"),
+        (["--optimizer", "lion"], "--optimizer must be one of sgd, momentum, nesterov"),
+        (["--hidden", "128,0"], "--hidden must be positive layer sizes like 256,128, got [128, 0]"),
+        (["--dropout", "1.0"], "--dropout must be in [0, 1), got 1.0"),
+        (["--dropout", "-0.2"], "--dropout must be in [0, 1), got -0.2"),
+        (["--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
+        (["--init", "orthogonal"], "unknown initializer 'orthogonal'"),
+        (["--schedule", "warp"], "--schedule must be one of constant, linear"),
+        (["--preset", "nope"], "unknown preset 'nope'"),
+        (["--dataset", "nope"], "unknown dataset 'nope'"),
+    ],
+)
+def test_bad_options_get_one_line_and_exit_2(tmp_path, args, message):
+    result = run("train", "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path / "r"),
+                 *args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert "Traceback" not in result.stderr
+
+
+def test_out_folder_that_holds_a_run_is_not_overwritten(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--out", str(out)]) == 0
+    result = run("train", *SMALL, "--out", str(out))
+    assert result.returncode == 2 and "already holds a run" in result.stderr
+
+
+def _npz_dataset(path, n=12000, side=28, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, size=n)
+    x = rng.integers(0, 80, size=(n, side, side), dtype=np.uint8)
+    x[np.arange(n), y, y] = 255  # a learnable pixel per class
+    np.savez(path, x_train=x, y_train=y, x_test=x[:2000], y_test=y[:2000])
+
+
+TRAIN_ARGS = ["--hidden", "256,128", "--epochs", "6", "--batch-size", "32", "--dropout", "0.2",
+              "--schedule", "cosine", "--quiet"]
+
+
+def _wait_for(path, process, timeout=60.0):
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["kill", "ctrl-c"])
+def test_killed_run_resumes_to_identical_weights(tmp_path, how):
+    data = tmp_path / "data.npz"
+    _npz_dataset(data)
+    reference = tmp_path / "reference"
+    assert run("train", "--dataset", str(data), *TRAIN_ARGS, "--out", str(reference)).returncode == 0
+
+    out = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mnistlab", "train", "--dataset", str(data), *TRAIN_ARGS,
+         "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    _wait_for(out / "checkpoint.npz", process)
+    time.sleep(0.3)  # into the next epoch
+    process.send_signal(signal.SIGKILL if how == "kill" else signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    if how == "ctrl-c":
+        assert process.returncode == 130, stderr
+        assert "interrupted in epoch" in stderr and "continue with: mnistlab train --resume" in stderr
+        assert (out / "history.csv").is_file()
+    else:
+        assert process.returncode == -signal.SIGKILL
+    assert not (out / "metrics.json").exists()  # it really stopped early
+
+    resumed = run("train", "--resume", str(out), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    with np.load(reference / "weights.npz") as a, np.load(out / "weights.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key])
+    history_a = (reference / "history.csv").read_text().splitlines()
+    history_b = (out / "history.csv").read_text().splitlines()
+    drop_seconds = [",".join(line.split(",")[:-1]) for line in history_a]
+    assert drop_seconds == [",".join(line.split(",")[:-1]) for line in history_b]
+
+
+def test_resume_needs_a_run_folder(tmp_path):
+    result = run("train", "--resume", str(tmp_path))
+    assert result.returncode == 2 and "no config.json there" in result.stderr
+
+
+def test_list_presets(capsys):
+    assert main(["train", "--list-presets"]) == 0
+    out = capsys.readouterr().out
+    assert "seed000" in out and "fashion" in out
+
+
+def test_diverging_run_exits_1_with_one_line(tmp_path):
+    result = run("train", "--dataset", "digits", "--hidden", "16", "--activation", "tanh",
+                 "--optimizer", "sgd", "--lr", "1e36", "--epochs", "2", "--quiet",
+                 "--out", str(tmp_path / "r"))
+    assert result.returncode == 1
+    assert "training stopped: loss became" in result.stderr
+    assert (tmp_path / "r" / "weights.npz").is_file()
+
+
+def test_env_is_clean():
+    assert "MNISTLAB_DATA" not in os.environ
