@@ -148,7 +148,8 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, how):
     data = tmp_path / "data.npz"
     _npz_dataset(data)
     reference = tmp_path / "reference"
-    assert run("train", "--dataset", str(data), *TRAIN_ARGS, "--out", str(reference)).returncode == 0
+    finished = run("train", "--dataset", str(data), *TRAIN_ARGS, "--out", str(reference))
+    assert finished.returncode == 0, finished.stderr
 
     out = tmp_path / "interrupted"
     process = subprocess.Popen(
@@ -161,7 +162,8 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, how):
     _, stderr = process.communicate(timeout=60)
     if how == "ctrl-c":
         assert process.returncode == 130, stderr
-        assert "interrupted in epoch" in stderr and "continue with: mnistlab train --resume" in stderr
+        assert "interrupted in epoch" in stderr
+        assert "continue with: mnistlab train --resume" in stderr
         assert (out / "history.csv").is_file()
     else:
         assert process.returncode == -signal.SIGKILL

@@ -70,9 +70,14 @@ def _fmt(value) -> str:
 
 
 def auto_blas_threads(batch_size: int) -> int:
-    """BLAS threads for a batch size: minibatch GEMMs are faster on one thread (no fork/join;
-    measured here: two threads made a batch-128 epoch 8x slower)."""
-    return 1 if batch_size <= 512 else 2
+    """BLAS threads for minibatch training: one.
+
+    Measured on the 2-core machine: with two OpenBLAS threads a 784-100-200-10 epoch at batch 128
+    took 5 s instead of 0.6 s, and a 784-1024-512-10 epoch 21 s instead of 11 s, although a bare
+    2048x2048 GEMM runs 1.9x faster on two. Between the many small GEMMs of a training step the
+    second thread only spins. (`batch_size` is kept for a future machine where that differs.)
+    """
+    return 1
 
 
 class Trainer:
