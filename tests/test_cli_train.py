@@ -17,28 +17,60 @@ from mnistlab.cli import main
 
 
 def run(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "mnistlab", *args], capture_output=True,
-                          text=True, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "mnistlab", *args], capture_output=True, text=True, **kwargs
+    )
 
 
-SMALL = ["--dataset", "digits", "--hidden", "32", "--epochs", "3", "--batch-size", "32",
-         "--quiet"]
+SMALL = ["--dataset", "digits", "--hidden", "32", "--epochs", "3", "--batch-size", "32", "--quiet"]
 
 
 def test_train_writes_the_run_folder(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", *SMALL[:-1], "--validation", "200", "--seed", "1", "--out", str(out),
-                 "--schedule", "constant", "--dropout", "0"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *SMALL[:-1],
+                "--validation",
+                "200",
+                "--seed",
+                "1",
+                "--out",
+                str(out),
+                "--schedule",
+                "constant",
+                "--dropout",
+                "0",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "Total params: 2,410" in printed  # 64*32+32 + 32*10+10
     assert "epoch   3/3" in printed and "val_acc" in printed
     assert "test accuracy" in printed
-    for name in ("model.json", "weights.npz", "history.csv", "config.json", "metrics.json",
-                 "dataset.json", "checkpoint.npz"):
+    for name in (
+        "model.json",
+        "weights.npz",
+        "history.csv",
+        "config.json",
+        "metrics.json",
+        "dataset.json",
+        "checkpoint.npz",
+    ):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("test_accuracy", "test_loss", "test_errors", "n_test", "train_seconds",
-                "epochs_run", "dataset", "seed"):
+    for key in (
+        "test_accuracy",
+        "test_loss",
+        "test_errors",
+        "n_test",
+        "train_seconds",
+        "epochs_run",
+        "dataset",
+        "seed",
+    ):
         assert key in metrics
     assert metrics["n_test"] == 359 and metrics["epochs_run"] == 3 and metrics["seed"] == 1
     assert metrics["test_errors"] == round((1 - metrics["test_accuracy"]) * 359)
@@ -61,8 +93,22 @@ def test_evaluate_recomputes_the_metrics(tmp_path, capsys):
 
 def test_predict_prints_class_name_and_probability(tmp_path, capsys):
     out = tmp_path / "run"
-    main(["train", "--dataset", "digits", "--hidden", "64", "--epochs", "30", "--batch-size", "16",
-          "--quiet", "--out", str(out)])
+    main(
+        [
+            "train",
+            "--dataset",
+            "digits",
+            "--hidden",
+            "64",
+            "--epochs",
+            "30",
+            "--batch-size",
+            "16",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
     from mnistlab.data import load_dataset
 
     digits = load_dataset("digits")
@@ -107,8 +153,9 @@ def test_predict_rejects_a_non_image(tmp_path):
     ],
 )
 def test_bad_options_get_one_line_and_exit_2(tmp_path, args, message):
-    result = run("train", "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path / "r"),
-                 *args)
+    result = run(
+        "train", "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path / "r"), *args
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
@@ -130,8 +177,19 @@ def _npz_dataset(path, n=12000, side=28, seed=0):
     np.savez(path, x_train=x, y_train=y, x_test=x[:2000], y_test=y[:2000])
 
 
-TRAIN_ARGS = ["--hidden", "256,128", "--epochs", "6", "--batch-size", "32", "--dropout", "0.2",
-              "--schedule", "cosine", "--quiet"]
+TRAIN_ARGS = [
+    "--hidden",
+    "256,128",
+    "--epochs",
+    "6",
+    "--batch-size",
+    "32",
+    "--dropout",
+    "0.2",
+    "--schedule",
+    "cosine",
+    "--quiet",
+]
 
 
 def _wait_for(path, process, timeout=60.0):
@@ -153,8 +211,20 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, how):
 
     out = tmp_path / "interrupted"
     process = subprocess.Popen(
-        [sys.executable, "-m", "mnistlab", "train", "--dataset", str(data), *TRAIN_ARGS,
-         "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "mnistlab",
+            "train",
+            "--dataset",
+            str(data),
+            *TRAIN_ARGS,
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     _wait_for(out / "checkpoint.npz", process)
     time.sleep(0.3)  # into the next epoch
@@ -193,9 +263,24 @@ def test_list_presets(capsys):
 
 
 def test_diverging_run_exits_1_with_one_line(tmp_path):
-    result = run("train", "--dataset", "digits", "--hidden", "16", "--activation", "tanh",
-                 "--optimizer", "sgd", "--lr", "1e36", "--epochs", "2", "--quiet",
-                 "--out", str(tmp_path / "r"))
+    result = run(
+        "train",
+        "--dataset",
+        "digits",
+        "--hidden",
+        "16",
+        "--activation",
+        "tanh",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e36",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert result.returncode == 1
     assert "training stopped: loss became" in result.stderr
     assert (tmp_path / "r" / "weights.npz").is_file()
@@ -203,3 +288,66 @@ def test_diverging_run_exits_1_with_one_line(tmp_path):
 
 def test_env_is_clean():
     assert "MNISTLAB_DATA" not in os.environ
+
+
+def _formats(tmp_path):
+    """The same small dataset as an IDX folder, CSV files, a PNG tree and an .npz file."""
+    from conftest import make_images, write_idx_folder
+
+    folders = {}
+    arrays = write_idx_folder(tmp_path / "idx", n_train=60, n_test=15, side=6)
+    folders["idx"] = tmp_path / "idx"
+    x_train, y_train, x_test, y_test = arrays
+    np.savez(tmp_path / "d.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    folders["npz"] = tmp_path / "d.npz"
+    csv = tmp_path / "csv"
+    csv.mkdir()
+    for name, values in (
+        ("trainData", x_train.reshape(60, -1)),
+        ("trainLabels", y_train[:, None]),
+        ("testData", x_test.reshape(15, -1)),
+        ("testLabels", y_test[:, None]),
+    ):
+        np.savetxt(csv / f"{name}.csv", values, fmt="%d", delimiter=",")
+    folders["csv"] = csv
+    for split, images, labels in (("Train", x_train, y_train), ("Test", x_test, y_test)):
+        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+            folder = tmp_path / "png" / split / str(label)
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / f"{i}.png")
+    folders["png"] = tmp_path / "png"
+    _ = make_images
+    return folders
+
+
+@pytest.mark.parametrize("model", ["mlp", "softmax", "logistic-ova", "gaussian", "knn"])
+def test_every_model_trains_and_evaluates_on_every_format(tmp_path, capsys, model):
+    for fmt, path in _formats(tmp_path).items():
+        out = tmp_path / f"run-{model}-{fmt}"
+        extra = {
+            "mlp": ["--hidden", "16", "--epochs", "40", "--batch-size", "10", "--lr", "0.01"],
+            "softmax": ["--epochs", "40", "--batch-size", "10", "--lr", "0.05"],
+            "knn": ["--k", "3"],
+        }.get(model, [])
+        assert (
+            main(
+                [
+                    "train",
+                    "--dataset",
+                    str(path),
+                    "--model",
+                    model,
+                    "--quiet",
+                    "--out",
+                    str(out),
+                    *extra,
+                ]
+            )
+            == 0
+        ), fmt
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["n_test"] == 15 and metrics["test_accuracy"] > 0.5, (fmt, metrics)
+        capsys.readouterr()
+        assert main(["evaluate", str(out), "--json"]) == 0
+        again = json.loads(capsys.readouterr().out)
+        assert again["test_accuracy"] == metrics["test_accuracy"]

@@ -15,7 +15,7 @@ from mnistlab.nn.init import get_initializer
 from mnistlab.nn.layers import get_activation
 from mnistlab.optim.optimizers import OPTIMIZER_NAMES
 from mnistlab.optim.schedules import SCHEDULES
-from mnistlab.presets import DEFAULT_PRESET, get_preset
+from mnistlab.presets import DEFAULT_PRESETS, get_preset
 
 #: every key of a run configuration, with its default
 DEFAULTS: dict = {
@@ -42,8 +42,23 @@ DEFAULTS: dict = {
     "seed": 0,
     "dtype": "float32",
     "checkpoint_every": 1,
+    # softmax regression
+    "solver": "sgd",
+    "iterations": 1000,
+    "final_lr": None,
+    # one-vs-all logistic regression
+    "C": 1.0,
+    "max_iter": 100,
+    # Gaussian generative classifier
+    "smoothing": "auto",
+    "diagonal": False,
+    # k-nearest neighbours
+    "k": 5,
+    "weights": "uniform",
+    "metric": "l2",
+    "block_size": 1024,
 }
-MODEL_NAMES = ("mlp",)
+MODEL_NAMES = ("mlp", "softmax", "logistic-ova", "gaussian", "knn")
 
 
 def resolve_config(options: dict) -> dict:
@@ -54,8 +69,8 @@ def resolve_config(options: dict) -> dict:
     if unknown:
         raise UsageError(f"unknown configuration keys {unknown}; valid: {', '.join(DEFAULTS)}")
     preset = given.get("preset")
-    if preset is None and given.get("model", "mlp") == "mlp":
-        preset = DEFAULT_PRESET
+    if preset is None:
+        preset = DEFAULT_PRESETS.get(given.get("model", "mlp"))
     if preset is not None:
         config.update(get_preset(preset))
         config["preset"] = preset
@@ -150,5 +165,40 @@ def validate_config(config: dict, style: str = "cli") -> None:
         raise UsageError(
             f"{name('validation')} must be a count (10000) or a fraction (0.1), got {validation!r}"
         )
+    if config["model"] != "mlp":
+        _validate_classical(config, name, style)
     if config["dtype"] not in ("float32", "float64"):
         raise UsageError(f"{name('dtype')} must be float32 or float64, got {config['dtype']!r}")
+
+
+def _validate_classical(config: dict, name, style: str) -> None:
+    from mnistlab.models.knn import METRICS, WEIGHTS
+    from mnistlab.models.softmax import SOLVERS
+
+    if config["solver"] not in SOLVERS:
+        raise UsageError(
+            f"{name('solver')} must be one of {', '.join(SOLVERS)}, got {config['solver']!r}"
+        )
+    _positive_int(config, "iterations", style)
+    _positive_int(config, "max_iter", style)
+    _positive_int(config, "k", style)
+    _positive_int(config, "block_size", style)
+    _positive_number(config, "C", style)
+    if config["final_lr"] is not None:
+        _positive_number(config, "final_lr", style)
+    smoothing = config["smoothing"]
+    if smoothing != "auto" and not (
+        isinstance(smoothing, (int, float))
+        and not isinstance(smoothing, bool)
+        and math.isfinite(smoothing)
+        and smoothing >= 0
+    ):
+        raise UsageError(f"{name('smoothing')} must be a number >= 0 or 'auto', got {smoothing!r}")
+    if config["weights"] not in WEIGHTS:
+        raise UsageError(
+            f"{name('weights')} must be one of {', '.join(WEIGHTS)}, got {config['weights']!r}"
+        )
+    if config["metric"] not in METRICS:
+        raise UsageError(
+            f"{name('metric')} must be one of {', '.join(METRICS)}, got {config['metric']!r}"
+        )

@@ -29,7 +29,41 @@ class RunDiverged(MnistlabError):
 
 
 def make_model(config: dict, *, progress: bool | None = False):
-    from mnistlab.models.mlp import MLPClassifier
+    """The estimator a configuration describes."""
+    from mnistlab.models import (
+        GaussianClassifier,
+        KNeighborsClassifier,
+        MLPClassifier,
+        OneVsAllLogistic,
+        SoftmaxRegression,
+    )
+
+    model = config["model"]
+    if model == "softmax":
+        return SoftmaxRegression(
+            solver=config["solver"],
+            learning_rate=config["lr"],
+            final_learning_rate=config["final_lr"],
+            epochs=config["epochs"],
+            iterations=config["iterations"],
+            batch_size=config["batch_size"],
+            l2=config["l2"],
+            seed=config["seed"],
+            dtype=config["dtype"],
+        )
+    if model == "logistic-ova":
+        return OneVsAllLogistic(C=config["C"], max_iter=config["max_iter"], dtype=config["dtype"])
+    if model == "gaussian":
+        return GaussianClassifier(
+            smoothing=config["smoothing"], diagonal=config["diagonal"], seed=config["seed"]
+        )
+    if model == "knn":
+        return KNeighborsClassifier(
+            k=config["k"],
+            weights=config["weights"],
+            metric=config["metric"],
+            block_size=config["block_size"],
+        )
 
     return MLPClassifier(
         hidden=tuple(config["hidden"]),
@@ -129,7 +163,9 @@ def dataset_meta(dataset: Dataset) -> dict:
 def finish_run(run_dir: Path, config: dict, model, data: PreparedData, train_seconds: float):
     """Save the model, history and metrics of a finished (or stopped) run; return the metrics."""
     model.save(run_dir)
-    write_text_atomic(run_dir / "history.csv", model.history_.to_csv())
+    history = getattr(model, "history_", None)
+    if history is not None:
+        write_text_atomic(run_dir / "history.csv", history.to_csv())
     test = model.evaluate(data.x_test, data.y_test)
     metrics = {
         "test_accuracy": test["accuracy"],
@@ -137,17 +173,17 @@ def finish_run(run_dir: Path, config: dict, model, data: PreparedData, train_sec
         "test_errors": test["errors"],
         "n_test": test["n"],
         "train_seconds": train_seconds,
-        "epochs_run": model.n_epochs_run_,
+        "epochs_run": len(history) if history is not None else None,
         "dataset": data.dataset.name,
         "seed": config["seed"],
         "model": config["model"],
         "preset": config["preset"],
-        "stop_reason": model.stop_reason_ or None,
+        "stop_reason": getattr(model, "stop_reason_", "") or None,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
     }
-    if model.history_.records:
-        last = model.history_.records[-1]
+    if history is not None and history.records:
+        last = history.records[-1]
         metrics["train_accuracy"] = last["accuracy"]
         metrics["train_loss"] = last["loss"]
         if "val_accuracy" in last:
@@ -157,9 +193,9 @@ def finish_run(run_dir: Path, config: dict, model, data: PreparedData, train_sec
     return metrics
 
 
-def epoch_line(logs: dict, epochs: int) -> str:
+def epoch_line(logs: dict, epochs: int, label: str = "epoch") -> str:
     parts = [
-        f"epoch {logs['epoch']:>3}/{epochs}",
+        f"{label} {logs['epoch']:>3}/{epochs}",
         f"loss {logs['loss']:.4f}",
         f"acc {logs['accuracy']:.4f}",
     ]
@@ -190,6 +226,8 @@ def train_run(
     write_json(run_dir / "dataset.json", dataset_meta(data.dataset))
     model = make_model(config, progress=progress)
     validation = (data.x_val, data.y_val) if data.x_val is not None else None
+    if config["model"] != "mlp":
+        return _train_classical(config, run_dir, model, data, validation, echo)
     printer = LambdaCallback(
         on_train_begin=lambda trainer: echo(trainer.model.summary()),
         on_epoch_end=lambda trainer, epoch, logs: echo(epoch_line(logs, trainer.epochs)),
@@ -218,4 +256,28 @@ def train_run(
             f"training stopped: {model.stop_reason_}; the last finite weights are "
             f"saved in {run_dir}"
         )
+    return metrics
+
+
+def _train_classical(config, run_dir, model, data, validation, echo) -> dict:
+    """Fit a model that has no epochs to resume (softmax regression records its history)."""
+    echo(f"fitting {model!r} on {data.x_train.shape[0]} images")
+    started = time.perf_counter()
+    if config["model"] == "softmax":
+        model.fit(data.x_train, data.y_train, validation_data=validation)
+        records = model.history_.records
+        label = "epoch" if config["solver"] == "sgd" else "iteration"
+        for record in records if label == "epoch" else records[-1:]:
+            echo(epoch_line(record, records[-1]["epoch"], label=label))
+    else:
+        model.fit(data.x_train, data.y_train)
+    fit_seconds = time.perf_counter() - started
+    if getattr(model, "smoothing_", None) is not None:
+        echo(f"smoothing c = {model.smoothing_:g}")
+    metrics = finish_run(run_dir, config, model, data, fit_seconds)
+    metrics["fit_seconds"] = fit_seconds
+    if config["model"] == "softmax" and config["solver"] == "gd":
+        metrics["epochs_run"], metrics["iterations"] = None, int(model.n_iter_)
+    metrics["wall_seconds"] = time.perf_counter() - started
+    write_json(run_dir / "metrics.json", metrics)
     return metrics

@@ -50,10 +50,15 @@ def test_default_initializers_follow_the_activation():
 
 @pytest.mark.parametrize(
     "name, expected_std",
-    [("he_normal", np.sqrt(2 / 400)), ("he_uniform", np.sqrt(2 / 400)),
-     ("glorot_normal", np.sqrt(2 / 600)), ("glorot_uniform", np.sqrt(2 / 600)),
-     ("lecun_normal", np.sqrt(1 / 400)), ({"name": "normal", "std": 0.062}, 0.062),
-     ({"name": "uniform", "low": -0.1, "high": 0.1}, 0.2 / np.sqrt(12))],
+    [
+        ("he_normal", np.sqrt(2 / 400)),
+        ("he_uniform", np.sqrt(2 / 400)),
+        ("glorot_normal", np.sqrt(2 / 600)),
+        ("glorot_uniform", np.sqrt(2 / 600)),
+        ("lecun_normal", np.sqrt(1 / 400)),
+        ({"name": "normal", "std": 0.062}, 0.062),
+        ({"name": "uniform", "low": -0.1, "high": 0.1}, 0.2 / np.sqrt(12)),
+    ],
 )
 def test_initializers(name, expected_std):
     weights = get_initializer(name)((400, 200), np.random.default_rng(0))
@@ -125,7 +130,10 @@ def test_forward_and_gradients_equal_pytorch_on_the_same_weights():
 
     dense = [layer for layer in model.layers if isinstance(layer, Dense)]
     reference = torch.nn.Sequential(
-        torch.nn.Linear(12, 9), torch.nn.ReLU(), torch.nn.Linear(9, 7), torch.nn.Tanh(),
+        torch.nn.Linear(12, 9),
+        torch.nn.ReLU(),
+        torch.nn.Linear(9, 7),
+        torch.nn.Tanh(),
         torch.nn.Linear(7, 4),
     ).double()
     linear = [m for m in reference if isinstance(m, torch.nn.Linear)]
@@ -155,19 +163,24 @@ def test_batchnorm_training_forward_and_gradients_equal_pytorch():
     model.backward(loss.backward())
     d1, bn, d2 = model.layers[0], model.layers[1], model.layers[3]
     reference = torch.nn.Sequential(
-        torch.nn.Linear(6, 5), torch.nn.BatchNorm1d(5, eps=1e-5), torch.nn.ReLU(),
+        torch.nn.Linear(6, 5),
+        torch.nn.BatchNorm1d(5, eps=1e-5),
+        torch.nn.ReLU(),
         torch.nn.Linear(5, 3),
     ).double()
     with torch.no_grad():
         for ours, index in ((d1, 0), (d2, 3)):
             reference[index].weight.copy_(torch.from_numpy(ours.weight.data.T.copy()))
             reference[index].bias.copy_(torch.from_numpy(ours.bias.data.copy()))
-    torch_loss = torch.nn.functional.cross_entropy(reference(torch.from_numpy(x)),
-                                                   torch.from_numpy(y))
+    torch_loss = torch.nn.functional.cross_entropy(
+        reference(torch.from_numpy(x)), torch.from_numpy(y)
+    )
     torch_loss.backward()
     assert value == pytest.approx(torch_loss.item(), rel=1e-10)
-    np.testing.assert_allclose(d1.weight.grad, reference[0].weight.grad.numpy().T, rtol=1e-8,
-                               atol=1e-12)
-    np.testing.assert_allclose(bn.gamma.grad, reference[1].weight.grad.numpy(), rtol=1e-8,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        d1.weight.grad, reference[0].weight.grad.numpy().T, rtol=1e-8, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        bn.gamma.grad, reference[1].weight.grad.numpy(), rtol=1e-8, atol=1e-12
+    )
     np.testing.assert_allclose(bn.beta.grad, reference[1].bias.grad.numpy(), rtol=1e-8)

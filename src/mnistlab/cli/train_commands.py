@@ -31,10 +31,19 @@ def _validation(text: str) -> int | float:
     return int(value) if value.is_integer() and value >= 1 else value
 
 
+def _smoothing(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
 def register(commands) -> None:
     p = commands.add_parser("train", help="train a model and write a run folder")
     p.add_argument("--dataset", help="named dataset or path (default fashion-mnist)")
-    p.add_argument("--model", help="mlp")
+    p.add_argument("--model", help="mlp, softmax, logistic-ova, gaussian, knn")
     p.add_argument("--preset", help=f"named configuration: {', '.join(PRESETS)}")
     p.add_argument("--hidden", type=_hidden, metavar="N,N,...", help="hidden layer sizes")
     p.add_argument("--activation", help="relu, leaky_relu, sigmoid, tanh")
@@ -64,6 +73,35 @@ def register(commands) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--dtype", choices=["float32", "float64"])
     p.add_argument("--checkpoint-every", type=int, metavar="N")
+    classical = p.add_argument_group("classical models")
+    classical.add_argument("--solver", help="softmax: sgd (minibatches, linear decay) or gd")
+    classical.add_argument("--iterations", type=int, metavar="N", help="softmax gd: steps")
+    classical.add_argument(
+        "--final-lr",
+        type=float,
+        metavar="LR",
+        help="softmax: learning rate reached at the end of the linear decay",
+    )
+    classical.add_argument(
+        "--C", type=float, dest="C", metavar="C", help="logistic-ova: inverse L2 strength"
+    )
+    classical.add_argument("--max-iter", type=int, metavar="N", help="logistic-ova: L-BFGS budget")
+    classical.add_argument(
+        "--smoothing",
+        type=_smoothing,
+        metavar="C|auto",
+        help="gaussian: c added to each covariance's diagonal",
+    )
+    classical.add_argument(
+        "--diagonal",
+        action="store_true",
+        default=None,
+        help="gaussian: naive Bayes (diagonal covariances)",
+    )
+    classical.add_argument("--k", type=int, metavar="K", help="knn: neighbours")
+    classical.add_argument("--weights", help="knn: uniform or distance")
+    classical.add_argument("--metric", help="knn: l2 or l1")
+    classical.add_argument("--block-size", type=int, metavar="N", help="knn: test rows per block")
     p.add_argument("--out", metavar="RUN_DIR", help="default runs/<timestamp>-<model>-<dataset>")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch rows")
@@ -90,35 +128,8 @@ def register(commands) -> None:
     p.set_defaults(handler=cmd_predict)
 
 
-TRAIN_KEYS = (
-    "dataset",
-    "model",
-    "preset",
-    "hidden",
-    "activation",
-    "leaky_slope",
-    "init",
-    "batchnorm",
-    "dropout",
-    "optimizer",
-    "lr",
-    "momentum",
-    "batch_size",
-    "epochs",
-    "l2",
-    "weight_decay",
-    "schedule",
-    "early_stopping",
-    "validation",
-    "seed",
-    "dtype",
-    "checkpoint_every",
-    "data_dir",
-)
-
-
 def cmd_train(args) -> int:
-    from mnistlab.config import resolve_config
+    from mnistlab.config import DEFAULTS, resolve_config
     from mnistlab.runs import default_run_dir, train_run
 
     if args.list_presets:
@@ -143,7 +154,8 @@ def cmd_train(args) -> int:
         echo(f"resuming {run_dir}")
         resume = True
     else:
-        options = {key: getattr(args, key) for key in TRAIN_KEYS}
+        # every configuration key is an option of the same name (None when not given)
+        options = {key: getattr(args, key, None) for key in DEFAULTS}
         config = resolve_config(options)
         run_dir = Path(args.out) if args.out else default_run_dir(config)
         if (run_dir / "config.json").exists():
@@ -156,10 +168,11 @@ def cmd_train(args) -> int:
     metrics = train_run(
         config, run_dir, resume=resume, offline=args.offline, progress=progress, echo=echo
     )
+    epochs = f"{metrics['epochs_run']} epochs in " if metrics.get("epochs_run") else ""
     print(
         f"test accuracy {metrics['test_accuracy']:.4f} ({metrics['test_errors']} errors out of "
-        f"{metrics['n_test']}), trained {metrics['epochs_run']} epochs in "
-        f"{metrics['train_seconds']:.1f}s; run folder {run_dir}"
+        f"{metrics['n_test']}), trained {epochs}{metrics['train_seconds']:.1f}s; "
+        f"run folder {run_dir}"
     )
     return 0
 

@@ -1,7 +1,20 @@
 """Classifiers with scikit-learn's conventions: the MLP and the classical models."""
 
 from mnistlab.models.base import Classifier, load_model
+from mnistlab.models.gaussian import GaussianClassifier
+from mnistlab.models.knn import KNeighborsClassifier
+from mnistlab.models.logistic import OneVsAllLogistic
 from mnistlab.models.mlp import MLPClassifier
 from mnistlab.models.registry import MODELS
+from mnistlab.models.softmax import SoftmaxRegression
 
-__all__ = ["MODELS", "Classifier", "MLPClassifier", "load_model"]
+__all__ = [
+    "MODELS",
+    "Classifier",
+    "GaussianClassifier",
+    "KNeighborsClassifier",
+    "MLPClassifier",
+    "OneVsAllLogistic",
+    "SoftmaxRegression",
+    "load_model",
+]

@@ -85,6 +85,18 @@ class Classifier:
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
+    def evaluate(self, X, y) -> dict:
+        """Mean cross-entropy of the predicted probabilities, accuracy and error count."""
+        y = np.asarray(y)
+        proba = self.predict_proba(X)
+        index = np.searchsorted(self.classes_, y)
+        inside = np.minimum(index, self.classes_.size - 1)
+        known = self.classes_[inside] == y
+        picked = np.where(known, proba[np.arange(y.size), inside], 0.0)
+        loss = float(-np.mean(np.log(np.maximum(picked, np.finfo(proba.dtype).tiny))))
+        errors = int(np.count_nonzero(self.classes_[proba.argmax(axis=1)] != y))
+        return {"loss": loss, "accuracy": 1.0 - errors / y.size, "errors": errors, "n": int(y.size)}
+
     def score(self, X, y) -> float:
         """Accuracy on (X, y)."""
         return float(np.mean(self.predict(X) == np.asarray(y)))

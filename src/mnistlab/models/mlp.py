@@ -218,23 +218,6 @@ class MLPClassifier(Classifier):
         """Class probabilities: (n, n_classes), rows sum to 1."""
         return softmax(self.decision_function(X))
 
-    def evaluate(self, X, y) -> dict:
-        """Loss (mean cross-entropy), accuracy and error count on (X, y)."""
-        X = self._check_X(X)
-        y = np.asarray(y)
-        proba = self.predict_proba(X)
-        index = np.searchsorted(self.classes_, y)
-        known = (index < self.classes_.size) & (
-            self.classes_[np.minimum(index, self.classes_.size - 1)] == y
-        )
-        picked = np.where(
-            known, proba[np.arange(y.size), np.minimum(index, self.classes_.size - 1)], 0
-        )
-        loss = float(-np.mean(np.log(np.maximum(picked, np.finfo(proba.dtype).tiny))))
-        predicted = self.classes_[proba.argmax(axis=1)]
-        errors = int(np.count_nonzero(predicted != y))
-        return {"loss": loss, "accuracy": 1.0 - errors / y.size, "errors": errors, "n": int(y.size)}
-
     def summary(self) -> str:
         self._check_fitted()
         return self.model_.summary()

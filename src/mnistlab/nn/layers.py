@@ -68,6 +68,12 @@ class Layer:
             buffer = self._buffers[slot] = np.empty(shape, dtype=self.dtype)
         return buffer
 
+    def _ones(self, n: int) -> np.ndarray:
+        ones = self._buffers.get(("ones", n))
+        if ones is None:
+            ones = self._buffers[("ones", n)] = np.ones(n, dtype=self.dtype)
+        return ones
+
     def _out(self, x: np.ndarray) -> np.ndarray:
         return x if self.inplace else self._buffer("out", x.shape)
 
@@ -134,7 +140,9 @@ class Dense(Layer):
         x = self._x
         np.matmul(x.T, grad_out, out=self.weight.grad)
         if self.bias is not None:
-            np.sum(grad_out, axis=0, out=self.bias.grad)
+            # The column sums as ones @ grad_out: one BLAS call, several times faster than
+            # np.sum(axis=0) on minibatch-sized arrays.
+            np.dot(self._ones(grad_out.shape[0]), grad_out, out=self.bias.grad)
         if not self.needs_input_grad:
             return None
         grad_in = self._buffer("grad_in", x.shape)

@@ -43,17 +43,27 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward(self, logits, labels):
         n, k = logits.shape
-        shifted = self._buffer("shifted", (n, k), logits.dtype)
-        np.subtract(logits, logits.max(axis=1, keepdims=True), out=shifted)
-        probs = self._buffer("probs", (n, k), logits.dtype)
+        dtype = logits.dtype
+        row_max = self._buffer("row_max", (n, 1), dtype)
+        np.max(logits, axis=1, keepdims=True, out=row_max)
+        shifted = self._buffer("shifted", (n, k), dtype)
+        np.subtract(logits, row_max, out=shifted)
+        probs = self._buffer("probs", (n, k), dtype)
         np.exp(shifted, out=probs)
-        sums = probs.sum(axis=1)
+        sums = self._buffer("sums", (n,), dtype)
+        np.dot(probs, self._ones(k, dtype), out=sums)  # row sums as one BLAS call
         rows = self._rows(n)
         # loss_i = log(sum_k exp(shifted_ik)) - shifted_i,y_i
         loss = float(np.log(sums).sum() - shifted[rows, labels].sum()) / n
-        probs /= sums[:, None]
+        np.divide(probs, sums.reshape(n, 1), out=probs)
         self._probs, self._labels, self._rows_n = probs, labels, rows
         return loss
+
+    def _ones(self, k: int, dtype) -> np.ndarray:
+        ones = self._buffers.get(("ones", k, np.dtype(dtype).str))
+        if ones is None:
+            ones = self._buffers[("ones", k, np.dtype(dtype).str)] = np.ones(k, dtype=dtype)
+        return ones
 
     def _rows(self, n: int) -> np.ndarray:
         rows = self._buffers.get(("rows", n))

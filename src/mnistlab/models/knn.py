@@ -1,0 +1,156 @@
+"""k-nearest neighbours by exact brute force, blocked so memory stays bounded.
+
+L2: squared distances ||x||^2 - 2 x.y + ||y||^2 for a block of test rows against all training rows
+as one float32 GEMM. The k + `margin` closest candidates of each row are then re-ranked with
+distances recomputed exactly in float64, so that float32 rounding never changes which neighbours
+win. L1: blocked over test and training rows, never an (n_test x n_train x d) array.
+Ties are broken deterministically: equal distances by the smaller training index, equal votes by
+the smaller class label (as scikit-learn's mode does).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from mnistlab.errors import UsageError
+from mnistlab.models.base import Classifier
+
+METRICS = ("l2", "l1")
+WEIGHTS = ("uniform", "distance")
+
+
+class KNeighborsClassifier(Classifier):
+    """k: neighbours (>= 1); weights: "uniform" or "distance" (1 / distance; an exact match wins);
+    metric: "l2" or "l1"; block_size: test rows per block (memory is about
+    block_size * n_train * 4 bytes); margin: extra float32 candidates re-ranked exactly."""
+
+    model_name = "knn"
+
+    def __init__(
+        self,
+        k: int = 5,
+        weights: str = "uniform",
+        metric: str = "l2",
+        block_size: int = 1024,
+        margin: int = 8,
+    ) -> None:
+        self.k = k
+        self.weights = weights
+        self.metric = metric
+        self.block_size = block_size
+        self.margin = margin
+
+    def fit(self, X, y):
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
+            raise UsageError(f"k must be an integer >= 1, got k={self.k!r}")
+        if self.weights not in WEIGHTS:
+            raise UsageError(f"weights must be one of {', '.join(WEIGHTS)}, got {self.weights!r}")
+        if self.metric not in METRICS:
+            raise UsageError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        if self.block_size < 1:
+            raise UsageError(f"block_size must be >= 1, got block_size={self.block_size!r}")
+        X = self._check_X(X, fitting=True)
+        y = self._check_y(X, y)
+        if self.k > X.shape[0]:
+            raise UsageError(f"k={self.k} is larger than the training set ({X.shape[0]} rows)")
+        self.classes_ = np.unique(y)
+        self.n_features_in_ = X.shape[1]
+        self.train_x_ = np.ascontiguousarray(X, dtype=np.float32)
+        self.train_y_ = np.searchsorted(self.classes_, y)
+        self.train_sq_ = np.einsum("ij,ij->i", self.train_x_, self.train_x_, dtype=np.float64)
+        return self
+
+    # ------------------------------------------------------------------ neighbours
+
+    def kneighbors(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, indices) of the k nearest training rows: each (n, k), nearest first."""
+        X = np.ascontiguousarray(self._check_X(X), dtype=np.float32)
+        n = X.shape[0]
+        distances = np.empty((n, self.k))
+        indices = np.empty((n, self.k), dtype=np.int64)
+        search = self._block_l2 if self.metric == "l2" else self._block_l1
+        with threadpool_limits(None):
+            for start in range(0, n, self.block_size):
+                block = X[start : start + self.block_size]
+                distances[start : start + len(block)], indices[start : start + len(block)] = search(
+                    block
+                )
+        return distances, indices
+
+    def _select(self, approx: np.ndarray, exact_fn) -> tuple[np.ndarray, np.ndarray]:
+        """The k best of each row of `approx`, re-ranked by exact distances (ties: index)."""
+        n_train = approx.shape[1]
+        candidates = min(n_train, self.k + self.margin)
+        if candidates < n_train:
+            part = np.argpartition(approx, candidates - 1, axis=1)[:, :candidates]
+        else:
+            part = np.broadcast_to(np.arange(n_train), approx.shape).copy()
+        exact = exact_fn(part)  # (rows, candidates) float64
+        # sort by (exact distance, training index): lexsort's last key is the primary one
+        order = np.lexsort((part, exact), axis=1)[:, : self.k]
+        rows = np.arange(part.shape[0])[:, None]
+        return exact[rows, order], part[rows, order]
+
+    def _block_l2(self, block: np.ndarray):
+        test_sq = np.einsum("ij,ij->i", block, block, dtype=np.float64)
+        approx = block @ self.train_x_.T  # (rows, n_train) float32 GEMM
+        approx *= -2.0
+        approx += self.train_sq_.astype(np.float32)
+        approx += test_sq.astype(np.float32)[:, None]
+
+        def exact(part):
+            picked = self.train_x_[part].astype(np.float64)  # (rows, candidates, d)
+            diff = picked - block.astype(np.float64)[:, None, :]
+            return np.sqrt(np.einsum("rcd,rcd->rc", diff, diff))
+
+        return self._select(approx, exact)
+
+    def _block_l1(self, block: np.ndarray, train_chunk: int = 2048):
+        rows = block.shape[0]
+        n_train = self.train_x_.shape[0]
+        approx = np.empty((rows, n_train), dtype=np.float32)
+        # bounded temporaries: (sub_rows, train_chunk, d) float32, about 64 MB at most
+        sub_rows = max(1, (64 << 20) // (4 * train_chunk * block.shape[1]))
+        for r in range(0, rows, sub_rows):
+            for t in range(0, n_train, train_chunk):
+                diff = block[r : r + sub_rows, None, :] - self.train_x_[None, t : t + train_chunk]
+                np.abs(diff, out=diff)
+                approx[r : r + sub_rows, t : t + train_chunk] = diff.sum(axis=2)
+
+        def exact(part):
+            picked = self.train_x_[part].astype(np.float64)
+            return np.abs(picked - block.astype(np.float64)[:, None, :]).sum(axis=2)
+
+        return self._select(approx, exact)
+
+    # ------------------------------------------------------------------ voting
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Vote shares of each class among the k neighbours (weighted if weights="distance")."""
+        distances, indices = self.kneighbors(X)
+        labels = self.train_y_[indices]
+        n = labels.shape[0]
+        if self.weights == "uniform":
+            votes = np.ones_like(distances)
+        else:
+            with np.errstate(divide="ignore"):
+                votes = 1.0 / distances
+            exact = np.isinf(votes)
+            # an exact match takes all the weight (as scikit-learn does)
+            votes = np.where(exact.any(axis=1, keepdims=True), exact.astype(float), votes)
+        proba = np.zeros((n, self.classes_.size))
+        np.add.at(proba, (np.arange(n)[:, None], labels), votes)
+        proba /= proba.sum(axis=1, keepdims=True)
+        return proba
+
+    def predict(self, X) -> np.ndarray:
+        # argmax returns the first maximum: equal votes go to the smaller class label
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def _arrays(self):
+        return {"train_x": self.train_x_, "train_y": self.train_y_}
+
+    def _restore(self, meta, arrays):
+        self.train_x_, self.train_y_ = arrays["train_x"], arrays["train_y"]
+        self.train_sq_ = np.einsum("ij,ij->i", self.train_x_, self.train_x_, dtype=np.float64)

@@ -1,0 +1,101 @@
+"""One-vs-all logistic regression: K binary L2-regularized logistic regressions, fit by L-BFGS.
+
+For class k: minimize 0.5 * ||w||^2 + C * sum_i log(1 + exp(-s_i (x_i . w + b))) with
+s_i = +1 if y_i == k else -1, the intercept b unpenalized (scikit-learn's LogisticRegression
+objective, so C means the same). Class k is class k: the labels are never renumbered (seed 002
+mapped digit 0 to 10 and lost ten points). predict_proba normalizes the K sigmoids per row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import expit, log_expit
+
+from mnistlab.errors import UsageError
+from mnistlab.models.base import Classifier
+
+
+def binary_objective(params: np.ndarray, X: np.ndarray, signs: np.ndarray, C: float):
+    """(value, gradient) of 0.5 ||w||^2 + C * sum log(1 + exp(-s (X w + b))) at params = [w, b].
+
+    X: (n, d) float32 or float64; signs: (n,) +-1 in X's dtype. The two matrix-vector products
+    run in X's dtype; the sums are accumulated in float64.
+    """
+    w, b = params[:-1], params[-1]
+    margins = X @ w.astype(X.dtype) + X.dtype.type(b)
+    margins *= signs
+    # log(1 + exp(-m)) = -log_expit(m), stable for any m
+    value = 0.5 * float(w @ w) - C * float(np.sum(log_expit(margins), dtype=np.float64))
+    # d/dm of -log_expit(m) is -expit(-m)
+    coefficient = -C * signs * expit(-margins)
+    grad = np.empty_like(params)
+    grad[:-1] = w + (X.T @ coefficient).astype(np.float64)
+    grad[-1] = float(np.sum(coefficient, dtype=np.float64))
+    return value, grad
+
+
+class OneVsAllLogistic(Classifier):
+    """K binary logistic regressions (one per class against the rest), L-BFGS with an analytic
+    gradient. C: inverse regularization strength; max_iter and tol: the solver budget."""
+
+    model_name = "logistic-ova"
+
+    def __init__(
+        self, C: float = 1.0, max_iter: int = 100, tol: float = 1e-4, dtype: str = "float32"
+    ) -> None:
+        self.C = C
+        self.max_iter = max_iter
+        self.tol = tol
+        self.dtype = dtype
+
+    def fit(self, X, y):
+        if not (np.isfinite(self.C) and self.C > 0):
+            raise UsageError(f"C must be a positive number, got C={self.C!r}")
+        if (
+            isinstance(self.max_iter, bool)
+            or not isinstance(self.max_iter, (int, np.integer))
+            or self.max_iter <= 0
+        ):
+            raise UsageError(f"max_iter must be a positive integer, got max_iter={self.max_iter!r}")
+        X = self._check_X(X, fitting=True)
+        y = self._check_y(X, y)
+        self.classes_ = np.unique(y)
+        self.n_features_in_ = X.shape[1]
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        n_classes, d = self.classes_.size, X.shape[1]
+        self.coef_ = np.zeros((n_classes, d))
+        self.intercept_ = np.zeros(n_classes)
+        self.n_iter_ = np.zeros(n_classes, dtype=int)
+        signs = np.empty(X.shape[0], dtype=X.dtype)
+        for k, cls in enumerate(self.classes_):
+            np.copyto(signs, np.where(y == cls, 1, -1))
+            result = minimize(
+                binary_objective,
+                np.zeros(d + 1),
+                args=(X, signs, float(self.C)),
+                jac=True,
+                method="L-BFGS-B",
+                options={"maxiter": int(self.max_iter), "gtol": self.tol, "maxcor": 10},
+            )
+            self.coef_[k] = result.x[:-1]
+            self.intercept_[k] = result.x[-1]
+            self.n_iter_[k] = result.nit
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        """(n, n_classes) margins x . w_k + b_k."""
+        X = self._check_X(X)
+        return X @ self.coef_.T + self.intercept_
+
+    def predict_proba(self, X) -> np.ndarray:
+        """The K one-vs-rest sigmoids, normalized to sum to 1 per row."""
+        proba = expit(self.decision_function(X))
+        proba /= proba.sum(axis=1, keepdims=True)
+        return proba
+
+    def _arrays(self):
+        return {"coef": self.coef_, "intercept": self.intercept_}
+
+    def _restore(self, meta, arrays):
+        self.coef_, self.intercept_ = arrays["coef"], arrays["intercept"]

@@ -1,0 +1,203 @@
+"""Softmax (multinomial logistic) regression, from scratch: full-batch gradient descent or
+minibatch SGD with seed 003's linear learning-rate decay.
+
+p(y = k | x) = softmax(x W + b)_k with W: (n_features, n_classes), b: (n_classes,); the loss is the
+mean cross-entropy plus 0.5 * l2 * ||W||^2. Minibatch training runs on the same engine as the MLP
+(a single Dense layer); full-batch gradient descent is the plain loop seed 003 wrote.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from mnistlab.errors import UsageError
+from mnistlab.models.base import Classifier
+from mnistlab.models.mlp import softmax
+from mnistlab.train.trainer import History
+
+SOLVERS = ("sgd", "gd")
+
+
+def softmax_loss_and_gradient(weights, bias, X, onehot, l2: float = 0.0):
+    """Mean cross-entropy + 0.5 * l2 * ||W||^2 and its gradients at (W: (d, k), b: (k,)).
+
+    Returns (loss, grad_W, grad_b, probs); the gradient of the mean cross-entropy with respect to
+    the logits is (softmax - onehot) / n.
+    """
+    n = X.shape[0]
+    probs = softmax(X @ weights + bias)
+    picked = np.sum(probs * onehot, axis=1)
+    loss = float(-np.mean(np.log(np.maximum(picked, np.finfo(probs.dtype).tiny))))
+    loss += 0.5 * l2 * float(np.sum(weights * weights))
+    delta = (probs - onehot) / n
+    grad_w = X.T @ delta
+    if l2:
+        grad_w += l2 * weights
+    return loss, grad_w, delta.sum(axis=0), probs
+
+
+class SoftmaxRegression(Classifier):
+    """Multinomial logistic regression.
+
+    solver: "sgd" (minibatches, `epochs` passes, linear decay from learning_rate to
+        final_learning_rate over all steps) or "gd" (full batch, `iterations` steps).
+    l2: penalty 0.5 * l2 * ||W||^2 (the intercept is not penalized).
+    record_every: for "gd", record loss and accuracy every this many iterations.
+    Learned: coef_ (n_classes, n_features) -- viewable as images --, intercept_, history_.
+    """
+
+    model_name = "softmax"
+
+    def __init__(
+        self,
+        solver: str = "sgd",
+        learning_rate: float = 0.5,
+        final_learning_rate: float | None = 0.005,
+        epochs: int = 10,
+        iterations: int = 1000,
+        batch_size: int = 100,
+        l2: float = 0.0,
+        record_every: int = 10,
+        seed: int = 0,
+        dtype: str = "float32",
+    ) -> None:
+        self.solver = solver
+        self.learning_rate = learning_rate
+        self.final_learning_rate = final_learning_rate
+        self.epochs = epochs
+        self.iterations = iterations
+        self.batch_size = batch_size
+        self.l2 = l2
+        self.record_every = record_every
+        self.seed = seed
+        self.dtype = dtype
+
+    def _validate(self) -> None:
+        if self.solver not in SOLVERS:
+            raise UsageError(f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
+        if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise UsageError(f"learning_rate must be positive, got {self.learning_rate!r}")
+        for name in ("epochs", "iterations", "batch_size", "record_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise UsageError(f"{name} must be a positive integer, got {value!r}")
+        if not (np.isfinite(self.l2) and self.l2 >= 0):
+            raise UsageError(f"l2 must be >= 0, got {self.l2!r}")
+
+    def fit(self, X, y, validation_data=None):
+        """Fit on X: (n, features), y: (n,). validation_data is recorded in the history."""
+        self._validate()
+        X = self._check_X(X, fitting=True)
+        y = self._check_y(X, y)
+        self.classes_ = np.unique(y)
+        self.n_features_in_ = X.shape[1]
+        dtype = np.dtype(self.dtype)
+        X = np.ascontiguousarray(X, dtype=dtype)
+        y_index = np.searchsorted(self.classes_, y)
+        if validation_data is not None:
+            x_val = self._check_X(validation_data[0], fitting=True).astype(dtype, copy=False)
+            y_val = np.searchsorted(self.classes_, np.asarray(validation_data[1]))
+            validation_data = (x_val, y_val)
+        if self.solver == "gd":
+            self._fit_gd(X, y_index, validation_data)
+        else:
+            self._fit_sgd(X, y_index, validation_data)
+        return self
+
+    def _fit_sgd(self, X, y, validation):
+        from mnistlab.nn import Dense, Sequential
+        from mnistlab.optim import SGD, LinearDecay
+        from mnistlab.train import TerminateOnNaN, Trainer
+
+        model = Sequential([Dense(self.classes_.size, init="zeros")])
+        model.build(X.shape[1], seed=self.seed, dtype=self.dtype)
+        steps = -(-X.shape[0] // self.batch_size) * self.epochs
+        final = self.final_learning_rate
+        schedule = LinearDecay(
+            self.learning_rate,
+            tau=steps,
+            final_learning_rate=final if final is not None else self.learning_rate,
+        )
+        trainer = Trainer(
+            model,
+            SGD(model.parameters(), learning_rate=self.learning_rate),
+            schedule=schedule,
+            l2=self.l2,
+            callbacks=[TerminateOnNaN()],
+        )
+        trainer.fit(
+            X,
+            y,
+            validation=validation,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            seed=self.seed,
+        )
+        dense = model.layers[0]
+        self.coef_ = dense.weight.data.T.copy()
+        self.intercept_ = dense.bias.data.copy()
+        self.history_ = trainer.history
+        self.n_iter_ = trainer.step
+        self.stop_reason_ = trainer.stop_reason
+
+    def _fit_gd(self, X, y, validation):
+        """Full-batch gradient descent: W -= lr * (X^T (P - Y) / n + l2 W)."""
+        n, d = X.shape
+        k = self.classes_.size
+        dtype = X.dtype
+        weights = np.zeros((d, k), dtype=dtype)
+        bias = np.zeros(k, dtype=dtype)
+        onehot = np.zeros((n, k), dtype=dtype)
+        onehot[np.arange(n), y] = 1
+        history = History()
+        started = time.perf_counter()
+        lr0, lr_final = self.learning_rate, self.final_learning_rate
+        self.stop_reason_ = ""
+        for iteration in range(self.iterations):
+            if lr_final is not None:
+                alpha = iteration / max(self.iterations - 1, 1)
+                lr = (1 - alpha) * lr0 + alpha * lr_final
+            else:
+                lr = lr0
+            loss, grad_w, grad_b, probs = softmax_loss_and_gradient(
+                weights, bias, X, onehot, self.l2
+            )
+            if iteration % self.record_every == 0 or iteration == self.iterations - 1:
+                record = {
+                    "epoch": iteration,
+                    "loss": loss,
+                    "accuracy": float(np.mean(probs.argmax(axis=1) == y)),
+                }
+                if validation is not None:
+                    x_val, y_val = validation
+                    val_probs = softmax(x_val @ weights + bias)
+                    picked = val_probs[np.arange(y_val.size), y_val]
+                    record["val_loss"] = float(-np.mean(np.log(np.maximum(picked, 1e-30))))
+                    record["val_accuracy"] = float(np.mean(val_probs.argmax(axis=1) == y_val))
+                record["learning_rate"] = lr
+                record["seconds"] = time.perf_counter() - started
+                history.append(record)
+            if not np.isfinite(loss):
+                self.stop_reason_ = f"loss became {loss} at iteration {iteration}"
+                break
+            weights -= lr * grad_w
+            bias -= lr * grad_b
+        self.coef_ = weights.T.copy()
+        self.intercept_ = bias
+        self.history_ = history
+        self.n_iter_ = iteration + 1
+
+    def decision_function(self, X) -> np.ndarray:
+        X = self._check_X(X)
+        return X.astype(self.coef_.dtype, copy=False) @ self.coef_.T + self.intercept_
+
+    def predict_proba(self, X) -> np.ndarray:
+        return softmax(self.decision_function(X))
+
+    def _arrays(self):
+        return {"coef": self.coef_, "intercept": self.intercept_}
+
+    def _restore(self, meta, arrays):
+        self.coef_, self.intercept_ = arrays["coef"], arrays["intercept"]
