@@ -68,7 +68,8 @@ if side == "mnistlab":
 else:
     import warnings
     warnings.filterwarnings("ignore")
-    from sklearn import neighbors, discriminant_analysis, naive_bayes, linear_model, multiclass  # noqa
+    from sklearn import discriminant_analysis, linear_model, multiclass  # noqa
+    from sklearn import naive_bayes, neighbors  # noqa
 model = eval(expression)
 started = time.perf_counter()
 model.fit(X, y)
@@ -78,7 +79,7 @@ done = time.perf_counter()
 print(json.dumps({"fit": fitted - started, "predict": done - fitted, "seconds": done - started,
                   "accuracy": float(np.mean(predicted == yt)),
                   "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "predictions": predicted.astype(int).tolist() if name.startswith("knn") else None}))
+                  "predictions": predicted.astype(int).tolist() if name[:3] == "knn" else None}))
 """
 
 
