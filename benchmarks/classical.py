@@ -29,9 +29,9 @@ WORKLOADS = {
         "5-NN, L2",
     ),
     "gaussian-matched": (
-        "GaussianClassifier(smoothing=1.0)",
+        "GaussianClassifier(smoothing=0.5, shrinkage=0.5)",
         "discriminant_analysis.QuadraticDiscriminantAnalysis(reg_param=0.5)",
-        "QDA reg_param r shrinks to (1-r) S + r I, the same decisions as S + r/(1-r) I: c = 1",
+        "QDA reg_param r: (1-r) S + r I, here shrinkage = smoothing = 0.5",
     ),
     "gaussian-auto": (
         "GaussianClassifier(smoothing='auto')",

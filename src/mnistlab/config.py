@@ -51,6 +51,7 @@ DEFAULTS: dict = {
     "max_iter": 100,
     # Gaussian generative classifier
     "smoothing": "auto",
+    "shrinkage": None,
     "diagonal": False,
     # k-nearest neighbours
     "k": 5,
@@ -194,6 +195,9 @@ def _validate_classical(config: dict, name, style: str) -> None:
         and smoothing >= 0
     ):
         raise UsageError(f"{name('smoothing')} must be a number >= 0 or 'auto', got {smoothing!r}")
+    shrinkage = config["shrinkage"]
+    if shrinkage is not None and not (isinstance(shrinkage, (int, float)) and 0 <= shrinkage < 1):
+        raise UsageError(f"{name('shrinkage')} must be in [0, 1), got {shrinkage!r}")
     if config["weights"] not in WEIGHTS:
         raise UsageError(
             f"{name('weights')} must be one of {', '.join(WEIGHTS)}, got {config['weights']!r}"

@@ -55,7 +55,10 @@ def make_model(config: dict, *, progress: bool | None = False):
         return OneVsAllLogistic(C=config["C"], max_iter=config["max_iter"], dtype=config["dtype"])
     if model == "gaussian":
         return GaussianClassifier(
-            smoothing=config["smoothing"], diagonal=config["diagonal"], seed=config["seed"]
+            smoothing=config["smoothing"],
+            shrinkage=config["shrinkage"],
+            diagonal=config["diagonal"],
+            seed=config["seed"],
         )
     if model == "knn":
         return KNeighborsClassifier(
@@ -273,7 +276,7 @@ def _train_classical(config, run_dir, model, data, validation, echo) -> dict:
         model.fit(data.x_train, data.y_train)
     fit_seconds = time.perf_counter() - started
     if getattr(model, "smoothing_", None) is not None:
-        echo(f"smoothing c = {model.smoothing_:g}")
+        echo(f"smoothing c = {model.smoothing_:g}, shrinkage s = {model.shrinkage_:g}")
     metrics = finish_run(run_dir, config, model, data, fit_seconds)
     metrics["fit_seconds"] = fit_seconds
     if config["model"] == "softmax" and config["solver"] == "gd":

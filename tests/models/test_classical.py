@@ -146,8 +146,8 @@ def test_gaussian_matches_sklearn_qda_with_matched_regularization(digits):
     from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
 
     x, y, xt, yt = digits
-    # QDA's reg_param r uses (1 - r) S + r I: the same decisions as S + r / (1 - r) I.
-    ours = GaussianClassifier(smoothing=0.5 / 0.5).fit(x, y).predict(xt)
+    # QDA's reg_param r uses (1 - r) S + r I: shrinkage r and smoothing r here.
+    ours = GaussianClassifier(smoothing=0.5, shrinkage=0.5).fit(x, y).predict(xt)
     theirs = QuadraticDiscriminantAnalysis(reg_param=0.5).fit(x, y).predict(xt)
     assert np.mean(ours == theirs) > 0.99
 
@@ -155,7 +155,7 @@ def test_gaussian_matches_sklearn_qda_with_matched_regularization(digits):
 def test_gaussian_auto_smoothing_beats_a_poor_fixed_one(digits):
     x, y, xt, yt = digits
     auto = GaussianClassifier(smoothing="auto").fit(x, y)
-    assert auto.smoothing_ in auto.validation_scores_
+    assert f"c={auto.smoothing_:.4g},s={auto.shrinkage_:g}" in auto.validation_scores_
     assert auto.score(xt, yt) >= GaussianClassifier(smoothing=1.0).fit(x, y).score(xt, yt)
 
 

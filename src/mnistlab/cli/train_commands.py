@@ -93,6 +93,12 @@ def register(commands) -> None:
         help="gaussian: c added to each covariance's diagonal",
     )
     classical.add_argument(
+        "--shrinkage",
+        type=float,
+        metavar="S",
+        help="gaussian: scale covariances by 1 - S before adding c I (QDA's reg_param)",
+    )
+    classical.add_argument(
         "--diagonal",
         action="store_true",
         default=None,

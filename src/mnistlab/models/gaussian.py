@@ -1,14 +1,15 @@
 """The Gaussian generative classifier: one multivariate normal per class, Bayes' rule on top.
 
-log p(y = k | x) = log pi_k + log N(x; mu_k, Sigma_k + c I) + const, with class priors pi_k,
-means mu_k and covariances Sigma_k estimated per class and smoothed by c * I (seed 002 used
-c = 4000 on 0-255 pixels; on pixels scaled to [0, 1] that is c = 4000 / 255^2 = 0.0615).
+log p(y = k | x) = log pi_k + log N(x; mu_k, (1 - s) Sigma_k + c I) + const, with class priors
+pi_k, means mu_k and covariances Sigma_k estimated per class, smoothed by c * I (seed 002 used
+c = 4000 on 0-255 pixels; on pixels scaled to [0, 1] that is c = 4000 / 255^2 = 0.0615) and
+optionally shrunk by s (scikit-learn's QuadraticDiscriminantAnalysis(reg_param=r) is s = c = r).
 Log-densities go through a Cholesky factor and are computed for the whole test set at once:
 log N = -0.5 * ||L^-1 (x - mu)||^2 - sum(log diag L) - d/2 log(2 pi), with Sigma + c I = L L^T.
 
-smoothing="auto" picks c on a stratified validation split (20% of the training data) from a grid;
-every grid point reuses one eigendecomposition per class, so the search costs little more than one
-fit. diagonal=True keeps only the variances (Gaussian naive Bayes).
+smoothing="auto" picks c (and s) on a stratified validation split (20% of the training data)
+from a grid; every grid point reuses one eigendecomposition per class, so the search costs little
+more than one fit. diagonal=True keeps only the variances (Gaussian naive Bayes).
 """
 
 from __future__ import annotations
@@ -21,25 +22,36 @@ from scipy.linalg import cho_factor, eigh, solve_triangular
 from mnistlab.errors import UsageError
 from mnistlab.models.base import Classifier
 
-#: candidate values of c for smoothing="auto", on [0, 1]-scaled pixels
-AUTO_GRID = tuple(np.logspace(-4, 0, 17))
+#: candidate values of c for smoothing="auto", on [0, 1]-scaled pixels, and of the shrinkage s
+AUTO_GRID = tuple(np.logspace(-4, 1, 21))
+AUTO_SHRINKAGE = (0.0, 0.25, 0.5, 0.75, 0.9)
 
 
 class GaussianClassifier(Classifier):
     """smoothing: c added to every covariance's diagonal (>= 0), or "auto".
+    shrinkage: s in [0, 1): the covariance is scaled by (1 - s) before c I is added (with
+        smoothing="auto", None searches s too).
     diagonal: Gaussian naive Bayes (independent pixels) instead of full covariances.
-    Learned: priors_, means_, smoothing_ (the c used), and the Cholesky factors (or variances)."""
+    Learned: priors_, means_, smoothing_ and shrinkage_ (the c and s used), and the Cholesky
+    factors (or variances)."""
 
     model_name = "gaussian"
 
     def __init__(
-        self, smoothing: float | str = 0.06, diagonal: bool = False, seed: int = 0
+        self,
+        smoothing: float | str = 0.06,
+        shrinkage: float | None = None,
+        diagonal: bool = False,
+        seed: int = 0,
     ) -> None:
         self.smoothing = smoothing
+        self.shrinkage = shrinkage
         self.diagonal = diagonal
         self.seed = seed
 
     def _check_smoothing(self):
+        if self.shrinkage is not None and not 0.0 <= self.shrinkage < 1.0:
+            raise UsageError(f"shrinkage must be in [0, 1), got shrinkage={self.shrinkage!r}")
         if self.smoothing == "auto":
             return
         if isinstance(self.smoothing, str) or not np.isfinite(self.smoothing) or self.smoothing < 0:
@@ -55,9 +67,10 @@ class GaussianClassifier(Classifier):
         self.n_features_in_ = X.shape[1]
         X = np.asarray(X, dtype=np.float64)
         if self.smoothing == "auto":
-            self.smoothing_, self.validation_scores_ = self._choose_smoothing(X, y)
+            self.smoothing_, self.shrinkage_, self.validation_scores_ = self._choose_smoothing(X, y)
         else:
             self.smoothing_ = float(self.smoothing)
+            self.shrinkage_ = float(self.shrinkage or 0.0)
         self._fit_stats(X, y)
         return self
 
@@ -77,13 +90,14 @@ class GaussianClassifier(Classifier):
             counts.append(count)
             means.append(mean)
             if self.diagonal:
-                variance = spread + self.smoothing_
+                variance = (1.0 - self.shrinkage_) * spread + self.smoothing_
                 if np.any(variance <= 0):
                     raise UsageError(
                         f"class {cls} has pixels with zero variance; use smoothing > 0"
                     )
                 factors.append(variance)
             else:
+                spread *= 1.0 - self.shrinkage_
                 spread[np.diag_indices_from(spread)] += self.smoothing_
                 try:
                     lower, _ = cho_factor(spread, lower=True, check_finite=False)
@@ -132,41 +146,39 @@ class GaussianClassifier(Classifier):
         return scores
 
     def _choose_smoothing(self, X, y):
-        """The c of AUTO_GRID with the best accuracy on a stratified 20% validation split."""
+        """The (c, s) of the grid with the best accuracy on a stratified 20% validation split."""
         from mnistlab.data.prepare import stratified_indices
 
         train, held = stratified_indices(y, 0.2, np.random.default_rng(self.seed))
         x_tr, y_tr, x_val, y_val = X[train], y[train], X[held], y[held]
-        n_val, d = x_val.shape
-        scores = np.empty((len(AUTO_GRID), n_val, self.classes_.size))
-        grid = np.array(AUTO_GRID)
+        grid = [
+            (c, s)
+            for s in (AUTO_SHRINKAGE if self.shrinkage is None else (float(self.shrinkage),))
+            for c in AUTO_GRID
+        ]
+        scores = np.empty((len(grid), x_val.shape[0], self.classes_.size))
         for k, (_, count, mean, spread) in enumerate(self._class_stats(x_tr, y_tr)):
             prior = math.log(count / y_tr.size)
             centered = x_val - mean
             if self.diagonal:
-                for g, c in enumerate(grid):
-                    variance = spread + c
-                    scores[g, :, k] = prior - 0.5 * (
-                        np.sum(centered**2 / variance, axis=1) + np.sum(np.log(variance))
-                    )
-                continue
-            # Sigma = V diag(lam) V^T  =>  Sigma + c I = V diag(lam + c) V^T for every c at once.
-            eigenvalues, vectors = eigh(spread, check_finite=False)
-            eigenvalues = np.maximum(eigenvalues, 0.0)
-            projected = (centered @ vectors) ** 2  # (n_val, d)
-            for g, c in enumerate(grid):
-                inverse = 1.0 / (eigenvalues + c)
+                eigenvalues, projected = spread, centered**2
+            else:
+                # (1 - s) V diag(lam) V^T + c I = V diag((1 - s) lam + c) V^T for every (c, s).
+                eigenvalues, vectors = eigh(spread, check_finite=False)
+                eigenvalues = np.maximum(eigenvalues, 0.0)
+                projected = (centered @ vectors) ** 2  # (n_val, d)
+            for g, (c, s) in enumerate(grid):
+                variances = (1.0 - s) * eigenvalues + c
                 scores[g, :, k] = prior - 0.5 * (
-                    projected @ inverse + np.sum(np.log(eigenvalues + c))
+                    projected @ (1.0 / variances) + np.sum(np.log(variances))
                 )
         accuracies = (self.classes_[scores.argmax(axis=2)] == y_val).mean(axis=1)
         best = int(np.argmax(accuracies))
-        return float(grid[best]), {
-            float(c): float(a) for c, a in zip(grid, accuracies, strict=True)
-        }
+        table = {f"c={c:.4g},s={s:g}": float(a) for (c, s), a in zip(grid, accuracies, strict=True)}
+        return float(grid[best][0]), float(grid[best][1]), table
 
     def _extra_meta(self):
-        return {"smoothing_": self.smoothing_}
+        return {"smoothing_": self.smoothing_, "shrinkage_": self.shrinkage_}
 
     def _arrays(self):
         return {"priors": self.priors_, "means": self.means_, "factors": self.factors_}
@@ -175,3 +187,4 @@ class GaussianClassifier(Classifier):
         self.priors_, self.means_ = arrays["priors"], arrays["means"]
         self.factors_ = arrays["factors"]
         self.smoothing_ = meta["smoothing_"]
+        self.shrinkage_ = meta["shrinkage_"]

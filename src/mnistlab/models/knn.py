@@ -1,9 +1,10 @@
 """k-nearest neighbours by exact brute force, blocked so memory stays bounded.
 
-L2: squared distances ||x||^2 - 2 x.y + ||y||^2 for a block of test rows against all training rows
-as one float32 GEMM. The k + `margin` closest candidates of each row are then re-ranked with
-distances recomputed exactly in float64, so that float32 rounding never changes which neighbours
-win. L1: blocked over test and training rows, never an (n_test x n_train x d) array.
+L2: for a block of test rows against all training rows, 0.5 ||y||^2 - x.y (which ranks like the
+squared distance ||x||^2 - 2 x.y + ||y||^2) as one float32 GEMM and one pass. The k + `margin`
+closest candidates of each row are then re-ranked with distances recomputed exactly in float64,
+so that float32 rounding never changes which neighbours win. L1: blocked over test and training
+rows, never an (n_test x n_train x d) array.
 Ties are broken deterministically: equal distances by the smaller training index, equal votes by
 the smaller class label (as scikit-learn's mode does).
 """
@@ -58,8 +59,12 @@ class KNeighborsClassifier(Classifier):
         self.n_features_in_ = X.shape[1]
         self.train_x_ = np.ascontiguousarray(X, dtype=np.float32)
         self.train_y_ = np.searchsorted(self.classes_, y)
-        self.train_sq_ = np.einsum("ij,ij->i", self.train_x_, self.train_x_, dtype=np.float64)
+        self._prepare_norms()
         return self
+
+    def _prepare_norms(self) -> None:
+        sq = np.einsum("ij,ij->i", self.train_x_, self.train_x_, dtype=np.float64)
+        self._half_sq = (0.5 * sq).astype(np.float32)
 
     # ------------------------------------------------------------------ neighbours
 
@@ -79,30 +84,50 @@ class KNeighborsClassifier(Classifier):
         return distances, indices
 
     def _select(self, approx: np.ndarray, exact_fn) -> tuple[np.ndarray, np.ndarray]:
-        """The k best of each row of `approx`, re-ranked by exact distances (ties: index)."""
-        n_train = approx.shape[1]
-        candidates = min(n_train, self.k + self.margin)
-        if candidates < n_train:
-            part = np.argpartition(approx, candidates - 1, axis=1)[:, :candidates]
+        """The k best of each row of `approx` (any monotone proxy of the distance), re-ranked by
+        exact float64 distances; equal exact distances go to the smaller training index.
+
+        Instead of a full argpartition of every row, a threshold per row bounds the candidates:
+        split the row into chunks, take each chunk's minimum; the m-th smallest of those minima
+        is >= the m-th smallest element, so every element <= it is a candidate (at least m of
+        them, m = k + margin). Finding the threshold costs one reduction pass over the row.
+        """
+        rows, n_train = approx.shape
+        m = min(n_train, self.k + self.margin)
+        chunk = max(1, n_train // max(m, 64 * m))
+        n_chunks = n_train // chunk
+        if n_chunks >= m and chunk > 1:
+            minima = approx[:, : n_chunks * chunk].reshape(rows, n_chunks, chunk).min(axis=2)
+            if n_chunks * chunk < n_train:  # the leftover columns form one more chunk
+                minima = np.concatenate(
+                    [minima, approx[:, n_chunks * chunk :].min(axis=1, keepdims=True)], axis=1
+                )
+            threshold = np.partition(minima, m - 1, axis=1)[:, m - 1]
+            row_index, candidates = np.nonzero(approx <= threshold[:, None])
         else:
-            part = np.broadcast_to(np.arange(n_train), approx.shape).copy()
-        exact = exact_fn(part)  # (rows, candidates) float64
-        # sort by (exact distance, training index): lexsort's last key is the primary one
-        order = np.lexsort((part, exact), axis=1)[:, : self.k]
-        rows = np.arange(part.shape[0])[:, None]
-        return exact[rows, order], part[rows, order]
+            part = (
+                np.argpartition(approx, m - 1, axis=1)[:, :m]
+                if m < n_train
+                else (np.broadcast_to(np.arange(n_train), approx.shape))
+            )
+            row_index = np.repeat(np.arange(rows), part.shape[1])
+            candidates = part.reshape(-1)
+        exact = exact_fn(row_index, candidates)
+        # sort by row, then exact distance, then training index (lexsort: last key is primary)
+        order = np.lexsort((candidates, exact, row_index))
+        starts = np.searchsorted(row_index[order], np.arange(rows))
+        take = order[starts[:, None] + np.arange(self.k)]
+        return exact[take], candidates[take]
 
     def _block_l2(self, block: np.ndarray):
-        test_sq = np.einsum("ij,ij->i", block, block, dtype=np.float64)
-        approx = block @ self.train_x_.T  # (rows, n_train) float32 GEMM
-        approx *= -2.0
-        approx += self.train_sq_.astype(np.float32)
-        approx += test_sq.astype(np.float32)[:, None]
+        # ranking by 0.5 ||y||^2 - x.y is ranking by ||x - y||^2: one GEMM and one pass
+        approx = block @ self.train_x_.T  # (rows, n_train) float32
+        np.subtract(self._half_sq, approx, out=approx)
 
-        def exact(part):
-            picked = self.train_x_[part].astype(np.float64)  # (rows, candidates, d)
-            diff = picked - block.astype(np.float64)[:, None, :]
-            return np.sqrt(np.einsum("rcd,rcd->rc", diff, diff))
+        def exact(row_index, candidates):
+            diff = self.train_x_[candidates].astype(np.float64)
+            diff -= block[row_index]
+            return np.sqrt(np.einsum("ij,ij->i", diff, diff))
 
         return self._select(approx, exact)
 
@@ -118,9 +143,10 @@ class KNeighborsClassifier(Classifier):
                 np.abs(diff, out=diff)
                 approx[r : r + sub_rows, t : t + train_chunk] = diff.sum(axis=2)
 
-        def exact(part):
-            picked = self.train_x_[part].astype(np.float64)
-            return np.abs(picked - block.astype(np.float64)[:, None, :]).sum(axis=2)
+        def exact(row_index, candidates):
+            diff = self.train_x_[candidates].astype(np.float64)
+            diff -= block[row_index]
+            return np.abs(diff).sum(axis=1)
 
         return self._select(approx, exact)
 
@@ -153,4 +179,4 @@ class KNeighborsClassifier(Classifier):
 
     def _restore(self, meta, arrays):
         self.train_x_, self.train_y_ = arrays["train_x"], arrays["train_y"]
-        self.train_sq_ = np.einsum("ij,ij->i", self.train_x_, self.train_x_, dtype=np.float64)
+        self._prepare_norms()
