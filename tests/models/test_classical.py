@@ -59,8 +59,8 @@ def test_softmax_loss_gradient_by_central_differences():
 def test_logistic_objective_gradient_by_central_differences():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(9, 5))
-    signs = np.where(rng.random(9) > 0.5, 1.0, -1.0)
-    params = rng.normal(size=6)
+    signs = np.where(rng.random((9, 3)) > 0.5, 1.0, -1.0)  # three classes at once
+    params = rng.normal(size=5 * 3 + 3)
     _, grad = binary_objective(params, X, signs, 2.0)
     numeric = central_difference(lambda: binary_objective(params, X, signs, 2.0)[0], params)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
@@ -68,21 +68,23 @@ def test_logistic_objective_gradient_by_central_differences():
 
 def test_logistic_objective_is_finite_for_huge_margins():
     X = np.array([[1e4], [-1e4]])
-    value, grad = binary_objective(np.array([10.0, 0.0]), X, np.array([-1.0, 1.0]), 1.0)
+    value, grad = binary_objective(np.array([10.0, 0.0]), X, np.array([[-1.0], [1.0]]), 1.0)
     assert np.isfinite(value) and np.all(np.isfinite(grad))
 
 
+@pytest.mark.parametrize("n_train", [60, 3001])  # argpartition path; grouped-minima path
 @pytest.mark.parametrize("metric", ["l2", "l1"])
 @pytest.mark.parametrize("k, weights", [(1, "uniform"), (4, "uniform"), (5, "distance")])
-def test_knn_equals_a_naive_reference(metric, k, weights):
+def test_knn_equals_a_naive_reference(metric, k, weights, n_train):
     rng = np.random.default_rng(2)
-    X, y = rng.normal(size=(60, 6)).astype(np.float32), rng.integers(0, 3, size=60)
+    X = rng.normal(size=(n_train, 6)).astype(np.float32)
+    y = rng.integers(0, 3, size=n_train)
     Xt = rng.normal(size=(25, 6)).astype(np.float32)
     model = KNeighborsClassifier(k=k, weights=weights, metric=metric, block_size=7).fit(X, y)
     distances, indices = model.kneighbors(Xt)
     diff = Xt[:, None, :].astype(np.float64) - X[None, :, :].astype(np.float64)
     full = np.sqrt((diff**2).sum(axis=2)) if metric == "l2" else np.abs(diff).sum(axis=2)
-    order = np.lexsort((np.broadcast_to(np.arange(60), full.shape), full), axis=1)[:, :k]
+    order = np.lexsort((np.broadcast_to(np.arange(n_train), full.shape), full), axis=1)[:, :k]
     np.testing.assert_array_equal(indices, order)
     np.testing.assert_allclose(distances, np.take_along_axis(full, order, axis=1), rtol=1e-12)
     expected = []
@@ -179,6 +181,14 @@ def test_one_vs_all_matches_sklearn_one_vs_rest(digits):
     assert abs(ours.score(xt, yt) - theirs.score(xt, yt)) <= 0.01
     proba = ours.predict_proba(xt)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_joint_and_one_at_a_time_solutions_agree(digits):
+    x, y, xt, _ = digits
+    joint = OneVsAllLogistic(max_iter=500, tol=1e-8, dtype="float64").fit(x, y)
+    single = OneVsAllLogistic(max_iter=500, tol=1e-8, dtype="float64", joint=False).fit(x, y)
+    np.testing.assert_allclose(joint.coef_, single.coef_, atol=1e-2)
+    assert np.mean(joint.predict(xt) == single.predict(xt)) > 0.99
 
 
 def test_one_vs_all_keeps_class_k_as_class_k(digits):

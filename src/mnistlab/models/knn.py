@@ -87,24 +87,17 @@ class KNeighborsClassifier(Classifier):
         """The k best of each row of `approx` (any monotone proxy of the distance), re-ranked by
         exact float64 distances; equal exact distances go to the smaller training index.
 
-        Instead of a full argpartition of every row, a threshold per row bounds the candidates:
-        split the row into chunks, take each chunk's minimum; the m-th smallest of those minima
-        is >= the m-th smallest element, so every element <= it is a candidate (at least m of
-        them, m = k + margin). Finding the threshold costs one reduction pass over the row.
+        Instead of a full argpartition of every row, a threshold per row bounds the candidates.
+        The columns are dealt into G groups (column j goes to group j mod G); the m-th smallest of
+        the G group minima is >= the m-th smallest element (m = k + margin), so every element
+        <= it is a candidate, and only groups whose minimum is <= it can hold one. The group
+        minima are one vectorized pass; the candidates are read from those few groups only.
         """
         rows, n_train = approx.shape
         m = min(n_train, self.k + self.margin)
-        chunk = max(1, n_train // max(m, 64 * m))
-        n_chunks = n_train // chunk
-        if n_chunks >= m and chunk > 1:
-            minima = approx[:, : n_chunks * chunk].reshape(rows, n_chunks, chunk).min(axis=2)
-            if n_chunks * chunk < n_train:  # the leftover columns form one more chunk
-                minima = np.concatenate(
-                    [minima, approx[:, n_chunks * chunk :].min(axis=1, keepdims=True)], axis=1
-                )
-            threshold = np.partition(minima, m - 1, axis=1)[:, m - 1]
-            row_index, candidates = np.nonzero(approx <= threshold[:, None])
-        else:
+        n_groups = min(n_train, 64 * m)
+        depth = n_train // n_groups  # full rows of the (depth, n_groups) view
+        if depth < 2:
             part = (
                 np.argpartition(approx, m - 1, axis=1)[:, :m]
                 if m < n_train
@@ -112,6 +105,24 @@ class KNeighborsClassifier(Classifier):
             )
             row_index = np.repeat(np.arange(rows), part.shape[1])
             candidates = part.reshape(-1)
+        else:
+            body = approx[:, : depth * n_groups].reshape(rows, depth, n_groups)
+            minima = body.min(axis=1)  # (rows, n_groups): elementwise minima, SIMD-friendly
+            tail = approx[:, depth * n_groups :]  # fewer than n_groups leftover columns
+            threshold = np.partition(minima, m - 1, axis=1)[:, m - 1]
+            if tail.shape[1]:
+                threshold = np.partition(
+                    np.concatenate([minima, tail.min(axis=1, keepdims=True)], axis=1), m - 1, axis=1
+                )[:, m - 1]
+            group_rows, groups = np.nonzero(minima <= threshold[:, None])
+            values = body[group_rows, :, groups]  # (pairs, depth)
+            hit_pair, hit_depth = np.nonzero(values <= threshold[group_rows, None])
+            row_index = group_rows[hit_pair]
+            candidates = hit_depth * n_groups + groups[hit_pair]
+            if tail.shape[1]:
+                tail_rows, tail_cols = np.nonzero(tail <= threshold[:, None])
+                row_index = np.concatenate([row_index, tail_rows])
+                candidates = np.concatenate([candidates, depth * n_groups + tail_cols])
         exact = exact_fn(row_index, candidates)
         # sort by row, then exact distance, then training index (lexsort: last key is primary)
         order = np.lexsort((candidates, exact, row_index))

@@ -2,8 +2,11 @@
 
 For class k: minimize 0.5 * ||w||^2 + C * sum_i log(1 + exp(-s_i (x_i . w + b))) with
 s_i = +1 if y_i == k else -1, the intercept b unpenalized (scikit-learn's LogisticRegression
-objective, so C means the same). Class k is class k: the labels are never renumbered (seed 002
-mapped digit 0 to 10 and lost ten points). predict_proba normalizes the K sigmoids per row.
+objective, so C means the same). The K problems are independent; by default they are solved as one
+L-BFGS run over their sum (same minimizers), so that each objective evaluation reads X once for all
+classes (a GEMM instead of K matrix-vector products); joint=False solves them one after another.
+Class k is class k: the labels are never renumbered (seed 002 mapped digit 0 to 10 and lost ten
+points). predict_proba normalizes the K sigmoids per row.
 """
 
 from __future__ import annotations
@@ -17,21 +20,35 @@ from mnistlab.models.base import Classifier
 
 
 def binary_objective(params: np.ndarray, X: np.ndarray, signs: np.ndarray, C: float):
-    """(value, gradient) of 0.5 ||w||^2 + C * sum log(1 + exp(-s (X w + b))) at params = [w, b].
+    """(value, gradient) of the K one-vs-rest objectives summed, at params = [W.ravel(), b].
 
-    X: (n, d) float32 or float64; signs: (n,) +-1 in X's dtype. The two matrix-vector products
-    run in X's dtype; the sums are accumulated in float64.
+    X: (n, d) float32 or float64; signs: (n, K) +-1 in X's dtype (one column per class; K = 1
+    for a single binary problem). Each column's objective is
+    0.5 ||w_k||^2 + C * sum_i log(1 + exp(-s_ik (x_i . w_k + b_k))); the problems are independent,
+    so minimizing their sum minimizes each. Everything is divided by C * n so that the gradient
+    tolerance means what it means to scikit-learn (which averages the loss over the samples).
+    The matrix products run in X's dtype (one pass over X for all K classes); sums in float64.
     """
-    w, b = params[:-1], params[-1]
-    margins = X @ w.astype(X.dtype) + X.dtype.type(b)
+    n, d = X.shape
+    k = signs.shape[1]
+    weights = params[: d * k].reshape(d, k)
+    bias = params[d * k :]
+    margins = X @ weights.astype(X.dtype)
+    margins += bias.astype(X.dtype)
     margins *= signs
+    scale = 1.0 / (C * n)
     # log(1 + exp(-m)) = -log_expit(m), stable for any m
-    value = 0.5 * float(w @ w) - C * float(np.sum(log_expit(margins), dtype=np.float64))
+    value = scale * (
+        0.5 * float(np.sum(weights * weights))
+        - C * float(np.sum(log_expit(margins), dtype=np.float64))
+    )
     # d/dm of -log_expit(m) is -expit(-m)
-    coefficient = -C * signs * expit(-margins)
+    coefficient = expit(-margins)
+    coefficient *= signs
+    coefficient *= -C
     grad = np.empty_like(params)
-    grad[:-1] = w + (X.T @ coefficient).astype(np.float64)
-    grad[-1] = float(np.sum(coefficient, dtype=np.float64))
+    grad[: d * k] = (scale * (weights + (X.T @ coefficient).astype(np.float64))).ravel()
+    grad[d * k :] = scale * coefficient.sum(axis=0, dtype=np.float64)
     return value, grad
 
 
@@ -42,11 +59,17 @@ class OneVsAllLogistic(Classifier):
     model_name = "logistic-ova"
 
     def __init__(
-        self, C: float = 1.0, max_iter: int = 100, tol: float = 1e-4, dtype: str = "float32"
+        self,
+        C: float = 1.0,
+        max_iter: int = 100,
+        tol: float = 1e-4,
+        joint: bool = True,
+        dtype: str = "float32",
     ) -> None:
         self.C = C
         self.max_iter = max_iter
         self.tol = tol
+        self.joint = joint
         self.dtype = dtype
 
     def fit(self, X, y):
@@ -67,16 +90,31 @@ class OneVsAllLogistic(Classifier):
         self.coef_ = np.zeros((n_classes, d))
         self.intercept_ = np.zeros(n_classes)
         self.n_iter_ = np.zeros(n_classes, dtype=int)
-        signs = np.empty(X.shape[0], dtype=X.dtype)
+        options = {"maxiter": int(self.max_iter), "gtol": self.tol, "maxcor": 10}
+        if self.joint:
+            signs = np.where(y[:, None] == self.classes_[None, :], 1, -1).astype(X.dtype)
+            result = minimize(
+                binary_objective,
+                np.zeros(n_classes * (d + 1)),
+                args=(X, signs, float(self.C)),
+                jac=True,
+                method="L-BFGS-B",
+                options=options,
+            )
+            self.coef_ = result.x[: d * n_classes].reshape(d, n_classes).T.copy()
+            self.intercept_ = result.x[d * n_classes :].copy()
+            self.n_iter_ = np.full(n_classes, result.nit)
+            return self
+        signs = np.empty((X.shape[0], 1), dtype=X.dtype)
         for k, cls in enumerate(self.classes_):
-            np.copyto(signs, np.where(y == cls, 1, -1))
+            signs[:, 0] = np.where(y == cls, 1, -1)
             result = minimize(
                 binary_objective,
                 np.zeros(d + 1),
                 args=(X, signs, float(self.C)),
                 jac=True,
                 method="L-BFGS-B",
-                options={"maxiter": int(self.max_iter), "gtol": self.tol, "maxcor": 10},
+                options=options,
             )
             self.coef_[k] = result.x[:-1]
             self.intercept_[k] = result.x[-1]
