@@ -24,7 +24,7 @@ from mnistlab.models.base import Classifier
 
 #: candidate values of c for smoothing="auto", on [0, 1]-scaled pixels, and of the shrinkage s
 AUTO_GRID = tuple(np.logspace(-4, 1, 21))
-AUTO_SHRINKAGE = (0.0, 0.25, 0.5, 0.75, 0.9)
+AUTO_SHRINKAGE = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
 
 
 class GaussianClassifier(Classifier):
@@ -65,7 +65,6 @@ class GaussianClassifier(Classifier):
         y = self._check_y(X, y)
         self.classes_ = np.unique(y)
         self.n_features_in_ = X.shape[1]
-        X = np.asarray(X, dtype=np.float64)
         if self.smoothing == "auto":
             self.smoothing_, self.shrinkage_, self.validation_scores_ = self._choose_smoothing(X, y)
         else:
@@ -75,8 +74,10 @@ class GaussianClassifier(Classifier):
         return self
 
     def _class_stats(self, X, y):
+        """(class, count, mean, covariance or variances) per class, in float64; X is only read
+        one class at a time, so the full data is never copied."""
         for cls in self.classes_:
-            members = X[y == cls]
+            members = np.asarray(X[y == cls], dtype=np.float64)
             mean = members.mean(axis=0)
             centered = members - mean
             if self.diagonal:
@@ -150,7 +151,9 @@ class GaussianClassifier(Classifier):
         from mnistlab.data.prepare import stratified_indices
 
         train, held = stratified_indices(y, 0.2, np.random.default_rng(self.seed))
-        x_tr, y_tr, x_val, y_val = X[train], y[train], X[held], y[held]
+        y_tr, y_val = y[train], y[held]
+        x_tr = X[train]
+        x_val = np.asarray(X[held], dtype=np.float64)
         grid = [
             (c, s)
             for s in (AUTO_SHRINKAGE if self.shrinkage is None else (float(self.shrinkage),))
