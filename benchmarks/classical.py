@@ -1,4 +1,4 @@
-"""The classical models on full Fashion-MNIST, side by side with scikit-learn (issue targets).
+"""The classical models on full Fashion-MNIST (or digits), side by side with scikit-learn.
 
 Each workload runs in its own subprocess, one after another, so that timings and peak memory are
 its own. Prints seconds (fit + predict), test accuracy and peak resident memory for mnistlab and
@@ -64,9 +64,10 @@ CHILD = r"""
 import json, resource, sys, time
 import numpy as np
 from mnistlab.data import load_dataset, to_float, flatten
-side, name, expression = sys.argv[1], sys.argv[2], sys.argv[3]
-data = load_dataset("fashion-mnist")
-X = flatten(to_float(data.x_train)); Xt = flatten(to_float(data.x_test))
+side, name, expression, dataset = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+data = load_dataset(dataset)
+X = flatten(to_float(data.x_train, data.pixel_max))
+Xt = flatten(to_float(data.x_test, data.pixel_max))
 y, yt = data.y_train, data.y_test
 if side == "mnistlab":
     from mnistlab.models import *  # noqa
@@ -88,9 +89,11 @@ print(json.dumps({"fit": fitted - started, "predict": done - fitted, "seconds": 
 """
 
 
-def run(side: str, name: str, expression: str) -> dict:
+def run(side: str, name: str, expression: str, dataset: str) -> dict:
     result = subprocess.run(
-        [sys.executable, "-c", CHILD, side, name, expression], capture_output=True, text=True
+        [sys.executable, "-c", CHILD, side, name, expression, dataset],
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1]}
@@ -101,6 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated workloads: " + ",".join(WORKLOADS))
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist or digits")
     args = parser.parse_args()
     names = args.only.split(",") if args.only else list(WORKLOADS)
     try:
@@ -116,8 +120,12 @@ def main() -> None:
     results = {}
     for name in names:
         ours_expr, theirs_expr, note = WORKLOADS[name]
-        ours = run("mnistlab", name, ours_expr)
-        theirs = run("sklearn", name, theirs_expr) if theirs_expr and have_sklearn else None
+        ours = run("mnistlab", name, ours_expr, args.dataset)
+        theirs = (
+            run("sklearn", name, theirs_expr, args.dataset)
+            if theirs_expr and have_sklearn
+            else None
+        )
         results[name] = {"mnistlab": ours, "sklearn": theirs, "note": note}
         if theirs and ours.get("predictions") and theirs.get("predictions"):
             same = ours["predictions"] == theirs["predictions"]

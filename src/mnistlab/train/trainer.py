@@ -21,7 +21,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from mnistlab.errors import MnistlabError, UsageError
-from mnistlab.nn.losses import Loss, SoftmaxCrossEntropy, get_loss
+from mnistlab.nn.losses import Loss, get_loss
 from mnistlab.nn.model import Sequential
 from mnistlab.optim.optimizers import Optimizer
 from mnistlab.optim.schedules import Constant, Schedule
@@ -285,11 +285,8 @@ class Trainer:
         """(mean loss, accuracy) in inference mode; loss without the L2 penalty."""
         x = np.asarray(x, dtype=self.model.dtype).reshape(len(x), -1)
         y = np.asarray(y, dtype=np.int64)
-        loss_fn = (
-            type(self.loss)()
-            if not isinstance(self.loss, SoftmaxCrossEntropy)
-            else (SoftmaxCrossEntropy())
-        )
+        # A loss object of its own: the training loss's buffers hold the current step's state.
+        loss_fn = type(self.loss)()
         total, correct = 0.0, 0
         for start in range(0, x.shape[0], batch_size):
             logits = self.model.forward(x[start : start + batch_size], training=False)
