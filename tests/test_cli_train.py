@@ -351,3 +351,20 @@ def test_every_model_trains_and_evaluates_on_every_format(tmp_path, capsys, mode
         assert main(["evaluate", str(out), "--json"]) == 0
         again = json.loads(capsys.readouterr().out)
         assert again["test_accuracy"] == metrics["test_accuracy"]
+
+
+def test_metrics_json_has_the_classification_report(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--model", "knn", "--k", "3", "--quiet",
+                 "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    matrix = np.array(metrics["confusion_matrix"])
+    assert matrix.sum() == metrics["n_test"] == 359
+    assert np.trace(matrix) == metrics["n_test"] - metrics["test_errors"]
+    assert len(metrics["per_class"]["f1"]) == 10
+    assert set(metrics["macro_avg"]) == {"precision", "recall", "f1", "support"}
+    assert metrics["test_top2_accuracy"] >= metrics["test_accuracy"]
+    capsys.readouterr()
+    assert main(["evaluate", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "precision" in printed and "weighted avg" in printed and "top-2 accuracy" in printed

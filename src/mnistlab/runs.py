@@ -169,12 +169,9 @@ def finish_run(run_dir: Path, config: dict, model, data: PreparedData, train_sec
     history = getattr(model, "history_", None)
     if history is not None:
         write_text_atomic(run_dir / "history.csv", history.to_csv())
-    test = model.evaluate(data.x_test, data.y_test)
+    test = test_metrics(model, data.x_test, data.y_test, data.dataset.n_classes)
     metrics = {
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
-        "test_errors": test["errors"],
-        "n_test": test["n"],
+        **{k: test[k] for k in ("test_accuracy", "test_loss", "test_errors", "n_test")},
         "train_seconds": train_seconds,
         "epochs_run": len(history) if history is not None else None,
         "dataset": data.dataset.name,
@@ -192,8 +189,35 @@ def finish_run(run_dir: Path, config: dict, model, data: PreparedData, train_sec
         if "val_accuracy" in last:
             metrics["val_accuracy"] = last["val_accuracy"]
             metrics["val_loss"] = last["val_loss"]
+    metrics.update({k: v for k, v in test.items() if k not in metrics})
     write_json(run_dir / "metrics.json", metrics)
     return metrics
+
+
+def test_metrics(model, x_test, y_test, n_classes: int) -> dict:
+    """Everything measured on the test split: accuracy, errors, loss, top-2, per-class scores,
+    macro and weighted averages, and the confusion matrix (rows: true class)."""
+    from mnistlab.metrics import classification_summary, confusion_matrix, log_loss, top_k_accuracy
+
+    proba = model.predict_proba(x_test)
+    n_classes = max(n_classes, int(np.max(model.classes_)) + 1, int(np.max(y_test)) + 1)
+    # probabilities for every class index of the dataset, even if one was absent in training
+    full = np.zeros((proba.shape[0], n_classes), dtype=np.float64)
+    full[:, np.asarray(model.classes_, dtype=np.int64)] = proba
+    predicted = full.argmax(axis=1)
+    summary = classification_summary(y_test, predicted, n_classes)
+    errors = int(np.count_nonzero(predicted != y_test))
+    return {
+        "test_accuracy": 1.0 - errors / y_test.size,
+        "test_loss": log_loss(y_test, full, eps=1e-15),
+        "test_errors": errors,
+        "n_test": int(y_test.size),
+        "test_top2_accuracy": top_k_accuracy(y_test, full, 2) if n_classes > 2 else 1.0,
+        "per_class": summary["per_class"],
+        "macro_avg": summary["macro"],
+        "weighted_avg": summary["weighted"],
+        "confusion_matrix": confusion_matrix(y_test, predicted, n_classes).tolist(),
+    }
 
 
 def epoch_line(logs: dict, epochs: int, label: str = "epoch") -> str:

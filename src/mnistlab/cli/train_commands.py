@@ -210,22 +210,35 @@ def cmd_evaluate(args) -> int:
             f"{config['dataset']}: images have {data.x_test.shape[1]} pixels, the "
             f"model expects {model.n_features_in_}"
         )
-    result = model.evaluate(data.x_test, data.y_test)
+    from mnistlab.runs import test_metrics
+
     out = {
         "dataset": data.dataset.name,
-        "test_accuracy": result["accuracy"],
-        "test_loss": result["loss"],
-        "test_errors": result["errors"],
-        "n_test": result["n"],
+        **test_metrics(model, data.x_test, data.y_test, data.dataset.n_classes),
     }
     if args.json:
         print(json.dumps(out, indent=2))
     else:
         print(
             f"{data.dataset.name}: test accuracy {out['test_accuracy']:.4f}, loss "
-            f"{out['test_loss']:.4f}, {out['test_errors']} errors out of {out['n_test']}"
+            f"{out['test_loss']:.4f}, {out['test_errors']} errors out of {out['n_test']}, "
+            f"top-2 accuracy {out['test_top2_accuracy']:.4f}"
         )
+        print()
+        print(classification_report_from(out, data.dataset.class_names))
     return 0
+
+
+def classification_report_from(out: dict, class_names) -> str:
+    """The classification report table, rebuilt from the confusion matrix in `out`."""
+    from mnistlab.metrics import classification_report
+
+    matrix = np.asarray(out["confusion_matrix"])
+    rows, cols = np.nonzero(matrix)
+    counts = matrix[rows, cols]
+    return classification_report(
+        np.repeat(rows, counts), np.repeat(cols, counts), class_names=class_names
+    )
 
 
 def cmd_predict(args) -> int:
