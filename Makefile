@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test lint speed datasets venv clean
+.PHONY: demo test lint speed datasets browser venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,16 +24,32 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 venv: $(VENV)/.installed
 
-# Fashion-MNIST from Debian's package, where apt is usable (root on Debian); otherwise say so.
+# Debian packages the project uses, installed where apt is usable (root on Debian); otherwise
+# say so and go on (the tests that need them are then skipped):
+#   dataset-fashion-mnist  Fashion-MNIST in /usr/share/datasets/fashion-mnist
+#   chromium               headless browser for the report test (make test only)
+APT_INSTALL = apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
+
 datasets:
 	@if [ -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ]; then \
 	  echo "Fashion-MNIST: present in $(FASHION_DIR)"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "Fashion-MNIST: installing Debian's dataset-fashion-mnist"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+	  ($(APT_INSTALL) dataset-fashion-mnist >/dev/null) \
 	    || echo "Fashion-MNIST: apt-get failed; going on without it (tests that need it are skipped)"; \
 	else \
 	  echo "Fashion-MNIST: apt is not usable here (not root or not Debian); going on without it"; \
+	fi
+
+browser:
+	@if command -v chromium >/dev/null 2>&1; then \
+	  echo "Chromium: present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Chromium: installing Debian's chromium (for the report test)"; \
+	  ($(APT_INSTALL) chromium >/dev/null) \
+	    || echo "Chromium: apt-get failed; going on without it (the browser test is skipped)"; \
+	else \
+	  echo "Chromium: apt is not usable here; going on without it (the browser test is skipped)"; \
 	fi
 
 # The main job: look at Fashion-MNIST, then train the default preset on it and print its test
@@ -43,7 +59,7 @@ demo: venv datasets
 	$(BIN)/mnistlab data show fashion-mnist --out runs/fashion-mnist-examples.png
 	$(BIN)/mnistlab train --dataset fashion-mnist
 
-test: $(VENV)/.installed-test datasets
+test: $(VENV)/.installed-test datasets browser
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-test

@@ -10,6 +10,16 @@ from pathlib import Path
 from typing import IO
 
 
+def _default_mode() -> int:
+    """The permissions open() would give a new file (0666 less the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_MODE = _default_mode()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds.
@@ -24,6 +34,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     )
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, _MODE)  # mkstemp makes 0600; the final file gets the usual permissions
     try:
         yield tmp_path
         os.replace(tmp_path, path)

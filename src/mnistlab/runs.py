@@ -240,8 +240,11 @@ def train_run(
     offline: bool | None = None,
     progress: bool | None = False,
     echo=print,
+    report: bool = True,
 ) -> dict:
-    """Train `config` into `run_dir` (continuing its checkpoint if `resume`); return metrics."""
+    """Train `config` into `run_dir` (continuing its checkpoint if `resume`); return metrics.
+
+    With `report`, also write run_dir/report.html."""
     from mnistlab.train.callbacks import LambdaCallback
     from mnistlab.train.trainer import TrainingInterrupted
 
@@ -254,9 +257,18 @@ def train_run(
     model = make_model(config, progress=progress)
     validation = (data.x_val, data.y_val) if data.x_val is not None else None
     if config["model"] != "mlp":
-        return _train_classical(config, run_dir, model, data, validation, echo)
+        return _train_classical(config, run_dir, model, data, validation, echo, report)
+
+    def begin(trainer):
+        echo(trainer.model.summary())
+        initial = run_dir / "init_weights.npz"
+        if trainer.step == 0 and not initial.exists():  # for "now versus at initialization"
+            from mnistlab.train.checkpoint import save_npz
+
+            save_npz(initial, trainer.model.state_arrays())
+
     printer = LambdaCallback(
-        on_train_begin=lambda trainer: echo(trainer.model.summary()),
+        on_train_begin=begin,
         on_epoch_end=lambda trainer, epoch, logs: echo(epoch_line(logs, trainer.epochs)),
     )
     started = time.perf_counter()
@@ -278,15 +290,25 @@ def train_run(
     train_seconds = sum(r["seconds"] for r in model.history_.records)
     metrics = finish_run(run_dir, config, model, data, train_seconds)
     metrics["wall_seconds"] = time.perf_counter() - started
+    write_json(run_dir / "metrics.json", metrics)
     if model.diverged_:
         raise RunDiverged(
             f"training stopped: {model.stop_reason_}; the last finite weights are "
             f"saved in {run_dir}"
         )
+    _report(run_dir, data, report, echo)
     return metrics
 
 
-def _train_classical(config, run_dir, model, data, validation, echo) -> dict:
+def _report(run_dir: Path, data: PreparedData, report: bool, echo) -> None:
+    if not report:
+        return
+    from mnistlab.report import build_report
+
+    echo(f"report: {build_report(run_dir, data=data)}")
+
+
+def _train_classical(config, run_dir, model, data, validation, echo, report) -> dict:
     """Fit a model that has no epochs to resume (softmax regression records its history)."""
     echo(f"fitting {model!r} on {data.x_train.shape[0]} images")
     started = time.perf_counter()
@@ -307,4 +329,5 @@ def _train_classical(config, run_dir, model, data, validation, echo) -> dict:
         metrics["epochs_run"], metrics["iterations"] = None, int(model.n_iter_)
     metrics["wall_seconds"] = time.perf_counter() - started
     write_json(run_dir / "metrics.json", metrics)
+    _report(run_dir, data, report, echo)
     return metrics

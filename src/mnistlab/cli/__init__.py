@@ -11,7 +11,7 @@ import sys
 import traceback
 
 from mnistlab import __version__
-from mnistlab.cli import data_commands, train_commands
+from mnistlab.cli import data_commands, report_commands, train_commands
 from mnistlab.errors import MnistlabError
 
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     data_commands.register(commands)
     train_commands.register(commands)
+    report_commands.register(commands)
     return parser
 
 

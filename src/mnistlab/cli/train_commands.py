@@ -175,10 +175,11 @@ def cmd_train(args) -> int:
         config, run_dir, resume=resume, offline=args.offline, progress=progress, echo=echo
     )
     epochs = f"{metrics['epochs_run']} epochs in " if metrics.get("epochs_run") else ""
+    report = run_dir / "report.html"
     print(
         f"test accuracy {metrics['test_accuracy']:.4f} ({metrics['test_errors']} errors out of "
         f"{metrics['n_test']}), trained {epochs}{metrics['train_seconds']:.1f}s; "
-        f"run folder {run_dir}"
+        f"run folder {run_dir}" + (f"; report {report}" if report.exists() else "")
     )
     return 0
 
@@ -210,6 +211,7 @@ def cmd_evaluate(args) -> int:
             f"{config['dataset']}: images have {data.x_test.shape[1]} pixels, the "
             f"model expects {model.n_features_in_}"
         )
+    from mnistlab.metrics import report_from_confusion
     from mnistlab.runs import test_metrics
 
     out = {
@@ -225,20 +227,8 @@ def cmd_evaluate(args) -> int:
             f"top-2 accuracy {out['test_top2_accuracy']:.4f}"
         )
         print()
-        print(classification_report_from(out, data.dataset.class_names))
+        print(report_from_confusion(out["confusion_matrix"], data.dataset.class_names))
     return 0
-
-
-def classification_report_from(out: dict, class_names) -> str:
-    """The classification report table, rebuilt from the confusion matrix in `out`."""
-    from mnistlab.metrics import classification_report
-
-    matrix = np.asarray(out["confusion_matrix"])
-    rows, cols = np.nonzero(matrix)
-    counts = matrix[rows, cols]
-    return classification_report(
-        np.repeat(rows, counts), np.repeat(cols, counts), class_names=class_names
-    )
 
 
 def cmd_predict(args) -> int:

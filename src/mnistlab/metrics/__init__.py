@@ -120,6 +120,16 @@ def classification_report(y_true, y_pred, class_names=None, digits: int = 4) -> 
     return "\n".join(lines)
 
 
+def report_from_confusion(matrix, class_names=None, digits: int = 4) -> str:
+    """classification_report rebuilt from a confusion matrix (rows: true class)."""
+    matrix = np.asarray(matrix)
+    rows, cols = np.nonzero(matrix)
+    counts = matrix[rows, cols]
+    return classification_report(
+        np.repeat(rows, counts), np.repeat(cols, counts), class_names=class_names, digits=digits
+    )
+
+
 def top_k_accuracy(y_true, probabilities, k: int = 2) -> float:
     """Share of rows whose true class is among the k most probable ones."""
     y_true = np.asarray(y_true).astype(np.int64, copy=False)
@@ -154,5 +164,6 @@ __all__ = [
     "error_count",
     "log_loss",
     "precision_recall_f1",
+    "report_from_confusion",
     "top_k_accuracy",
 ]

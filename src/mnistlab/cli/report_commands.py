@@ -1,0 +1,59 @@
+"""`mnistlab report RUN_DIR [RUN_DIR ...]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mnistlab.cli.data_commands import add_source_options
+from mnistlab.errors import UsageError
+
+
+def register(commands) -> None:
+    p = commands.add_parser(
+        "report", help="write a run's self-contained report.html, or compare several runs"
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument(
+        "--out",
+        metavar="FILE.html",
+        help="with several runs: where to write the comparison (default compare.html)",
+    )
+    p.add_argument(
+        "--layer",
+        type=int,
+        metavar="N",
+        help="MLP layer whose activations are mapped (default: the last hidden one)",
+    )
+    p.add_argument("--figures", metavar="DIR", help="also save every figure as a file here")
+    p.add_argument("--format", choices=["png", "svg"], default="png", help="for --figures")
+    add_source_options(p)
+    p.set_defaults(handler=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from mnistlab.report import build_comparison, build_report
+
+    for run_dir in args.run_dirs:
+        if not Path(run_dir).is_dir():
+            raise UsageError(f"{run_dir}: no such run folder")
+    if len(args.run_dirs) == 1:
+        if args.out:
+            raise UsageError(
+                "--out is for comparing several runs; one run's report is "
+                "always RUN_DIR/report.html"
+            )
+        print(
+            build_report(
+                args.run_dirs[0],
+                offline=args.offline,
+                layer=args.layer,
+                figures=args.figures,
+                figure_format=args.format,
+            )
+        )
+        return 0
+    out = Path(args.out or "compare.html")
+    if out.suffix != ".html":
+        raise UsageError(f"--out must end in .html, got {str(out)!r}")
+    print(build_comparison(args.run_dirs, out))
+    return 0

@@ -1,0 +1,119 @@
+"""report.html for every model: every section present, every image a decodable PNG; the
+comparison of several runs; and a real headless Chromium opening the file with no network."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+import subprocess
+
+import pytest
+from PIL import Image
+
+from mnistlab.cli import main
+from mnistlab.report import SECTIONS
+
+MODELS = {
+    "mlp": ["--hidden", "32", "--epochs", "3"],
+    "softmax": ["--epochs", "3"],
+    "logistic-ova": ["--max-iter", "30"],
+    "gaussian": [],
+    "knn": ["--k", "3"],
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    folders = {}
+    for model, extra in MODELS.items():
+        folders[model] = root / model
+        assert main(["train", "--dataset", "digits", "--model", model, "--quiet", "--out",
+                     str(folders[model]), *extra]) == 0
+    return folders
+
+
+def images_of(page: str) -> list[bytes]:
+    return [base64.b64decode(data) for data in
+            re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)]
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_every_section_and_every_image(runs, model):
+    page = (runs[model] / "report.html").read_text(encoding="utf-8")
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page, section
+    assert "http://" not in page and "https://" not in page  # nothing from the network
+    pictures = images_of(page)
+    assert len(pictures) >= 7
+    for blob in pictures:
+        with Image.open(io.BytesIO(blob)) as picture:
+            picture.verify()
+            assert picture.format == "PNG"
+    assert "weighted avg" in page and "errors out of 359" in page
+
+
+def test_mlp_report_shows_weights_now_and_at_initialization(runs):
+    assert (runs["mlp"] / "init_weights.npz").is_file()
+    page = (runs["mlp"] / "report.html").read_text(encoding="utf-8")
+    assert 'alt="weight distributions"' in page and 'alt="learning curves"' in page
+
+
+def test_report_command_regenerates_and_compares(runs, tmp_path, capsys):
+    (runs["knn"] / "report.html").unlink()
+    assert main(["report", str(runs["knn"])]) == 0
+    assert (runs["knn"] / "report.html").is_file()
+    out = tmp_path / "compare.html"
+    assert main(["report", str(runs["mlp"]), str(runs["softmax"]), str(runs["knn"]),
+                 "--out", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert "model" in page and "test_accuracy" in page and len(images_of(page)) == 1
+    capsys.readouterr()
+
+
+def test_report_of_a_missing_folder_is_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "no such run folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert "config.json: missing" in capsys.readouterr().err
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_headless_chromium_opens_the_report_offline(runs, tmp_path):
+    report = runs["mlp"] / "report.html"
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+         report.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    dom = result.stdout
+    assert result.returncode == 0, result.stderr[-2000:]
+    for section in SECTIONS:
+        assert f'id="{section}"' in dom, section
+    total = int(re.search(r'data-images-total="(\d+)"', dom).group(1))
+    decoded = int(re.search(r'data-images-decoded="(\d+)"', dom).group(1))
+    assert total >= 7 and decoded == total
+
+
+def test_a_two_unit_bottleneck_is_mapped_directly_and_figures_can_be_svg(tmp_path, capsys):
+    out = tmp_path / "bottleneck"
+    assert main(["train", "--dataset", "digits", "--hidden", "32,2", "--epochs", "3", "--quiet",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["report", str(out), "--layer", "-2", "--figures", str(tmp_path / "figs"),
+                 "--format", "svg"]) == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "2 wide): its two units directly" in page
+    svgs = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert "confusion-matrix.svg" in svgs and "activation-map.svg" in svgs
+    assert (tmp_path / "figs" / "learning-curves.svg").read_text().lstrip().startswith("<?xml")
+    assert main(["report", str(out), "--layer", "99"]) == 2
