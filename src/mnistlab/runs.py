@@ -8,6 +8,7 @@ weights.npz, history.csv, metrics.json, and checkpoint.npz while it can still be
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -241,10 +242,38 @@ def train_run(
     progress: bool | None = False,
     echo=print,
     report: bool = True,
+    store: str | os.PathLike | None | bool = True,
+    study: str | None = None,
+    trial: str | None = None,
 ) -> dict:
     """Train `config` into `run_dir` (continuing its checkpoint if `resume`); return metrics.
 
-    With `report`, also write run_dir/report.html."""
+    With `report`, also write run_dir/report.html. The run is recorded in the run store: `store`
+    True means runs.db beside the run folder, a path means that database, False none.
+    """
+    from mnistlab.store import RunStore, default_store_path
+
+    run_dir = Path(run_dir)
+    if store is False or store is None:
+        return _train_run(config, run_dir, resume, offline, progress, echo, report)
+    path = default_store_path(run_dir) if store is True else Path(store)
+    with RunStore(path) as runs:
+        run_id = runs.restart(run_dir.resolve()) if resume else None
+        if run_id is None:
+            run_id = runs.start(run_dir.resolve(), config, study=study, trial=trial)
+        try:
+            metrics = _train_run(config, run_dir, resume, offline, progress, echo, report)
+        except BaseException as exc:
+            runs.fail(run_id, f"{type(exc).__name__}: {exc}")
+            raise
+        from mnistlab.report import read_history
+
+        runs.finish(run_id, metrics, read_history(run_dir))
+        metrics["run_id"] = run_id
+        return metrics
+
+
+def _train_run(config, run_dir, resume, offline, progress, echo, report) -> dict:
     from mnistlab.train.callbacks import LambdaCallback
     from mnistlab.train.trainer import TrainingInterrupted
 

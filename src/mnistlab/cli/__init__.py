@@ -11,7 +11,7 @@ import sys
 import traceback
 
 from mnistlab import __version__
-from mnistlab.cli import data_commands, report_commands, train_commands
+from mnistlab.cli import data_commands, report_commands, runs_commands, train_commands
 from mnistlab.errors import MnistlabError
 
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands.register(commands)
     train_commands.register(commands)
     report_commands.register(commands)
+    runs_commands.register(commands)
     return parser
 
 
