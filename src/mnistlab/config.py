@@ -77,7 +77,39 @@ def resolve_config(options: dict) -> dict:
         config["preset"] = preset
     config.update(given)
     validate_config(config)
-    return config
+    return {k: v for k, v in config.items() if k in relevant_keys(config["model"])}
+
+
+COMMON_KEYS = ("dataset", "data_dir", "model", "preset", "validation", "seed", "dtype")
+MODEL_KEYS = {
+    "mlp": (
+        "hidden",
+        "activation",
+        "leaky_slope",
+        "init",
+        "batchnorm",
+        "dropout",
+        "optimizer",
+        "lr",
+        "momentum",
+        "batch_size",
+        "epochs",
+        "l2",
+        "weight_decay",
+        "schedule",
+        "early_stopping",
+        "checkpoint_every",
+    ),
+    "softmax": ("solver", "lr", "final_lr", "epochs", "iterations", "batch_size", "l2"),
+    "logistic-ova": ("C", "max_iter"),
+    "gaussian": ("smoothing", "shrinkage", "diagonal"),
+    "knn": ("k", "weights", "metric", "block_size"),
+}
+
+
+def relevant_keys(model: str) -> tuple[str, ...]:
+    """The configuration keys that matter for `model` (what config.json records)."""
+    return COMMON_KEYS + MODEL_KEYS.get(model, ())
 
 
 #: configuration keys whose Python (estimator) name differs

@@ -156,7 +156,7 @@ def cmd_train(args) -> int:
             raise DataError(f"{config_path}: not valid JSON ({exc})") from None
         if args.epochs is not None:
             config["epochs"] = args.epochs
-            resolve_config(config)  # validate
+        config = resolve_config(config)  # validates, and fills keys an older version lacked
         echo(f"resuming {run_dir}")
         resume = True
     else:
