@@ -6,6 +6,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
+# PyTorch 2.13.0 (a test-only reference) comes from the machine's local wheel folder when there is
+# one; otherwise pip looks in the package registry.
+ifneq ($(wildcard /opt/wheels),)
+PIP_FIND_LINKS ?= /opt/wheels
+export PIP_FIND_LINKS
+endif
+
 .PHONY: demo test lint speed datasets browser venv clean
 
 $(BIN)/python:
