@@ -86,16 +86,23 @@ class Classifier:
         return self.classes_[np.argmax(proba, axis=1)]
 
     def evaluate(self, X, y) -> dict:
-        """Mean cross-entropy of the predicted probabilities, accuracy and error count."""
+        """Log loss of the predicted probabilities, accuracy and error count on (X, y)."""
+        from mnistlab.metrics import log_loss
+
         y = np.asarray(y)
         proba = self.predict_proba(X)
         index = np.searchsorted(self.classes_, y)
-        inside = np.minimum(index, self.classes_.size - 1)
-        known = self.classes_[inside] == y
-        picked = np.where(known, proba[np.arange(y.size), inside], 0.0)
-        loss = float(-np.mean(np.log(np.maximum(picked, np.finfo(proba.dtype).tiny))))
+        if np.any(index >= self.classes_.size) or np.any(self.classes_[index] != y):
+            raise UsageError(
+                f"y holds labels the model never saw: {np.setdiff1d(y, self.classes_).tolist()}"
+            )
         errors = int(np.count_nonzero(self.classes_[proba.argmax(axis=1)] != y))
-        return {"loss": loss, "accuracy": 1.0 - errors / y.size, "errors": errors, "n": int(y.size)}
+        return {
+            "loss": log_loss(index, proba, eps=1e-15),
+            "accuracy": 1.0 - errors / y.size,
+            "errors": errors,
+            "n": int(y.size),
+        }
 
     def score(self, X, y) -> float:
         """Accuracy on (X, y)."""

@@ -21,6 +21,7 @@ from scipy.linalg import cho_factor, eigh, solve_triangular
 
 from mnistlab.errors import UsageError
 from mnistlab.models.base import Classifier
+from mnistlab.nn.functional import softmax
 
 #: candidate values of c for smoothing="auto", on [0, 1]-scaled pixels, and of the shrinkage s
 AUTO_GRID = tuple(np.logspace(-4, 1, 21))
@@ -140,11 +141,7 @@ class GaussianClassifier(Classifier):
         return self.log_densities(X) + np.log(self.priors_)
 
     def predict_proba(self, X) -> np.ndarray:
-        scores = self.decision_function(X)
-        scores -= scores.max(axis=1, keepdims=True)
-        np.exp(scores, out=scores)
-        scores /= scores.sum(axis=1, keepdims=True)
-        return scores
+        return softmax(self.decision_function(X))
 
     def _choose_smoothing(self, X, y):
         """The (c, s) of the grid with the best accuracy on a stratified 20% validation split."""

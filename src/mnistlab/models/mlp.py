@@ -6,19 +6,12 @@ import numpy as np
 
 from mnistlab.errors import UsageError
 from mnistlab.models.base import Classifier
+from mnistlab.nn.functional import softmax
 from mnistlab.nn.model import Sequential, build_mlp
 from mnistlab.optim.optimizers import get_optimizer
 from mnistlab.optim.schedules import make_schedule
 from mnistlab.train.callbacks import EarlyStopping, ProgressBar, TerminateOnNaN
 from mnistlab.train.trainer import Trainer
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, stable for any finite logits (the row maximum is subtracted)."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    np.exp(shifted, out=shifted)
-    shifted /= shifted.sum(axis=1, keepdims=True)
-    return shifted
 
 
 class MLPClassifier(Classifier):

@@ -13,8 +13,9 @@ import time
 import numpy as np
 
 from mnistlab.errors import UsageError
+from mnistlab.metrics import log_loss
 from mnistlab.models.base import Classifier
-from mnistlab.models.mlp import softmax
+from mnistlab.nn.functional import softmax
 from mnistlab.train.trainer import History
 
 SOLVERS = ("sgd", "gd")
@@ -173,8 +174,7 @@ class SoftmaxRegression(Classifier):
                 if validation is not None:
                     x_val, y_val = validation
                     val_probs = softmax(x_val @ weights + bias)
-                    picked = val_probs[np.arange(y_val.size), y_val]
-                    record["val_loss"] = float(-np.mean(np.log(np.maximum(picked, 1e-30))))
+                    record["val_loss"] = log_loss(y_val, val_probs, eps=1e-30)
                     record["val_accuracy"] = float(np.mean(val_probs.argmax(axis=1) == y_val))
                 record["learning_rate"] = lr
                 record["seconds"] = time.perf_counter() - started

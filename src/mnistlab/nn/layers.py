@@ -15,6 +15,7 @@ import numpy as np
 from scipy.special import expit
 
 from mnistlab.errors import UsageError
+from mnistlab.nn.functional import cached
 from mnistlab.nn.init import Initializer, get_initializer
 from mnistlab.nn.parameters import Parameter
 
@@ -34,7 +35,7 @@ class Layer:
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name
-        self._buffers: dict[tuple, np.ndarray] = {}
+        self._buffers: dict[tuple, np.ndarray] = {}  # see mnistlab.nn.functional.cached
         self.dtype = np.dtype(np.float32)
 
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator, dtype) -> tuple:
@@ -60,19 +61,9 @@ class Layer:
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         raise NotImplementedError
 
-    def _buffer(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
+    def _buffer(self, key: str, shape: tuple[int, ...], dtype=None, fill=None) -> np.ndarray:
         """A reusable work array of `shape` (allocated on first use for that shape)."""
-        slot = (key, shape)
-        buffer = self._buffers.get(slot)
-        if buffer is None:
-            buffer = self._buffers[slot] = np.empty(shape, dtype=self.dtype)
-        return buffer
-
-    def _ones(self, n: int) -> np.ndarray:
-        ones = self._buffers.get(("ones", n))
-        if ones is None:
-            ones = self._buffers[("ones", n)] = np.ones(n, dtype=self.dtype)
-        return ones
+        return cached(self._buffers, key, shape, dtype or self.dtype, fill)
 
     def _out(self, x: np.ndarray) -> np.ndarray:
         return x if self.inplace else self._buffer("out", x.shape)
@@ -142,7 +133,7 @@ class Dense(Layer):
         if self.bias is not None:
             # The column sums as ones @ grad_out: one BLAS call, several times faster than
             # np.sum(axis=0) on minibatch-sized arrays.
-            np.dot(self._ones(grad_out.shape[0]), grad_out, out=self.bias.grad)
+            np.dot(self._buffer("ones", (grad_out.shape[0],), fill=1), grad_out, out=self.bias.grad)
         if not self.needs_input_grad:
             return None
         grad_in = self._buffer("grad_in", x.shape)
@@ -174,9 +165,7 @@ class ReLU(Layer):
         return out
 
     def backward(self, grad_out):
-        mask = self._buffers.get(("mask", grad_out.shape))
-        if mask is None:
-            mask = self._buffers[("mask", grad_out.shape)] = np.empty(grad_out.shape, dtype=bool)
+        mask = self._buffer("mask", grad_out.shape, dtype=bool)
         np.greater(self._y, 0, out=mask)
         # grad_out is the next layer's work buffer: scaling it in place allocates nothing.
         np.multiply(grad_out, mask, out=grad_out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from mnistlab.errors import UsageError
+from mnistlab.nn.functional import cached
 
 
 class Loss:
@@ -17,12 +18,8 @@ class Loss:
     def __init__(self) -> None:
         self._buffers: dict[tuple, np.ndarray] = {}
 
-    def _buffer(self, key: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-        slot = (key, shape, np.dtype(dtype).str)
-        buffer = self._buffers.get(slot)
-        if buffer is None:
-            buffer = self._buffers[slot] = np.empty(shape, dtype=dtype)
-        return buffer
+    def _buffer(self, key: str, shape: tuple[int, ...], dtype, fill=None) -> np.ndarray:
+        return cached(self._buffers, key, shape, dtype, fill)
 
     def forward(self, outputs: np.ndarray, labels: np.ndarray) -> float:
         raise NotImplementedError
@@ -51,25 +48,15 @@ class SoftmaxCrossEntropy(Loss):
         probs = self._buffer("probs", (n, k), dtype)
         np.exp(shifted, out=probs)
         sums = self._buffer("sums", (n,), dtype)
-        np.dot(probs, self._ones(k, dtype), out=sums)  # row sums as one BLAS call
-        rows = self._rows(n)
+        np.dot(
+            probs, self._buffer("ones", (k,), dtype, fill=1), out=sums
+        )  # row sums as one BLAS call
+        rows = self._buffer("rows", (n,), np.int64, fill="arange")
         # loss_i = log(sum_k exp(shifted_ik)) - shifted_i,y_i
         loss = float(np.log(sums).sum() - shifted[rows, labels].sum()) / n
         np.divide(probs, sums.reshape(n, 1), out=probs)
         self._probs, self._labels, self._rows_n = probs, labels, rows
         return loss
-
-    def _ones(self, k: int, dtype) -> np.ndarray:
-        ones = self._buffers.get(("ones", k, np.dtype(dtype).str))
-        if ones is None:
-            ones = self._buffers[("ones", k, np.dtype(dtype).str)] = np.ones(k, dtype=dtype)
-        return ones
-
-    def _rows(self, n: int) -> np.ndarray:
-        rows = self._buffers.get(("rows", n))
-        if rows is None:
-            rows = self._buffers[("rows", n)] = np.arange(n)
-        return rows
 
     def backward(self):
         grad = self._probs  # softmax(z), reused in place as the gradient buffer
