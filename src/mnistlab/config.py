@@ -32,6 +32,9 @@ DEFAULTS: dict = {
     "optimizer": "adam",
     "lr": 1e-3,
     "momentum": None,
+    "beta1": None,
+    "beta2": None,
+    "rho": None,
     "batch_size": 128,
     "epochs": 20,
     "l2": 0.0,
@@ -59,11 +62,21 @@ DEFAULTS: dict = {
     "metric": "l2",
     "block_size": 1024,
 }
+#: optimizer settings, and the optimizers that have them
+OPTIMIZER_OPTIONS = {
+    "momentum": ("sgd", "momentum", "nesterov"),
+    "beta1": ("adam", "adamw"),
+    "beta2": ("adam", "adamw"),
+    "rho": ("rmsprop",),
+}
 MODEL_NAMES = ("mlp", "softmax", "logistic-ova", "gaussian", "knn")
 
 
-def resolve_config(options: dict) -> dict:
-    """Defaults, then the preset (the default preset for an MLP without one), then `options`."""
+def resolve_config(options: dict, style: str = "cli") -> dict:
+    """Defaults, then the preset (the default preset for an MLP without one), then `options`.
+
+    style: how errors name keys, "cli" (--batch-size) or "python" (batch_size).
+    """
     config = dict(DEFAULTS)
     given = {k: v for k, v in options.items() if v is not None}
     unknown = sorted(set(given) - set(DEFAULTS))
@@ -76,7 +89,7 @@ def resolve_config(options: dict) -> dict:
         config.update(get_preset(preset))
         config["preset"] = preset
     config.update(given)
-    validate_config(config)
+    validate_config(config, style)
     return {k: v for k, v in config.items() if k in relevant_keys(config["model"])}
 
 
@@ -92,6 +105,9 @@ MODEL_KEYS = {
         "optimizer",
         "lr",
         "momentum",
+        "beta1",
+        "beta2",
+        "rho",
         "batch_size",
         "epochs",
         "l2",
@@ -119,6 +135,8 @@ PYTHON_NAMES = {"lr": "learning_rate"}
 def _name(key: str, style: str) -> str:
     if style == "python":
         return PYTHON_NAMES.get(key, key)
+    if style == "key":
+        return key
     return "--" + key.replace("_", "-")
 
 
@@ -145,6 +163,8 @@ def validate_config(config: dict, style: str = "cli") -> None:
     def name(key):
         return _name(key, style)
 
+    config = {**DEFAULTS, **config}  # an estimator checks only the keys it has
+
     if config["model"] not in MODEL_NAMES:
         raise UsageError(
             f"{name('model')} must be one of {', '.join(MODEL_NAMES)}, got {config['model']!r}"
@@ -156,6 +176,16 @@ def validate_config(config: dict, style: str = "cli") -> None:
         raise UsageError(
             f"{name('hidden')} must be positive layer sizes like 256,128, got {hidden!r}"
         )
+    for key in ("dataset", "activation", "optimizer", "schedule"):
+        if not isinstance(config[key], str):
+            raise UsageError(f"{name(key)} must be a name, got {config[key]!r}")
+    for key in ("batchnorm", "diagonal"):
+        if not isinstance(config[key], bool):
+            raise UsageError(f"{name(key)} must be true or false, got {config[key]!r}")
+    seed = config["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UsageError(f"{name('seed')} must be a non-negative integer, got {seed!r}")
+    _positive_number(config, "leaky_slope", style, allow_zero=True)
     get_activation(config["activation"])
     if config["optimizer"] not in OPTIMIZER_NAMES:
         raise UsageError(
@@ -177,10 +207,19 @@ def validate_config(config: dict, style: str = "cli") -> None:
     if config["weight_decay"] is not None:
         _positive_number(config, "weight_decay", style, allow_zero=True)
     dropout = config["dropout"]
-    if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise UsageError(f"{name('dropout')} must be in [0, 1), got {dropout!r}")
-    if config["momentum"] is not None and not 0.0 <= config["momentum"] < 1.0:
-        raise UsageError(f"{name('momentum')} must be in [0, 1), got {config['momentum']!r}")
+    for key, optimizers in OPTIMIZER_OPTIONS.items():
+        value = config[key]
+        if value is None:
+            continue
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1):
+            raise UsageError(f"{name(key)} must be in [0, 1), got {value!r}")
+        if config["model"] == "mlp" and config["optimizer"] not in optimizers:
+            raise UsageError(
+                f"{name(key)} is for the {' and '.join(optimizers)} optimizers, not "
+                f"{config['optimizer']!r}"
+            )
     if config["early_stopping"] is not None and (
         not isinstance(config["early_stopping"], int) or config["early_stopping"] < 1
     ):

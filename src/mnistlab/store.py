@@ -173,6 +173,13 @@ class RunStore:
             raise UsageError(f"no run with id {run_id} in {self.path}")
         return self._row(row)
 
+    def latest(self, run_dir) -> dict | None:
+        """The newest row recorded for `run_dir`, or None."""
+        row = self._connection.execute(
+            "SELECT * FROM runs WHERE run_dir=? ORDER BY id DESC LIMIT 1", (str(run_dir),)
+        ).fetchone()
+        return None if row is None else self._row(row)
+
     def list(
         self, *, study: str | None = None, sort: str = "id", status: str | None = None
     ) -> list[dict]:

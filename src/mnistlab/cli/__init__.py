@@ -11,7 +11,13 @@ import sys
 import traceback
 
 from mnistlab import __version__
-from mnistlab.cli import data_commands, report_commands, runs_commands, train_commands
+from mnistlab.cli import (
+    data_commands,
+    report_commands,
+    runs_commands,
+    sweep_commands,
+    train_commands,
+)
 from mnistlab.errors import MnistlabError
 
 
@@ -28,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_commands.register(commands)
     report_commands.register(commands)
     runs_commands.register(commands)
+    sweep_commands.register(commands)
     return parser
 
 

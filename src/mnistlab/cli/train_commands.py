@@ -45,6 +45,12 @@ def register(commands) -> None:
     p.add_argument("--dataset", help="named dataset or path (default fashion-mnist)")
     p.add_argument("--model", help="mlp, softmax, logistic-ova, gaussian, knn")
     p.add_argument("--preset", help=f"named configuration: {', '.join(PRESETS)}")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="start from a configuration file (a run's config.json, or TOML); options given "
+        "here override it",
+    )
     p.add_argument("--hidden", type=_hidden, metavar="N,N,...", help="hidden layer sizes")
     p.add_argument("--activation", help="relu, leaky_relu, sigmoid, tanh")
     p.add_argument("--leaky-slope", type=float, metavar="A")
@@ -57,7 +63,10 @@ def register(commands) -> None:
     p.add_argument("--dropout", type=float, metavar="RATE")
     p.add_argument("--optimizer", help="sgd, momentum, nesterov, rmsprop, adam, adamw")
     p.add_argument("--lr", type=float, metavar="LR", help="learning rate")
-    p.add_argument("--momentum", type=float)
+    p.add_argument("--momentum", type=float, help="sgd, momentum, nesterov (default 0.9)")
+    p.add_argument("--beta1", type=float, help="adam, adamw: first-moment decay (0.9)")
+    p.add_argument("--beta2", type=float, help="adam, adamw: second-moment decay (0.999)")
+    p.add_argument("--rho", type=float, help="rmsprop: squared-gradient decay (0.9)")
     p.add_argument("--batch-size", type=int, metavar="N")
     p.add_argument("--epochs", type=int, metavar="N")
     p.add_argument("--l2", type=float, metavar="ALPHA", help="L2 penalty coupled to the loss")
@@ -162,6 +171,9 @@ def cmd_train(args) -> int:
     else:
         # every configuration key is an option of the same name (None when not given)
         options = {key: getattr(args, key, None) for key in DEFAULTS}
+        if args.config:
+            given = {k: v for k, v in options.items() if v is not None}
+            options = {**read_config_file(args.config), **given}
         config = resolve_config(options)
         run_dir = Path(args.out) if args.out else default_run_dir(config)
         if (run_dir / "config.json").exists():
@@ -182,6 +194,40 @@ def cmd_train(args) -> int:
         f"run folder {run_dir}" + (f"; report {report}" if report.exists() else "")
     )
     return 0
+
+
+def read_config_file(path: str) -> dict:
+    """A configuration from JSON (a run's config.json) or TOML (top level, or a study's [base])."""
+    from mnistlab.config import DEFAULTS
+
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"--config {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"--config {path}: cannot read it ({exc})") from None
+    if file.suffix == ".toml":
+        from mnistlab.study import tomllib
+
+        try:
+            config = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise DataError(f"--config {path}: not valid TOML ({exc})") from None
+        config = config.get("base", config)
+    else:
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"--config {path}: not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise DataError(
+            f"--config {path}: expected a table of settings, got {type(config).__name__}"
+        )
+    unknown = sorted(set(config) - set(DEFAULTS))
+    if unknown:
+        raise UsageError(f"--config {path}: unknown keys {unknown}")
+    return config
 
 
 def _load_run(run_dir: Path):

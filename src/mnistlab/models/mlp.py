@@ -22,7 +22,9 @@ class MLPClassifier(Classifier):
     init: initializer name or config for every Dense layer, or a list with one per Dense layer;
         None chooses He for the ReLU family and Glorot otherwise.
     batchnorm, dropout: BatchNorm after each hidden Dense; dropout rate after each activation.
-    optimizer: sgd, momentum, nesterov, rmsprop, adam, adamw; learning_rate; momentum for sgd.
+    optimizer: sgd, momentum, nesterov, rmsprop, adam, adamw; learning_rate; momentum for the
+        SGD family (default 0.9 for momentum and nesterov), beta1 and beta2 for Adam and AdamW,
+        rho for RMSprop (None: the optimizer's default).
     l2: penalty 0.5 * l2 * ||W||^2 coupled to the loss; weight_decay: decoupled decay.
     schedule: constant, linear, step, exponential, cosine.
     early_stopping: patience in epochs (monitors val_loss when there is validation data).
@@ -44,6 +46,9 @@ class MLPClassifier(Classifier):
         optimizer: str = "adam",
         learning_rate: float = 1e-3,
         momentum: float | None = None,
+        beta1: float | None = None,
+        beta2: float | None = None,
+        rho: float | None = None,
         batch_size: int = 128,
         epochs: int = 20,
         l2: float = 0.0,
@@ -65,6 +70,9 @@ class MLPClassifier(Classifier):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.momentum = momentum
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.rho = rho
         self.batch_size = batch_size
         self.epochs = epochs
         self.l2 = l2
@@ -93,8 +101,9 @@ class MLPClassifier(Classifier):
 
     def _make_trainer(self, model: Sequential, n_train: int, callbacks=()) -> Trainer:
         options = {}
-        if self.momentum is not None:
-            options["momentum"] = self.momentum
+        for key in ("momentum", "beta1", "beta2", "rho"):
+            if getattr(self, key) is not None:
+                options[key] = getattr(self, key)
         if self.weight_decay is not None:
             options["weight_decay"] = self.weight_decay
         optimizer = get_optimizer(
@@ -125,6 +134,8 @@ class MLPClassifier(Classifier):
                 "model": "mlp",
                 "hidden": list(self.hidden),
                 "activation": self.activation,
+                "leaky_slope": self.leaky_slope,
+                "batchnorm": self.batchnorm,
                 "optimizer": self.optimizer,
                 "schedule": self.schedule,
                 "init": self.init,
@@ -136,6 +147,9 @@ class MLPClassifier(Classifier):
                 "weight_decay": self.weight_decay,
                 "dropout": self.dropout,
                 "momentum": self.momentum,
+                "beta1": self.beta1,
+                "beta2": self.beta2,
+                "rho": self.rho,
                 "early_stopping": self.early_stopping,
                 "validation": self.validation,
                 "dtype": self.dtype,

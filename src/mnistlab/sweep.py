@@ -1,0 +1,463 @@
+"""Running a study: every trial a training run, in parallel worker processes or on a Dask cluster.
+
+Both executors are `concurrent.futures.Executor`s (a process pool here, `distributed`'s
+`Client.get_executor()` there), so one loop submits trials, collects results and records them.
+Layout of the output folder::
+
+    OUT/study.toml          the study as run
+    OUT/runs.db             the run store: one row per trial (and per resumed attempt)
+    OUT/trials/<label>/     each trial's run folder (config.json, weights.npz, history.csv, ...)
+    OUT/sweep.json          every trial's status and metrics, rewritten as trials finish
+    OUT/report.html         the sweep report
+
+A trial that raises is recorded as failed with its error and the sweep goes on. Ctrl-C stops the
+running trials at their next step (each saves a checkpoint) and submits no more; running the same
+study again skips finished trials and resumes interrupted ones.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from mnistlab._io import write_text_atomic
+from mnistlab.errors import MnistlabError, UsageError
+from mnistlab.study import Study
+
+EXECUTORS = ("local", "dask")
+#: the metrics a trial's result carries back (the full set is in its metrics.json)
+RESULT_METRICS = (
+    "test_accuracy",
+    "test_loss",
+    "test_errors",
+    "val_accuracy",
+    "val_loss",
+    "train_accuracy",
+    "train_loss",
+    "train_seconds",
+    "epochs_run",
+    "stop_reason",
+)
+# one trial at a time per process: BLAS thread limits are per process, not per thread
+_TRIAL_LOCK = threading.Lock()
+
+
+class SweepInterrupted(MnistlabError):
+    exit_code = 130
+
+
+def run_trial(task: dict) -> dict:
+    """Train one trial (in a worker process or a Dask worker); never raises for a failed run."""
+    from threadpoolctl import threadpool_limits
+
+    from mnistlab.runs import train_run
+    from mnistlab.train.trainer import TrainingInterrupted
+
+    started = time.perf_counter()
+    result = {"label": task["label"], "run_dir": task["run_dir"], "worker": _worker_name()}
+    with _TRIAL_LOCK, threadpool_limits(limits=task.get("blas_threads", 1)):
+        try:
+            metrics = train_run(
+                task["config"],
+                Path(task["run_dir"]),
+                resume=task["resume"],
+                offline=task.get("offline"),
+                progress=False,
+                echo=lambda *args, **kwargs: None,
+                report=False,
+                store=task["store"],
+                study=task["study"],
+                trial=task["label"],
+            )
+        except TrainingInterrupted:
+            result.update(status="interrupted", error="interrupted; rerun the study to resume")
+        except MnistlabError as exc:
+            result.update(status="failed", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a failed trial must not end the sweep
+            result.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        else:
+            result.update(
+                status="finished",
+                run_id=metrics.get("run_id"),
+                metrics={k: metrics.get(k) for k in RESULT_METRICS if metrics.get(k) is not None},
+            )
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def _worker_name() -> str:
+    return f"{os.uname().nodename}:{os.getpid()}"
+
+
+def _init_local_worker() -> None:
+    """Pool worker start-up: its own process group, so a terminal's Ctrl-C reaches only the
+    parent, which forwards exactly one SIGINT to each worker (a second one would abort a trial
+    before its checkpoint); SIGINT ignored outside a trial's training loop."""
+    os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+def plan_trials(study: Study, out: Path) -> list[dict]:
+    """Each trial's task, with its state: finished (skipped), resume, or new."""
+    from mnistlab.store import RunStore
+
+    tasks = []
+    store_path = out / "runs.db"
+    with RunStore(store_path) as store:
+        for trial in study.trials:
+            run_dir = (out / "trials" / trial.folder_name).resolve()
+            saved = run_dir / "config.json"
+            state = "new"
+            if saved.exists():
+                try:
+                    previous = json.loads(saved.read_text(encoding="utf-8"))
+                except json.JSONDecodeError:
+                    previous = None
+                if previous != json.loads(json.dumps(trial.config)):
+                    raise UsageError(
+                        f"{run_dir}: holds a run with another configuration than trial "
+                        f"{trial.label} of this study; use another --out or remove that folder"
+                    )
+                row = store.latest(run_dir)
+                if row is not None and row["status"] == "finished":
+                    state = "finished"
+                elif (run_dir / "checkpoint.npz").exists() and trial.config["model"] == "mlp":
+                    state = "resume"
+            tasks.append(
+                {
+                    "label": trial.label,
+                    "params": trial.params,
+                    "config": trial.config,
+                    "run_dir": str(run_dir),
+                    "store": str(store_path.resolve()),
+                    "study": study.name,
+                    "state": state,
+                    "resume": state == "resume",
+                    "blas_threads": 1,
+                }
+            )
+    return tasks
+
+
+def _finished_result(task: dict, store_path: Path) -> dict:
+    from mnistlab.store import RunStore
+
+    with RunStore(store_path) as store:
+        row = store.latest(Path(task["run_dir"]))
+    metrics = row["metrics"] or {}
+    return {
+        "label": task["label"],
+        "run_dir": task["run_dir"],
+        "status": "finished",
+        "skipped": True,
+        "run_id": row["id"],
+        "seconds": row["seconds"],
+        "worker": None,
+        "metrics": {k: metrics[k] for k in RESULT_METRICS if metrics.get(k) is not None},
+    }
+
+
+class _Local:
+    """A process pool that can forward one Ctrl-C to its workers and be replaced if it breaks."""
+
+    def __init__(self, workers: int) -> None:
+        import multiprocessing
+
+        self.workers = workers
+        self.context = multiprocessing.get_context("spawn")
+        self.executor = self._new()
+
+    def _new(self):
+        return cf.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=self.context, initializer=_init_local_worker
+        )
+
+    @property
+    def slots(self) -> int:
+        return self.workers
+
+    def renew(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.executor = self._new()
+
+    def interrupt(self) -> None:
+        for process in list(getattr(self.executor, "_processes", {}).values()):
+            try:
+                os.kill(process.pid, signal.SIGINT)
+            except (ProcessLookupError, AttributeError):
+                pass
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+class _Dask:
+    def __init__(self, scheduler: str) -> None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise UsageError(
+                "--executor dask needs dask.distributed: pip install 'distributed'"
+            ) from None
+        kwargs = {"scheduler_file": scheduler} if Path(scheduler).is_file() else {}
+        try:
+            self.client = Client(
+                None if kwargs else scheduler, timeout=15, set_as_default=False, **kwargs
+            )
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise UsageError(
+                f"--scheduler {scheduler}: no Dask scheduler answered ({exc})"
+            ) from None
+        self.executor = self.client.get_executor(pure=False)
+
+    @property
+    def slots(self) -> int:
+        return max(1, sum(self.client.nthreads().values()))
+
+    def renew(self) -> None:  # a lost Dask worker is the scheduler's business
+        pass
+
+    def interrupt(self) -> None:
+        pass  # running tasks finish on the cluster; nothing new is submitted
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False)
+        self.client.close()
+
+
+def run_sweep(
+    study: Study,
+    out: str | os.PathLike,
+    *,
+    workers: int | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    offline: bool | None = None,
+    progress: bool | None = None,
+    echo=print,
+    report: bool = True,
+) -> dict:
+    """Run every trial of `study` not yet finished in `out`; return the sweep summary."""
+    if executor not in EXECUTORS:
+        raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if executor == "dask" and not scheduler:
+        raise UsageError("--executor dask needs --scheduler ADDRESS (or a scheduler file)")
+    if executor == "local" and scheduler:
+        raise UsageError("--scheduler is for --executor dask")
+    if workers is not None and (workers < 1 or executor == "dask"):
+        raise UsageError(
+            f"--workers must be at least 1, got {workers}"
+            if workers < 1
+            else "--workers is for the local executor; a Dask cluster has its own workers"
+        )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "study.toml", study.text)
+    tasks = plan_trials(study, out)
+    for task in tasks:
+        task["offline"] = offline
+    store_path = out / "runs.db"
+    results = {
+        t["label"]: _finished_result(t, store_path) for t in tasks if t["state"] == "finished"
+    }
+    todo = [t for t in tasks if t["state"] != "finished"]
+    if workers is None:
+        workers = max(1, min(os.cpu_count() or 1, len(todo)))
+    summary = {
+        "study": study.name,
+        "description": study.description,
+        "metric": study.metric,
+        "goal": study.goal,
+        "varied": study.varied,
+        "executor": executor,
+        "workers": workers if executor == "local" else None,
+        "scheduler": scheduler,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trials": [],
+    }
+    echo(
+        f"study {study.name}: {len(tasks)} trials, {len(results)} already finished, "
+        f"{sum(t['resume'] for t in todo)} to resume; ranking by {study.metric} ({study.goal})"
+    )
+    sessions = _previous_sessions(out)
+    started = time.perf_counter()
+    status = "finished"
+    if todo:
+        pool = _Dask(scheduler) if executor == "dask" else _Local(workers)
+        if executor == "dask":
+            echo(
+                f"dask: {len(pool.client.nthreads())} workers, {pool.slots} threads at {scheduler}"
+            )
+        try:
+            status = _run(pool, todo, results, tasks, summary, out, progress, echo, started)
+        finally:
+            pool.close()
+    summary["trials"] = _ordered(tasks, results)
+    summary["status"] = status
+    wall = time.perf_counter() - started
+    summary["sessions"] = sessions + [
+        {
+            "started": summary["started"],
+            "wall_seconds": wall,
+            "trials_run": len(todo),
+            "executor": executor,
+            "workers": summary["workers"],
+            "status": status,
+        }
+    ]
+    summary["wall_seconds"] = sum(s["wall_seconds"] for s in summary["sessions"])
+    _write_summary(out, summary)
+    if report:
+        from mnistlab.sweep_report import build_sweep_report
+
+        summary["report"] = str(build_sweep_report(out, study=study))
+    if status == "interrupted":
+        done = sum(r["status"] == "finished" for r in results.values())
+        raise SweepInterrupted(
+            f"interrupted: {done} of {len(tasks)} trials finished; run the same command again "
+            f"to go on (finished trials are skipped, interrupted ones resume)"
+        )
+    return summary
+
+
+def _previous_sessions(out: Path) -> list[dict]:
+    """The earlier runs of this study into `out` (a resumed sweep adds to them)."""
+    try:
+        previous = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+    sessions = previous.get("sessions")
+    return sessions if isinstance(sessions, list) else []
+
+
+def _ordered(tasks, results) -> list[dict]:
+    rows = []
+    for task in tasks:
+        result = results.get(task["label"]) or {"status": "not run", "metrics": {}}
+        rows.append(
+            {
+                "label": task["label"],
+                "params": task["params"],
+                "run_dir": task["run_dir"],
+                **{k: v for k, v in result.items() if k not in ("label", "run_dir")},
+            }
+        )
+    return rows
+
+
+def _write_summary(out: Path, summary: dict) -> None:
+    write_text_atomic(out / "sweep.json", json.dumps(summary, indent=2, default=str) + "\n")
+
+
+def _run(pool, todo, results, tasks, summary, out, progress, echo, started) -> str:
+    from tqdm import tqdm
+
+    queue = list(todo)
+    running: dict[cf.Future, dict] = {}
+    interrupted = False
+    total = len(tasks)
+    bar = tqdm(
+        total=total,
+        initial=total - len(todo),
+        unit="trial",
+        disable=(not sys.stderr.isatty()) if progress is None else not progress,
+        file=sys.stderr,
+    )
+
+    def submit():
+        while queue and len(running) < pool.slots and not interrupted:
+            task = queue.pop(0)
+            running[pool.executor.submit(run_trial, task)] = task
+
+    def record(task, result):
+        results[task["label"]] = result
+        bar.update(1)
+        done = sum(1 for r in results.values())
+        line = f"[{done}/{total}] {task['label']}: {result['status']}"
+        if result["status"] == "finished":
+            metric = result["metrics"].get(summary["metric"])
+            shown = f"{metric:.4f}" if isinstance(metric, float) else str(metric)
+            line += f", {summary['metric']} {shown}"
+        elif result.get("error"):
+            line += f" ({result['error']})"
+        (echo if bar.disable else bar.write)(f"{line} ({result['seconds']:.1f} s)")
+        summary["trials"] = _ordered(tasks, results)
+        summary["wall_seconds"] = time.perf_counter() - started
+        _write_summary(out, summary)
+
+    def collect(finished):
+        broken = False
+        for future in finished:
+            task = running.pop(future)
+            try:
+                result = future.result()
+            except cf.CancelledError:
+                continue
+            except Exception as exc:  # the worker died (killed, out of memory) or broke
+                broken = isinstance(exc, cf.process.BrokenProcessPool)
+                result = {
+                    "label": task["label"],
+                    "run_dir": task["run_dir"],
+                    "status": "failed",
+                    "error": f"worker lost: {type(exc).__name__}: {exc}",
+                    "seconds": 0.0,
+                    "metrics": {},
+                }
+            record(task, result)
+        if broken:
+            for future, task in list(running.items()):  # collateral of the same pool
+                running.pop(future)
+                queue.insert(0, task)
+            pool.renew()
+
+    stop = threading.Event()
+    try:
+        with _sigint_flag(stop):
+            submit()
+            while running:
+                finished, _ = cf.wait(list(running), timeout=0.3, return_when=cf.FIRST_COMPLETED)
+                if stop.is_set() and not interrupted:
+                    interrupted = True
+                    echo("interrupt: stopping the running trials at their next step ...")
+                    for future in list(running):
+                        if future.cancel():
+                            running.pop(future)
+                    pool.interrupt()
+                    queue.clear()
+                collect(finished)
+                submit()
+    finally:
+        bar.close()
+    return "interrupted" if interrupted else "finished"
+
+
+class _sigint_flag:
+    """Ctrl-C sets `flag` (a second one raises KeyboardInterrupt); main thread only."""
+
+    def __init__(self, flag: threading.Event) -> None:
+        self.flag = flag
+        self.previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.flag.is_set():
+            signal.signal(signal.SIGINT, self.previous)
+            raise KeyboardInterrupt
+        self.flag.set()
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)

@@ -1,0 +1,361 @@
+"""The sweep report: one self-contained HTML file for a study's output folder.
+
+Sections: the ranking (configurations averaged over seeds), every trial, for each varied parameter
+a bar chart of the metric with error bars over seeds, the validation curves of all trials
+overlaid, the best configuration with the command that reruns it, and timing.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shlex
+from pathlib import Path
+
+import numpy as np
+
+from mnistlab import plots
+from mnistlab._io import write_text_atomic
+from mnistlab.errors import DataError
+from mnistlab.report import _img, _page, _read_json, _section, _table, read_history
+from mnistlab.study import Study, format_value, load_study
+
+SECTIONS = ("ranking", "trials", "parameters", "curves", "best", "timing")
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else 0.0
+
+
+def configurations(trials: list[dict], metric: str, goal: str) -> list[dict]:
+    """Finished trials grouped by their parameters other than the seed, best first."""
+    groups: dict[str, dict] = {}
+    for trial in trials:
+        if trial["status"] != "finished" or trial["metrics"].get(metric) is None:
+            continue
+        params = {k: v for k, v in trial["params"].items() if k != "seed"}
+        key = json.dumps(params, sort_keys=True)
+        group = groups.setdefault(key, {"params": params, "trials": []})
+        group["trials"].append(trial)
+    rows = []
+    for group in groups.values():
+        values = [t["metrics"][metric] for t in group["trials"]]
+        mean, std = _mean_std(values)
+        tests = [t["metrics"].get("test_accuracy") for t in group["trials"]]
+        seconds = [t["metrics"].get("train_seconds") or 0.0 for t in group["trials"]]
+        rows.append(
+            {
+                **group,
+                "mean": mean,
+                "std": std,
+                "n": len(values),
+                "test_accuracy": float(np.mean(tests)) if None not in tests else None,
+                "train_seconds": float(np.mean(seconds)),
+            }
+        )
+    rows.sort(key=lambda r: r["mean"], reverse=goal == "max")
+    return rows
+
+
+def rerun_command(config_path: Path, params: dict, base: dict) -> tuple[str, str | None]:
+    """The exact rerun (--config) and, where every value has a flag, the same with options."""
+    exact = f"mnistlab train --config {shlex.quote(str(config_path))}"
+    options = {**base, **params}
+    parts = ["mnistlab", "train"]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if key == "C":
+            flag = "--C"
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            if not value:
+                return exact, None  # no --no-batchnorm: only --config says it
+            parts.append(flag)
+        elif isinstance(value, list) and all(isinstance(v, int) for v in value):
+            parts += [flag, ",".join(str(v) for v in value)]
+        elif isinstance(value, (int, float, str)):
+            parts += [flag, str(value)]
+        else:
+            return exact, None  # per-layer initializers and the like
+    return exact, " ".join(shlex.quote(p) for p in parts)
+
+
+def build_sweep_report(out: str | os.PathLike, study: Study | None = None) -> Path:
+    """Write OUT/report.html from OUT/sweep.json, the trials' histories and OUT/study.toml."""
+    out = Path(out)
+    summary = _read_json(out / "sweep.json")
+    if study is None:
+        study = load_study(out / "study.toml")
+    metric, goal = summary["metric"], summary["goal"]
+    trials = summary["trials"]
+    varied = [k for k in summary["varied"] if k != "seed"]
+    configs = configurations(trials, metric, goal)
+    finished = [t for t in trials if t["status"] == "finished"]
+    failed = [t for t in trials if t["status"] not in ("finished",)]
+
+    head = (
+        f"<h1>mnistlab sweep: {html.escape(summary['study'])}</h1>"
+        + (f"<p>{html.escape(summary['description'])}</p>" if summary.get("description") else "")
+        + "<p>"
+        + html.escape(
+            f"{len(trials)} trials: {len(finished)} finished, {len(failed)} failed or not run; "
+            f"ranked by {metric} ({'higher' if goal == 'max' else 'lower'} is better); "
+            f"executor {summary['executor']}"
+            + (f" with {summary['workers']} workers" if summary.get("workers") else "")
+            + (f" at {summary['scheduler']}" if summary.get("scheduler") else "")
+            + f"; wall time {summary.get('wall_seconds', 0.0):.1f} s."
+        )
+        + "</p><nav>"
+        + "".join(f'<a href="#{s}">{s}</a>' for s in SECTIONS)
+        + "</nav>"
+    )
+
+    ranking_rows = [
+        [
+            rank,
+            *[format_value(c["params"].get(k)) for k in varied],
+            f"{c['mean']:.4f} ± {c['std']:.4f}",
+            c["n"],
+            c["test_accuracy"],
+            c["train_seconds"],
+        ]
+        for rank, c in enumerate(configs, 1)
+    ]
+    ranking = (
+        _table(
+            ranking_rows,
+            header=[
+                "rank",
+                *varied,
+                f"{metric} (mean ± std over seeds)",
+                "seeds",
+                "test_accuracy",
+                "train_seconds",
+            ],
+        )
+        if configs
+        else "<p>No trial finished.</p>"
+    )
+
+    trial_rows = []
+    for t in sorted(trials, key=lambda t: _sort_key(t, metric, goal)):
+        m = t.get("metrics") or {}
+        link = os.path.relpath(t["run_dir"], out)
+        trial_rows.append(
+            [
+                t["label"],
+                t["status"],
+                m.get(metric),
+                m.get("test_accuracy"),
+                m.get("val_accuracy"),
+                m.get("epochs_run"),
+                m.get("train_seconds"),
+                t.get("seconds"),
+                t.get("error") or "",
+                link,
+            ]
+        )
+    trial_table = _table(
+        trial_rows,
+        header=[
+            "trial",
+            "status",
+            metric,
+            "test_accuracy",
+            "val_accuracy",
+            "epochs",
+            "train_seconds",
+            "wall_seconds",
+            "error",
+            "run folder",
+        ],
+    )
+
+    body = [
+        head,
+        _section("ranking", "Ranking", ranking),
+        _section("trials", "Every trial", trial_table),
+    ]
+    body.append(
+        _section(
+            "parameters", "Each varied parameter", _parameter_charts(finished, varied, metric, goal)
+        )
+    )
+    body.append(_section("curves", "Validation curves of all trials", _curves(finished, out)))
+    body.append(_section("best", "Best configuration", _best(configs, finished, study, out)))
+    body.append(_section("timing", "Timing", _timing(trials, summary)))
+    path = out / "report.html"
+    write_text_atomic(path, _page(f"mnistlab sweep: {summary['study']}", "\n".join(body)))
+    return path
+
+
+def _sort_key(trial, metric, goal):
+    value = (trial.get("metrics") or {}).get(metric)
+    if value is None:
+        return (1, 0.0)
+    return (0, -value if goal == "max" else value)
+
+
+def _parameter_charts(finished: list[dict], varied: list[str], metric: str, goal: str) -> str:
+    """Seed 000's horizontal bars: the metric's mean per value, error bars over seeds."""
+    if not varied:
+        return "<p>The study varies only the seed.</p>"
+    if not finished:
+        return "<p>No trial finished.</p>"
+    plt = plots._pyplot()
+    parts = []
+    for key in varied:
+        by_value: dict[str, dict[int | None, list[float]]] = {}
+        order: list[str] = []
+        for t in finished:
+            if metric not in t["metrics"] or key not in t["params"]:
+                continue
+            label = format_value(t["params"][key])
+            if label not in by_value:
+                order.append(label)
+            seeds = by_value.setdefault(label, {})
+            seeds.setdefault(t["params"].get("seed"), []).append(t["metrics"][metric])
+        if not order:
+            continue
+        # per seed, the mean over everything else varied; then mean and spread over seeds
+        stats = [
+            _mean_std([float(np.mean(v)) for v in by_value[label].values()]) for label in order
+        ]
+        height = 0.6 + 0.45 * len(order)
+        fig, ax = plt.subplots(figsize=(7, height))
+        means = [s[0] for s in stats]
+        ax.barh(
+            range(len(order)),
+            means,
+            xerr=[s[1] for s in stats],
+            color="#4c72b0",
+            capsize=4,
+            alpha=0.85,
+        )
+        ax.set_yticks(range(len(order)), [f"{key}={label}" for label in order])
+        ax.invert_yaxis()
+        lo, hi = min(means), max(means)
+        pad = max((hi - lo) * 0.5, 0.005)
+        ax.set_xlim(max(0.0, lo - pad) if "accuracy" in metric else lo - pad, hi + pad)
+        for i, (mean, std) in enumerate(stats):
+            ax.text(
+                mean, i, f" {mean:.4f}" + (f" ± {std:.4f}" if std else ""), va="center", fontsize=8
+            )
+        ax.set_xlabel(f"{metric} (mean over seeds; error bar: standard deviation)")
+        ax.grid(axis="x", alpha=0.3)
+        fig.tight_layout()
+        parts.append(_img(fig, f"{metric} by {key}"))
+        plt.close(fig)
+    return "\n".join(parts)
+
+
+def _curves(finished: list[dict], out: Path) -> str:
+    plt = plots._pyplot()
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
+    drawn = 0
+    kind = "validation"
+    for t in finished:
+        try:
+            history = read_history(Path(t["run_dir"]))
+        except DataError:
+            continue
+        if not history:
+            continue
+        prefix = "val_" if "val_accuracy" in history[0] else ""
+        if not prefix:
+            kind = "validation where recorded, else training"
+        epochs = [h["epoch"] for h in history]
+        ax_loss.plot(epochs, [h[f"{prefix}loss"] for h in history], lw=1.2, label=t["label"])
+        ax_acc.plot(epochs, [h[f"{prefix}accuracy"] for h in history], lw=1.2, label=t["label"])
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return "<p>No trial recorded a per-epoch history (classical models fit in one go).</p>"
+    for ax, label in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{label} ({kind})")
+        ax.grid(alpha=0.3)
+    ax_acc.legend(fontsize=7, loc="lower right", ncol=2 if drawn > 8 else 1)
+    fig.tight_layout()
+    text = _img(fig, "validation curves of all trials")
+    plt.close(fig)
+    return text
+
+
+def _best(configs: list[dict], finished: list[dict], study: Study, out: Path) -> str:
+    if not configs:
+        return "<p>No trial finished.</p>"
+    best = configs[0]
+    trial = (
+        max(best["trials"], key=lambda t: t["metrics"][study.metric])
+        if study.goal == "max"
+        else min(best["trials"], key=lambda t: t["metrics"][study.metric])
+    )
+    config_path = Path(trial["run_dir"]) / "config.json"
+    config = _read_json(config_path)
+    exact, flags = rerun_command(config_path, trial["params"], study.base)
+    what = ", ".join(f"{k}={format_value(v)}" for k, v in best["params"].items())
+    text = (
+        f"<p>{html.escape(what or 'the base configuration')}: "
+        f"{study.metric} {best['mean']:.4f} ± {best['std']:.4f} over {best['n']} "
+        f"seed{'s' if best['n'] != 1 else ''}; its best trial is {html.escape(trial['label'])}.</p>"
+        f"<p>Rerun it exactly:</p><pre>{html.escape(exact)}</pre>"
+    )
+    if flags:
+        text += f"<p>or with options:</p><pre>{html.escape(flags)}</pre>"
+    text += f"<p>Its configuration:</p><pre>{html.escape(json.dumps(config, indent=2))}</pre>"
+    return text
+
+
+def _timing(trials: list[dict], summary: dict) -> str:
+    rows = [t for t in trials if t.get("seconds") is not None]
+    total = sum(t["seconds"] for t in rows)
+    wall = summary.get("wall_seconds") or 0.0
+    sessions = summary.get("sessions") or []
+    text = f"<p>Wall time {wall:.1f} s"
+    if len(sessions) > 1:
+        text += f" over {len(sessions)} sessions (a rerun skips finished trials)"
+    text += f"; the trials took {total:.1f} s of worker time in all"
+    if wall > 0:
+        text += f", {total / wall:.2f} trials running at once on average"
+    text += ".</p>"
+    if len(sessions) > 1:
+        text += _table(
+            [
+                [
+                    s.get("started"),
+                    s.get("executor"),
+                    s.get("workers"),
+                    s.get("trials_run"),
+                    s.get("wall_seconds"),
+                    s.get("status"),
+                ]
+                for s in sessions
+            ],
+            header=[
+                "session started",
+                "executor",
+                "workers",
+                "trials run",
+                "wall_seconds",
+                "status",
+            ],
+        )
+    if rows:
+        plt = plots._pyplot()
+        fig, ax = plt.subplots(figsize=(7, 0.6 + 0.3 * len(rows)))
+        ax.barh(range(len(rows)), [t["seconds"] for t in rows], color="#55a868")
+        ax.set_yticks(range(len(rows)), [t["label"] for t in rows], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("seconds per trial (loading, training and evaluation)")
+        ax.grid(axis="x", alpha=0.3)
+        fig.tight_layout()
+        text += _img(fig, "seconds per trial")
+        plt.close(fig)
+    return text
+
+
+__all__ = ["build_sweep_report", "configurations", "rerun_command"]

@@ -1,0 +1,396 @@
+"""Study files, `mnistlab sweep` on local workers and on a Dask cluster, resume, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnistlab.cli import main
+from mnistlab.errors import DataError, UsageError
+from mnistlab.store import RunStore
+from mnistlab.study import load_study, parse_study
+from mnistlab.sweep import run_sweep
+
+DIGITS_STUDY = """
+[study]
+name = "digits-grid"
+description = "a small grid on digits"
+metric = "val_accuracy"
+
+[base]
+dataset = "digits"
+preset = "seed000"
+hidden = [32]
+epochs = 4
+validation = 300
+
+[grid]
+lr = [0.1, 0.02]
+batch_size = [32, 64]
+
+[repeat]
+seeds = [0, 1]
+"""
+
+
+def write_study(tmp_path: Path, text: str, name: str = "study.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def weights_of(run_dir) -> dict:
+    with np.load(Path(run_dir) / "weights.npz") as archive:
+        return {k: archive[k].copy() for k in archive.files}
+
+
+# ---------------------------------------------------------------------------- study files
+
+
+def test_grid_random_and_repeats_expand(tmp_path):
+    study = parse_study(
+        """
+        [study]
+        metric = "test_accuracy"
+        [base]
+        dataset = "digits"
+        model = "mlp"
+        [grid]
+        hidden = [[16], [16, 8]]
+        [random]
+        trials = 3
+        seed = 7
+        lr = { log_uniform = [1e-4, 1e-1] }
+        dropout = { uniform = [0.0, 0.5] }
+        epochs = { int_uniform = [2, 4] }
+        optimizer = ["sgd", "adam"]
+        [repeat]
+        count = 2
+        """,
+        name="mixed",
+    )
+    assert study.name == "mixed" and study.goal == "max"
+    assert len(study.trials) == 2 * 3 * 2
+    assert study.varied == ["hidden", "lr", "dropout", "epochs", "optimizer", "seed"]
+    labels = [t.label for t in study.trials]
+    assert len(set(labels)) == len(labels)
+    for trial in study.trials:
+        assert 1e-4 <= trial.config["lr"] <= 1e-1
+        assert 0 <= trial.config["dropout"] <= 0.5
+        assert trial.config["epochs"] in (2, 3, 4)
+        assert trial.config["seed"] in (0, 1)
+        assert trial.config["dataset"] == "digits"
+    again = parse_study(study.text, name="mixed")
+    assert [t.config for t in again.trials] == [t.config for t in study.trials]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[bse]\nlr = 1", "unknown section [bse] (did you mean 'base'?)"),
+        ("[base]\nlearning_rat = 0.1", "[base] unknown key 'learning_rat'"),
+        ("[base]\nlr = -0.1", "[base] lr must be a positive number, got -0.1"),
+        ("[base]\nbatch_size = 'big'", "[base] batch_size must be a positive integer, got 'big'"),
+        ("[grid]\nlr = 0.1", "[grid] lr must be a non-empty list of values, got 0.1"),
+        ("[grid]\nlr = []", "[grid] lr must be a non-empty list of values, got []"),
+        ("[grid]\nlr = [0.1, -1.0]", "trial lr=-1: lr must be a positive number, got -1.0"),
+        ("[grid]\nactivation = ['relu', 'swish']", "trial activation=swish"),
+        ("[grid]\nlr = [0.1, 0.1]", "[grid] lr lists a value twice"),
+        ("[random]\ntrials = 2\nlr = { normal = [0, 1] }", "unknown distribution 'normal'"),
+        ("[random]\ntrials = 2\nlr = { log_uniform = [0, 1] }", "log_uniform needs low > 0"),
+        ("[random]\ntrials = 2\nlr = { uniform = [1, 0] }", "needs [low, high] with low <= high"),
+        ("[random]\ntrials = 0\nlr = [0.1]", "[random] trials must be a positive number"),
+        ("[random]\ntrials = 3", "[random] trials is set but no parameter"),
+        ("[repeat]\nseeds = [1, 1]", "[repeat] seeds must be distinct non-negative integers"),
+        ("[repeat]\ncount = 2\nseeds = [0]", "[repeat] give seeds or count, not both"),
+        ("[study]\nmetric = 'f1'", "[study] metric must be one of"),
+        ("[study]\ngoal = 'up'", "[study] goal must be 'max' or 'min', got 'up'"),
+        ("[study]\nname = 'a/b'", "[study] name must be letters"),
+        ("[study]\nmetric = 'val_accuracy'", "needs a validation split"),
+        ("[study]\nmetrc = 'x'", "[study] unknown key 'metrc' (did you mean 'metric'?)"),
+    ],
+)
+def test_study_errors_name_the_key_and_the_value(tmp_path, text, message):
+    path = write_study(tmp_path, text)
+    with pytest.raises(UsageError) as info:
+        load_study(path)
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
+
+
+def test_bad_toml_and_missing_file(tmp_path):
+    with pytest.raises(DataError, match="not valid TOML"):
+        load_study(write_study(tmp_path, "[base\nlr = 1"))
+    with pytest.raises(UsageError, match="no such study file"):
+        load_study(tmp_path / "missing.toml")
+
+
+def test_shipped_studies_are_valid():
+    folder = Path(__file__).resolve().parents[1] / "studies"
+    studies = sorted(folder.glob("*.toml"))
+    names = {p.stem for p in studies}
+    for wanted in (
+        "depth",
+        "learning-rate",
+        "batch-size",
+        "activation",
+        "initializer",
+        "optimizer",
+        "regularization",
+        "classical",
+    ):
+        assert wanted in names
+    for path in studies:
+        study = load_study(path)
+        assert study.trials and study.description
+        assert path.read_text(encoding="utf-8").lstrip().startswith("#")  # says what it asks
+
+
+# ---------------------------------------------------------------------------- sweeps
+
+
+def test_sweep_cli_writes_store_report_and_skips_finished(tmp_path, capsys):
+    study = write_study(tmp_path, DIGITS_STUDY)
+    out = tmp_path / "out"
+    assert main(["sweep", str(study), "--workers", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "8 trials (0 failed)" in printed and "best lr=0.1" in printed
+    summary = json.loads((out / "sweep.json").read_text())
+    assert [t["status"] for t in summary["trials"]] == ["finished"] * 8
+    with RunStore(out / "runs.db") as store:
+        rows = store.list(study="digits-grid")
+    assert len(rows) == 8 and {r["status"] for r in rows} == {"finished"}
+    assert all(len(r["history"]) == 4 for r in rows)
+    page = (out / "report.html").read_text()
+    for section in ("ranking", "trials", "parameters", "curves", "best", "timing"):
+        assert f'id="{section}"' in page
+    assert page.count("<img") >= 4  # two parameter charts, curves, timing
+    assert "mnistlab train --config" in page and "http" not in page.replace("http-equiv", "")
+    # every trial folder is a full run folder
+    for trial in summary["trials"]:
+        run_dir = Path(trial["run_dir"])
+        for name in ("config.json", "weights.npz", "history.csv", "metrics.json"):
+            assert (run_dir / name).is_file()
+    # the rerun command in the report reproduces the best trial
+    # a second run skips all of them
+    assert main(["sweep", str(study), "--workers", "2", "--out", str(out)]) == 0
+    assert "8 already finished" in capsys.readouterr().out
+    with RunStore(out / "runs.db") as store:
+        assert len(store.list()) == 8
+    assert len(json.loads((out / "sweep.json").read_text())["sessions"]) == 2
+
+
+def test_rerun_command_of_the_best_trial_reproduces_it(tmp_path, capsys):
+    study = write_study(tmp_path, DIGITS_STUDY.replace("[0.1, 0.02]", "[0.1]"))
+    out = tmp_path / "out"
+    assert main(["sweep", str(study), "--workers", "1", "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    best = sorted(
+        json.loads((out / "sweep.json").read_text())["trials"],
+        key=lambda t: -t["metrics"]["val_accuracy"],
+    )[0]
+    again = tmp_path / "again"
+    config = Path(best["run_dir"]) / "config.json"
+    assert main(["train", "--config", str(config), "--out", str(again), "--quiet"]) == 0
+    for key, value in weights_of(best["run_dir"]).items():
+        np.testing.assert_array_equal(weights_of(again)[key], value)
+
+
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
+    text = DIGITS_STUDY.replace("[repeat]\nseeds = [0, 1]\n", "").replace(
+        "batch_size = [32, 64]", f'dataset = ["digits", "{tmp_path / "nothing-here"}"]'
+    )
+    out = tmp_path / "out"
+    assert (
+        main(["sweep", str(write_study(tmp_path, text)), "--workers", "2", "--out", str(out)]) == 0
+    )
+    summary = json.loads((out / "sweep.json").read_text())
+    failed = [t for t in summary["trials"] if t["status"] == "failed"]
+    assert len(failed) == 2 and all("nothing-here" in t["label"] for t in failed)
+    assert all("nothing-here" in t["error"] for t in failed)
+    with RunStore(out / "runs.db") as store:
+        assert sorted(r["status"] for r in store.list()) == [
+            "failed",
+            "failed",
+            "finished",
+            "finished",
+        ]
+    assert "failed" in (out / "report.html").read_text()
+
+
+def test_a_changed_study_does_not_overwrite_other_trials(tmp_path, capsys):
+    out = tmp_path / "out"
+    study = write_study(tmp_path, DIGITS_STUDY.replace("[0, 1]", "[0]"))
+    assert main(["sweep", str(study), "--out", str(out), "--quiet", "--no-report"]) == 0
+    changed = write_study(
+        tmp_path,
+        DIGITS_STUDY.replace("[0, 1]", "[0]").replace("epochs = 4", "epochs = 5"),
+        "changed.toml",
+    )
+    assert main(["sweep", str(changed), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a run with another configuration" in err and err.count("\n") == 1
+
+
+def test_sweep_usage_errors(tmp_path, capsys):
+    study = write_study(tmp_path, DIGITS_STUDY)
+    assert main(["sweep", str(study), "--executor", "dask"]) == 2
+    assert "--executor dask needs --scheduler" in capsys.readouterr().err
+    assert main(["sweep", str(study), "--workers", "0", "--out", str(tmp_path / "o")]) == 2
+    assert "--workers must be at least 1, got 0" in capsys.readouterr().err
+    assert main(["sweep", str(tmp_path / "none.toml")]) == 2
+    assert main(["sweep", str(study), "--dry-run"]) == 0
+    assert capsys.readouterr().out.count("lr=") == 8
+
+
+def _dask_cli() -> str | None:
+    local = Path(sys.executable).parent / "dask"
+    return str(local) if local.exists() else shutil.which("dask")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_dask_cli() is None, reason="dask.distributed is not installed")
+def test_local_workers_and_a_dask_cluster_give_identical_results(tmp_path):
+    """`dask scheduler` and `dask worker` on 127.0.0.1, as the README shows them."""
+    from distributed import Client
+
+    study = load_study(write_study(tmp_path, DIGITS_STUDY))
+    local = run_sweep(study, tmp_path / "local", workers=2, echo=lambda *a: None)
+
+    scheduler_file = tmp_path / "scheduler.json"
+    # scratch space of the scheduler and workers inside tmp_path, not /tmp/dask-scratch-space
+    env = {**os.environ, "DASK_TEMPORARY_DIRECTORY": str(tmp_path / "dask-tmp")}
+    common = {
+        "cwd": tmp_path,
+        "env": env,
+        "stdout": subprocess.DEVNULL,
+        "stderr": subprocess.DEVNULL,
+    }
+    dask = _dask_cli()
+    scheduler = subprocess.Popen(
+        [
+            dask,
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(scheduler_file),
+        ],
+        **common,
+    )
+    workers = None
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        workers = subprocess.Popen(
+            [
+                dask,
+                "worker",
+                "--scheduler-file",
+                str(scheduler_file),
+                "--nworkers",
+                "2",
+                "--nthreads",
+                "1",
+                "--host",
+                "127.0.0.1",
+                "--no-dashboard",
+                "--local-directory",
+                str(tmp_path / "dask-workers"),
+            ],
+            **common,
+        )
+        with Client(scheduler_file=str(scheduler_file), timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        remote = run_sweep(
+            study,
+            tmp_path / "dask",
+            executor="dask",
+            scheduler=str(scheduler_file),
+            echo=lambda *a: None,
+        )
+    finally:
+        for process in (workers, scheduler):
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    assert remote["executor"] == "dask"
+    for a, b in zip(local["trials"], remote["trials"], strict=True):
+        assert a["label"] == b["label"] and a["status"] == b["status"] == "finished"
+        assert a["metrics"]["val_accuracy"] == b["metrics"]["val_accuracy"]
+        assert a["metrics"]["test_accuracy"] == b["metrics"]["test_accuracy"]
+        wa, wb = weights_of(a["run_dir"]), weights_of(b["run_dir"])
+        for key in wa:
+            np.testing.assert_array_equal(wa[key], wb[key])
+    workers_used = {t["worker"] for t in remote["trials"]}
+    assert len(workers_used) == 2  # both Dask workers ran trials
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_a_rerun_resumes_to_the_same_results(tmp_path):
+    text = (
+        DIGITS_STUDY.replace("epochs = 4", "epochs = 400")
+        .replace("[repeat]\nseeds = [0, 1]\n", "")
+        .replace("batch_size = [32, 64]", "batch_size = [32]")
+    )
+    study_path = write_study(tmp_path, text)
+    reference = run_sweep(
+        load_study(study_path),
+        tmp_path / "reference",
+        workers=2,
+        echo=lambda *a: None,
+        report=False,
+    )
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "mnistlab",
+        "sweep",
+        str(study_path),
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    trials = out / "trials"
+    while time.monotonic() < deadline:  # both trials have saved an epoch's checkpoint
+        if trials.exists() and len(list(trials.glob("*/checkpoint.npz"))) == 2:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    summary = json.loads((out / "sweep.json").read_text())
+    assert {t["status"] for t in summary["trials"]} <= {"interrupted", "finished"}
+    assert "interrupted" in {t["status"] for t in summary["trials"]}
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "to resume" in rerun.stdout
+    resumed = json.loads((out / "sweep.json").read_text())
+    for a, b in zip(reference["trials"], resumed["trials"], strict=True):
+        assert b["status"] == "finished"
+        assert a["metrics"]["val_accuracy"] == b["metrics"]["val_accuracy"]
+        wa, wb = weights_of(a["run_dir"]), weights_of(b["run_dir"])
+        for key in wa:
+            np.testing.assert_array_equal(wa[key], wb[key])
