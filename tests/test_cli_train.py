@@ -355,8 +355,23 @@ def test_every_model_trains_and_evaluates_on_every_format(tmp_path, capsys, mode
 
 def test_metrics_json_has_the_classification_report(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--dataset", "digits", "--model", "knn", "--k", "3", "--quiet",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "digits",
+                "--model",
+                "knn",
+                "--k",
+                "3",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     matrix = np.array(metrics["confusion_matrix"])
     assert matrix.sum() == metrics["n_test"] == 359

@@ -18,10 +18,17 @@ from mnistlab.store import RunStore
 def _writer(path: str, worker: int, rows: int) -> None:
     with RunStore(path) as store:
         for i in range(rows):
-            run_id = store.start(f"/runs/w{worker}-{i}", {"worker": worker, "i": i},
-                                 study="concurrency", trial=f"{worker}-{i}")
-            store.finish(run_id, {"test_accuracy": worker + i / 100, "machine": {"cores": 2}},
-                         [{"epoch": 1, "loss": 0.5}])
+            run_id = store.start(
+                f"/runs/w{worker}-{i}",
+                {"worker": worker, "i": i},
+                study="concurrency",
+                trial=f"{worker}-{i}",
+            )
+            store.finish(
+                run_id,
+                {"test_accuracy": worker + i / 100, "machine": {"cores": 2}},
+                [{"epoch": 1, "loss": 0.5}],
+            )
 
 
 def _slow_writer(path: str) -> None:
@@ -60,8 +67,21 @@ def test_eight_concurrent_writers_and_a_killed_one_lose_nothing(tmp_path):
 
 def test_single_runs_record_themselves_and_the_cli_reads_them(tmp_path, capsys):
     for model in ("knn", "gaussian"):
-        assert main(["train", "--dataset", "digits", "--model", model, "--quiet",
-                     "--out", str(tmp_path / model)]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--dataset",
+                    "digits",
+                    "--model",
+                    model,
+                    "--quiet",
+                    "--out",
+                    str(tmp_path / model),
+                ]
+            )
+            == 0
+        )
     db = str(tmp_path / "runs.db")
     capsys.readouterr()
     assert main(["runs", "list", "--db", db, "--sort", "test_loss"]) == 0
@@ -75,9 +95,29 @@ def test_single_runs_record_themselves_and_the_cli_reads_them(tmp_path, capsys):
 
 
 def test_a_failed_run_is_recorded_as_failed(tmp_path):
-    assert main(["train", "--dataset", "digits", "--hidden", "16", "--activation", "tanh",
-                 "--optimizer", "sgd", "--lr", "1e36", "--epochs", "2", "--quiet",
-                 "--out", str(tmp_path / "diverged")]) == 1
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "digits",
+                "--hidden",
+                "16",
+                "--activation",
+                "tanh",
+                "--optimizer",
+                "sgd",
+                "--lr",
+                "1e36",
+                "--epochs",
+                "2",
+                "--quiet",
+                "--out",
+                str(tmp_path / "diverged"),
+            ]
+        )
+        == 1
+    )
     with RunStore(tmp_path / "runs.db") as store:
         (record,) = store.list()
     assert record["status"] == "failed" and "loss became" in record["error"]

@@ -33,23 +33,32 @@ def test_accuracy_errors_and_confusion_matrix_equal_sklearn(predictions):
     y_true, y_pred, _ = predictions
     assert accuracy(y_true, y_pred) == sklearn_metrics.accuracy_score(y_true, y_pred)
     assert error_count(y_true, y_pred) == int(np.sum(y_true != y_pred))
-    np.testing.assert_array_equal(confusion_matrix(y_true, y_pred),
-                                  sklearn_metrics.confusion_matrix(y_true, y_pred))
+    np.testing.assert_array_equal(
+        confusion_matrix(y_true, y_pred), sklearn_metrics.confusion_matrix(y_true, y_pred)
+    )
 
 
 def test_classification_summary_equals_sklearn_report(predictions):
     y_true, y_pred, _ = predictions
     ours = classification_summary(y_true, y_pred)
-    theirs = sklearn_metrics.classification_report(y_true, y_pred, output_dict=True,
-                                                   zero_division=0)
+    theirs = sklearn_metrics.classification_report(
+        y_true, y_pred, output_dict=True, zero_division=0
+    )
     for k in range(5):
-        for key, their_key in (("precision", "precision"), ("recall", "recall"),
-                               ("f1", "f1-score"), ("support", "support")):
+        for key, their_key in (
+            ("precision", "precision"),
+            ("recall", "recall"),
+            ("f1", "f1-score"),
+            ("support", "support"),
+        ):
             assert ours["per_class"][key][k] == pytest.approx(theirs[str(k)][their_key])
     assert ours["accuracy"] == pytest.approx(theirs["accuracy"])
     for avg in ("macro", "weighted"):
-        for key, their_key in (("precision", "precision"), ("recall", "recall"),
-                               ("f1", "f1-score")):
+        for key, their_key in (
+            ("precision", "precision"),
+            ("recall", "recall"),
+            ("f1", "f1-score"),
+        ):
             assert ours[avg][key] == pytest.approx(theirs[f"{avg} avg"][their_key])
 
 
@@ -58,8 +67,9 @@ def test_the_argument_order_is_true_then_predicted(predictions):
     summary = classification_summary(y_true, y_pred)
     swapped = classification_summary(y_pred, y_true)
     # precision and recall trade places when the arguments are swapped (seed 002's mistake)
-    np.testing.assert_allclose(summary["per_class"]["precision"][:4],
-                               swapped["per_class"]["recall"][:4])
+    np.testing.assert_allclose(
+        summary["per_class"]["precision"][:4], swapped["per_class"]["recall"][:4]
+    )
 
 
 def test_report_text_has_class_names_and_averages(predictions):
@@ -73,7 +83,8 @@ def test_top_k_and_log_loss_equal_sklearn(predictions):
     y_true, _, proba = predictions
     for k in (1, 2, 3):
         assert top_k_accuracy(y_true, proba, k) == pytest.approx(
-            sklearn_metrics.top_k_accuracy_score(y_true, proba, k=k))
+            sklearn_metrics.top_k_accuracy_score(y_true, proba, k=k)
+        )
     assert log_loss(y_true, proba) == pytest.approx(sklearn_metrics.log_loss(y_true, proba))
 
 

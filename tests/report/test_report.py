@@ -30,14 +30,30 @@ def runs(tmp_path_factory):
     folders = {}
     for model, extra in MODELS.items():
         folders[model] = root / model
-        assert main(["train", "--dataset", "digits", "--model", model, "--quiet", "--out",
-                     str(folders[model]), *extra]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--dataset",
+                    "digits",
+                    "--model",
+                    model,
+                    "--quiet",
+                    "--out",
+                    str(folders[model]),
+                    *extra,
+                ]
+            )
+            == 0
+        )
     return folders
 
 
 def images_of(page: str) -> list[bytes]:
-    return [base64.b64decode(data) for data in
-            re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)]
+    return [
+        base64.b64decode(data)
+        for data in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    ]
 
 
 @pytest.mark.parametrize("model", list(MODELS))
@@ -66,8 +82,12 @@ def test_report_command_regenerates_and_compares(runs, tmp_path, capsys):
     assert main(["report", str(runs["knn"])]) == 0
     assert (runs["knn"] / "report.html").is_file()
     out = tmp_path / "compare.html"
-    assert main(["report", str(runs["mlp"]), str(runs["softmax"]), str(runs["knn"]),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            ["report", str(runs["mlp"]), str(runs["softmax"]), str(runs["knn"]), "--out", str(out)]
+        )
+        == 0
+    )
     page = out.read_text(encoding="utf-8")
     assert "model" in page and "test_accuracy" in page and len(images_of(page)) == 1
     capsys.readouterr()
@@ -89,11 +109,24 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def test_headless_chromium_opens_the_report_offline(runs, tmp_path):
     report = runs["mlp"] / "report.html"
     result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
-         report.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-extensions",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     dom = result.stdout
     assert result.returncode == 0, result.stderr[-2000:]
@@ -106,11 +139,39 @@ def test_headless_chromium_opens_the_report_offline(runs, tmp_path):
 
 def test_a_two_unit_bottleneck_is_mapped_directly_and_figures_can_be_svg(tmp_path, capsys):
     out = tmp_path / "bottleneck"
-    assert main(["train", "--dataset", "digits", "--hidden", "32,2", "--epochs", "3", "--quiet",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "digits",
+                "--hidden",
+                "32,2",
+                "--epochs",
+                "3",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main(["report", str(out), "--layer", "-2", "--figures", str(tmp_path / "figs"),
-                 "--format", "svg"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(out),
+                "--layer",
+                "-2",
+                "--figures",
+                str(tmp_path / "figs"),
+                "--format",
+                "svg",
+            ]
+        )
+        == 0
+    )
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "2 wide): its two units directly" in page
     svgs = sorted(p.name for p in (tmp_path / "figs").iterdir())

@@ -12,6 +12,7 @@ import traceback
 
 from mnistlab import __version__
 from mnistlab.cli import (
+    bench_commands,
     data_commands,
     report_commands,
     runs_commands,
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_commands.register(commands)
     runs_commands.register(commands)
     sweep_commands.register(commands)
+    bench_commands.register(commands)
     return parser
 
 

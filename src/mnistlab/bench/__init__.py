@@ -1,0 +1,349 @@
+"""`mnistlab bench`: the engine side by side with PyTorch, Keras on JAX and scikit-learn.
+
+Each framework runs in a process of its own, one after another (their thread pools never share
+a process), on the same data and network. The harness collects every runner's medians and
+spreads, and reports the ratios of mnistlab to each peer and to the bare-GEMM floor, the
+accuracy each framework reaches after the same budget, the machine, and the targets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mnistlab._io import write_text_atomic
+from mnistlab.bench.workloads import ACCURACY_EPOCHS, HIDDEN, TITLES, WORKLOADS
+from mnistlab.errors import UsageError
+
+FRAMEWORKS = ("floor", "mnistlab", "seed-numpy", "pytorch", "keras-jax", "scikit-learn")
+#: the frameworks mnistlab is compared with for the targets (floor and seed-numpy are not peers)
+PEERS = ("pytorch", "keras-jax", "scikit-learn")
+TRAINING_ROWS = WORKLOADS[:4]
+#: (workload, the most the ratio to the floor may be)
+FLOOR_TARGETS = {"train_sgd_b32": 1.7, "train_sgd_b128": 1.5}
+PEER_TARGET = 0.8
+CLASSICAL_TARGETS = {
+    "knn_1nn": ("scikit-learn", 0.7),
+    "gaussian": (None, 10.0),
+    "softmax": (None, 10.0),
+}
+
+
+def settings(quick: bool, dataset: str = "fashion-mnist") -> dict:
+    return {
+        "dataset": dataset,
+        "epochs": 2 if quick else 5,
+        "inference_repeats": 5 if quick else 20,
+        "floor_repeats": 2 if quick else 5,
+        "knn_test": 2000 if quick else 10000,
+        "classical": True,
+        "quick": quick,
+    }
+
+
+def run_framework(name: str, spec: dict, timeout: float = 1800) -> dict:
+    """Run one framework's runner in a fresh interpreter; its result, or its error."""
+    env = dict(os.environ)
+    if name == "keras-jax":
+        env["KERAS_BACKEND"] = "jax"
+    with tempfile.TemporaryDirectory(prefix="mnistlab-bench-") as folder:
+        out = Path(folder) / "result.json"
+        try:
+            process = subprocess.run(
+                [sys.executable, "-m", "mnistlab.bench.worker", name, json.dumps(spec), str(out)],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"did not finish within {timeout:.0f} s"}
+        if out.exists():
+            result = json.loads(out.read_text(encoding="utf-8"))
+        else:
+            lines = (process.stderr or "").strip().splitlines()
+            result = {"error": lines[-1] if lines else f"exit code {process.returncode}"}
+        return result
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+    }
+
+
+def run_bench(
+    *, quick: bool = False, frameworks=FRAMEWORKS, dataset: str = "fashion-mnist", echo=print
+) -> dict:
+    unknown = [f for f in frameworks if f not in FRAMEWORKS]
+    if unknown:
+        raise UsageError(f"unknown frameworks {unknown}; valid: {', '.join(FRAMEWORKS)}")
+    if "mnistlab" not in frameworks:
+        raise UsageError("--only must include mnistlab: every ratio is mnistlab's")
+    from mnistlab.data import load_dataset
+
+    data = load_dataset(dataset)  # fail here with the dataset's own message, not in each runner
+    spec = settings(quick, dataset)
+    spec["n_train"], spec["n_test"] = data.n_train, data.n_test
+    spec["n_features"] = int(np.prod(data.image_shape))
+    report = {"settings": spec, "machine": machine_info(), "frameworks": {}}
+    started = time.perf_counter()
+    for name in frameworks:
+        echo(f"running {name} ...")
+        result = run_framework(name, spec)
+        report["frameworks"][name] = result
+        if "skipped" in result:
+            echo(f"  skipped: {result['skipped']}")
+        elif "error" in result:
+            echo(f"  failed: {result['error']}")
+        else:
+            echo(f"  done in {result['seconds']:.1f} s")
+    report["seconds"] = time.perf_counter() - started
+    report["ratios"] = ratios(report)
+    report["targets"] = targets(report)
+    return report
+
+
+def _median(report: dict, framework: str, workload: str) -> float | None:
+    result = report["frameworks"].get(framework) or {}
+    summary = (result.get("results") or {}).get(workload)
+    return summary["median"] if summary else None
+
+
+def ratios(report: dict) -> dict:
+    """mnistlab's median divided by each other framework's, per workload."""
+    out = {}
+    for workload in WORKLOADS:
+        ours = _median(report, "mnistlab", workload)
+        if ours is None:
+            continue
+        row = {}
+        for name in report["frameworks"]:
+            theirs = _median(report, name, workload)
+            if name != "mnistlab" and theirs:
+                row[name] = ours / theirs
+        peers = {p: _median(report, p, workload) for p in PEERS}
+        peers = {p: t for p, t in peers.items() if t}
+        if peers:
+            fastest = min(peers, key=peers.get)
+            row["fastest_peer"] = fastest
+            row["fastest_peer_ratio"] = ours / peers[fastest]
+        out[workload] = row
+    return out
+
+
+def targets(report: dict) -> list[dict]:
+    checks = []
+    rows = report["ratios"]
+    for workload in TRAINING_ROWS:
+        row = rows.get(workload, {})
+        if "fastest_peer_ratio" in row:
+            checks.append(
+                {
+                    "workload": workload,
+                    "target": f"<= {PEER_TARGET}x the fastest peer ({row['fastest_peer']})",
+                    "value": row["fastest_peer_ratio"],
+                    "met": row["fastest_peer_ratio"] <= PEER_TARGET,
+                }
+            )
+    for workload, limit in FLOOR_TARGETS.items():
+        if "floor" in rows.get(workload, {}):
+            value = rows[workload]["floor"]
+            checks.append(
+                {
+                    "workload": workload,
+                    "target": f"<= {limit}x the GEMM floor",
+                    "value": value,
+                    "met": value <= limit,
+                }
+            )
+    if "pytorch" in rows.get("inference_10k", {}):
+        value = rows["inference_10k"]["pytorch"]
+        checks.append(
+            {
+                "workload": "inference_10k",
+                "target": "<= 1.0x PyTorch",
+                "value": value,
+                "met": value <= 1.0,
+            }
+        )
+    for workload, (peer, limit) in CLASSICAL_TARGETS.items():
+        if peer is not None and peer in rows.get(workload, {}):
+            value = rows[workload][peer]
+            checks.append(
+                {
+                    "workload": workload,
+                    "target": f"<= {limit}x {peer}",
+                    "value": value,
+                    "met": value <= limit,
+                }
+            )
+        elif peer is None and _median(report, "mnistlab", workload) is not None:
+            value = _median(report, "mnistlab", workload)
+            checks.append(
+                {
+                    "workload": workload,
+                    "target": f"under {limit:g} s",
+                    "value": value,
+                    "met": value < limit,
+                }
+            )
+    softmax = (report["frameworks"].get("mnistlab", {}).get("results") or {}).get("softmax")
+    if softmax:
+        checks.append(
+            {
+                "workload": "softmax",
+                "target": ">= 84% test accuracy",
+                "value": softmax["accuracy"],
+                "met": softmax["accuracy"] >= 0.84,
+            }
+        )
+    return checks
+
+
+def _cell(summary: dict | None) -> str:
+    if not summary:
+        return "-"
+    if len(summary.get("times", [])) > 1:
+        return f"{summary['median']:.3f} ±{summary['spread']:.3f}"
+    return f"{summary['median']:.3f}"
+
+
+def format_report(report: dict) -> str:
+    spec = report["settings"]
+    names = [n for n in report["frameworks"]]
+    ok = [n for n in names if "results" in report["frameworks"][n]]
+    lines = [
+        f"mnistlab bench{' --quick' if spec['quick'] else ''}: {spec['dataset']}, "
+        f"{spec['n_train']:,} training / {spec['n_test']:,} test images, float32, "
+        f"{'-'.join(map(str, (spec['n_features'], *HIDDEN)))}-10 ReLU; "
+        f"training: median of {spec['epochs']} timed epochs after 1 warm-up (reshuffle "
+        f"included), ± the spread (max - min); inference: median of "
+        f"{spec['inference_repeats']}; the classical rows run once"
+        + (
+            f" (1-NN on the first {spec['knn_test']:,} test images)"
+            if spec["knn_test"] < spec["n_test"]
+            else ""
+        ),
+        "",
+    ]
+    width = 33
+    col = 15
+    lines.append("seconds".ljust(width) + "".join(n.rjust(col) for n in ok))
+    for workload in WORKLOADS:
+        cells = [_cell((report["frameworks"][n].get("results") or {}).get(workload)) for n in ok]
+        if all(c == "-" for c in cells):
+            continue
+        lines.append(TITLES[workload].ljust(width) + "".join(c.rjust(col) for c in cells))
+    lines += ["", "samples/s".ljust(width) + "".join(n.rjust(col) for n in ok)]
+    for workload in WORKLOADS[:5]:
+        n_samples = spec["n_train"] if workload.startswith("train") else spec["n_test"]
+        cells = []
+        for n in ok:
+            median = _median(report, n, workload)
+            cells.append(f"{n_samples / median:,.0f}" if median else "-")
+        lines.append(TITLES[workload].ljust(width) + "".join(c.rjust(col) for c in cells))
+    others = [n for n in ok if n != "mnistlab"]
+    lines += [
+        "",
+        "mnistlab's time / theirs".ljust(width)
+        + "".join(n.rjust(col) for n in others)
+        + "fastest peer".rjust(col + 6),
+    ]
+    for workload, row in report["ratios"].items():
+        cells = [f"{row[n]:.2f}x" if n in row else "-" for n in others]
+        fastest = (
+            f"{row['fastest_peer_ratio']:.2f}x {row['fastest_peer']}"
+            if "fastest_peer" in row
+            else "-"
+        )
+        lines.append(
+            TITLES[workload].ljust(width)
+            + "".join(c.rjust(col) for c in cells)
+            + fastest.rjust(col + 6)
+        )
+    accuracy = []
+    for n in ok:
+        summary = (report["frameworks"][n]["results"]).get("train_adam_b128") or {}
+        if summary.get("accuracy") is not None:
+            accuracy.append(f"{n} {summary['accuracy']:.4f}")
+    if accuracy:
+        lines += [
+            "",
+            f"test accuracy after {ACCURACY_EPOCHS} epochs of Adam at batch 128: "
+            + ", ".join(accuracy),
+        ]
+    for workload in ("knn_1nn", "gaussian", "softmax"):
+        parts = []
+        for n in ok:
+            summary = (report["frameworks"][n]["results"]).get(workload) or {}
+            if summary.get("accuracy") is not None:
+                parts.append(f"{n} {summary['accuracy']:.4f}")
+        if parts:
+            lines.append(f"test accuracy, {TITLES[workload]}: " + ", ".join(parts))
+    lines += ["", "targets:"]
+    for check in report["targets"]:
+        value = check["value"]
+        shown = (
+            f"{value:.2%}"
+            if "accuracy" in check["target"]
+            else (f"{value:.2f} s" if check["target"].startswith("under") else f"{value:.2f}x")
+        )
+        lines.append(
+            f"  {TITLES[check['workload']]:<33} {check['target']:<38} {shown:>9}  "
+            f"{'met' if check['met'] else 'NOT MET'}"
+        )
+    lines += ["", "machine: " + _machine_line(report)]
+    for n in names:
+        result = report["frameworks"][n]
+        if "skipped" in result:
+            lines.append(f"{n}: skipped, {result['skipped']}")
+        elif "error" in result:
+            lines.append(f"{n}: failed, {result['error']}")
+    lines.append(f"total {report['seconds']:.0f} s")
+    return "\n".join(lines)
+
+
+def _machine_line(report: dict) -> str:
+    m = report["machine"]
+    parts = [f"{m['cpu']}, {m['cores']} cores, Python {m['python']}"]
+    floor = report["frameworks"].get("floor", {})
+    if floor.get("blas"):
+        parts.append("BLAS " + "; ".join(floor["blas"]))
+    for n, result in report["frameworks"].items():
+        versions = result.get("versions")
+        if versions and n not in ("floor", "seed-numpy"):
+            text = " ".join(f"{k} {v}" for k, v in versions.items())
+            if result.get("threads"):
+                text += f" ({result['threads']} threads)"
+            parts.append(text)
+    return "; ".join(parts)
+
+
+def write_json(report: dict, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    write_text_atomic(path, json.dumps(report, indent=1) + "\n")
+    return path
+
+
+__all__ = ["FRAMEWORKS", "format_report", "run_bench", "run_framework", "write_json"]

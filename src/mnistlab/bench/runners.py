@@ -1,0 +1,415 @@
+"""One runner per framework; each runs in its own process (see `mnistlab.bench.worker`).
+
+A runner returns {"versions": {...}, "threads": ..., "results": {workload: summary}} or
+{"skipped": reason} when its framework is not installed. Every framework gets the same arrays,
+the same network and learning rates, a fresh model per workload, a warm-up that is not timed,
+and the reshuffle inside the timed epoch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+import warnings
+
+import numpy as np
+
+from mnistlab.bench.workloads import (
+    ACCURACY_EPOCHS,
+    HIDDEN,
+    LEARNING_RATES,
+    TRAINING,
+    gemm_floor,
+    summarize,
+    timed,
+    train_and_time,
+    workload_name,
+)
+
+GAUSSIAN_REG = 0.5  # scikit-learn's QDA reg_param; mnistlab's shrinkage = smoothing = 0.5
+
+
+def _missing(*modules: str) -> str | None:
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed (pip install -e '.[bench]')"
+    return None
+
+
+def _accuracy(pred, y) -> float:
+    return float(np.mean(np.asarray(pred) == y))
+
+
+def _once(fn) -> tuple[float, object]:
+    started = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - started, value
+
+
+# ------------------------------------------------------------------------------------ mnistlab
+
+
+def run_mnistlab(data: dict, spec: dict) -> dict:
+    from mnistlab import __version__
+    from mnistlab.nn import build_mlp
+    from mnistlab.optim import get_optimizer
+    from mnistlab.train import Trainer
+
+    x, y, xt, yt = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
+    results = {}
+    model = None
+    for optimizer, batch_size in TRAINING:
+        model = build_mlp(list(HIDDEN), 10).build(x.shape[1], seed=0)
+        opt = get_optimizer(optimizer, model.parameters(), learning_rate=LEARNING_RATES[optimizer])
+        trainer = Trainer(model, opt)
+
+        def epoch(trainer=trainer, batch_size=batch_size):
+            trainer.fit(x, y, epochs=trainer.epoch + 1, batch_size=batch_size)
+
+        results[workload_name(optimizer, batch_size)] = train_and_time(
+            epoch,
+            lambda trainer=trainer: trainer.evaluate(xt, yt)[1],
+            spec["epochs"],
+            accuracy=(optimizer, batch_size) == ("adam", 128),
+        )
+    results["inference_10k"] = summarize(
+        timed(lambda: model.predict_logits(xt, batch_size=len(xt)), spec["inference_repeats"], 3)
+    )
+    if spec["classical"]:
+        results.update(_mnistlab_classical(data, spec))
+    return {"versions": {"mnistlab": __version__, "numpy": np.__version__}, "results": results}
+
+
+def _mnistlab_classical(data: dict, spec: dict) -> dict:
+    from mnistlab.models import GaussianClassifier, KNeighborsClassifier, SoftmaxRegression
+    from mnistlab.presets import get_preset
+
+    x, y, yt = data["x_train"], data["y_train"], data["y_test"]
+    xk = data["x_test"][: spec["knn_test"]]
+    out = {}
+    seconds, pred = _once(lambda: KNeighborsClassifier(k=1).fit(x, y).predict(xk))
+    out["knn_1nn"] = summarize([seconds], accuracy=_accuracy(pred, yt[: len(xk)]))
+    gaussian = GaussianClassifier(smoothing=GAUSSIAN_REG, shrinkage=GAUSSIAN_REG)
+    seconds, pred = _once(lambda: gaussian.fit(x, y).predict(data["x_test"]))
+    out["gaussian"] = summarize([seconds], accuracy=_accuracy(pred, yt))
+    preset = get_preset("softmax")
+    softmax = SoftmaxRegression(
+        solver="sgd",
+        learning_rate=preset["lr"],
+        final_learning_rate=preset["final_lr"],
+        batch_size=preset["batch_size"],
+        epochs=preset["epochs"],
+        seed=0,
+    )
+    seconds, pred = _once(lambda: softmax.fit(x, y).predict(data["x_test"]))
+    out["softmax"] = summarize([seconds], accuracy=_accuracy(pred, yt))
+    return out
+
+
+# ------------------------------------------------------------------------------------ floor
+
+
+def run_floor(data: dict, spec: dict) -> dict:
+    """The bare GEMMs: of a training epoch per batch size, and of inference on the test set;
+    the fastest of one BLAS thread and all cores."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    n = data["x_train"].shape[0]
+    cores = os.cpu_count() or 1
+    results = {}
+    for batch_size in (32, 128):
+        best = None
+        for threads in sorted({1, cores}):
+            with threadpool_limits(threads, user_api="blas"):
+                summary = summarize(gemm_floor(n, batch_size, spec["floor_repeats"]))
+            summary["threads"] = threads
+            if best is None or summary["median"] < best["median"]:
+                best = summary
+        for optimizer in ("sgd", "adam"):
+            results[workload_name(optimizer, batch_size)] = best
+    xt = data["x_test"]
+    rng = np.random.default_rng(0)
+    sizes = [xt.shape[1], *HIDDEN, 10]
+    weights = [
+        rng.standard_normal((a, b)).astype(np.float32)
+        for a, b in zip(sizes, sizes[1:], strict=False)
+    ]
+    outs = [np.empty((len(xt), b), dtype=np.float32) for b in sizes[1:]]
+
+    def forward():
+        h = xt
+        for w, out in zip(weights, outs, strict=True):
+            h = np.matmul(h, w, out=out)
+
+    results["inference_10k"] = summarize(timed(forward, spec["inference_repeats"], 3))
+    blas = [
+        f"{i.get('internal_api')} {i.get('version')} ({i.get('threading_layer', '?')}, "
+        f"{i.get('architecture', '?')}, {i.get('num_threads')} threads)"
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
+    return {"versions": {"numpy": np.__version__}, "blas": blas, "results": results}
+
+
+# ------------------------------------------------------------------------------------ seed style
+
+
+def run_seed_numpy(data: dict, spec: dict) -> dict:
+    """The "before": seed 000's per-layer classes (each Dense updates itself in backward,
+    float64 as it ran, the input gradient computed for the first layer too). SGD only."""
+    x = data["x_train"].astype(np.float64)
+    y, xt = data["y_train"], data["x_test"].astype(np.float64)
+    rng = np.random.default_rng(0)
+
+    class Dense:
+        def __init__(self, n_in, n_out, lr):
+            self.lr = lr
+            self.weights = rng.normal(0.0, np.sqrt(2 / (n_in + n_out)), (n_in, n_out))
+            self.biases = np.zeros(n_out)
+
+        def forward(self, inputs):
+            return inputs @ self.weights + self.biases
+
+        def backward(self, inputs, grad_output):
+            grad_input = grad_output @ self.weights.T
+            grad_weights = inputs.T @ grad_output
+            grad_biases = grad_output.mean(axis=0) * inputs.shape[0]
+            self.weights = self.weights - self.lr * grad_weights
+            self.biases = self.biases - self.lr * grad_biases
+            return grad_input
+
+    class ReLU:
+        def forward(self, inputs):
+            return np.maximum(0, inputs)
+
+        def backward(self, inputs, grad_output):
+            return grad_output * (inputs > 0)
+
+    def network(lr):
+        sizes = [x.shape[1], *HIDDEN, 10]
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False)):
+            layers.append(Dense(a, b, lr))
+            if i < len(sizes) - 2:
+                layers.append(ReLU())
+        return layers
+
+    def forward(layers, inputs):
+        activations = []
+        for layer in layers:
+            activations.append(layer.forward(inputs))
+            inputs = activations[-1]
+        return activations
+
+    def train_batch(layers, xb, yb):
+        activations = forward(layers, xb)
+        inputs = [xb, *activations]
+        logits = activations[-1]
+        ones = np.zeros_like(logits)
+        ones[np.arange(len(logits)), yb] = 1
+        softmax = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+        grad = (-ones + softmax) / logits.shape[0]
+        for i in range(len(layers))[::-1]:
+            grad = layers[i].backward(inputs[i], grad)
+
+    results = {}
+    for batch_size in (32, 128):
+        layers = network(LEARNING_RATES["sgd"])
+
+        def epoch(layers=layers, batch_size=batch_size):
+            indices = rng.permutation(len(x))
+            for start in range(0, len(x), batch_size):
+                part = indices[start : start + batch_size]
+                train_batch(layers, x[part], y[part])
+
+        results[workload_name("sgd", batch_size)] = train_and_time(
+            epoch, None, spec["epochs"], accuracy=False
+        )
+    results["inference_10k"] = summarize(
+        timed(lambda: forward(layers, xt), spec["inference_repeats"], 3)
+    )
+    return {"versions": {"numpy": np.__version__}, "results": results}
+
+
+# ------------------------------------------------------------------------------------ PyTorch
+
+
+def run_torch(data: dict, spec: dict) -> dict:
+    missing = _missing("torch")
+    if missing:
+        return {"skipped": missing}
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    torch.manual_seed(0)
+    X, Y = torch.from_numpy(data["x_train"]), torch.from_numpy(data["y_train"])
+    Xt, Yt = torch.from_numpy(data["x_test"]), torch.from_numpy(data["y_test"])
+    n = len(X)
+
+    def make():
+        sizes = [X.shape[1], *HIDDEN, 10]
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False)):
+            layers.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                layers.append(nn.ReLU())
+        return nn.Sequential(*layers)
+
+    results = {}
+    model = None
+    for optimizer, batch_size in TRAINING:
+        model = make()
+        cls = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
+        opt = cls(model.parameters(), lr=LEARNING_RATES[optimizer])
+        generator = torch.Generator().manual_seed(0)
+
+        def epoch(model=model, opt=opt, batch_size=batch_size, generator=generator):
+            model.train()
+            order = torch.randperm(n, generator=generator)
+            for start in range(0, n, batch_size):
+                index = order[start : start + batch_size]
+                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(X[index]), Y[index])
+                loss.backward()
+                opt.step()
+
+        def evaluate(model=model):
+            with torch.inference_mode():
+                return (model(Xt).argmax(dim=1) == Yt).float().mean().item()
+
+        results[workload_name(optimizer, batch_size)] = train_and_time(
+            epoch, evaluate, spec["epochs"], accuracy=(optimizer, batch_size) == ("adam", 128)
+        )
+
+    def infer():
+        with torch.inference_mode():
+            model(Xt)
+
+    results["inference_10k"] = summarize(timed(infer, spec["inference_repeats"], 3))
+    return {
+        "versions": {"torch": torch.__version__},
+        "threads": torch.get_num_threads(),
+        "results": results,
+    }
+
+
+# ------------------------------------------------------------------------------------ Keras + JAX
+
+
+def run_keras(data: dict, spec: dict) -> dict:
+    missing = _missing("jax", "keras")
+    if missing:
+        return {"skipped": missing}
+    os.environ["KERAS_BACKEND"] = "jax"
+    import jax
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x, y, xt, yt = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
+
+    def make(optimizer):
+        model = keras.Sequential(
+            [keras.Input((x.shape[1],))]
+            + [keras.layers.Dense(h, activation="relu") for h in HIDDEN]
+            + [keras.layers.Dense(10)]
+        )
+        cls = keras.optimizers.SGD if optimizer == "sgd" else keras.optimizers.Adam
+        model.compile(
+            optimizer=cls(learning_rate=LEARNING_RATES[optimizer]),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        return model
+
+    results = {}
+    model = None
+    for optimizer, batch_size in TRAINING:
+        model = make(optimizer)
+
+        def epoch(model=model, batch_size=batch_size):
+            model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=True, verbose=0)
+
+        def evaluate(model=model):
+            return _accuracy(np.asarray(model.predict_on_batch(xt)).argmax(axis=1), yt)
+
+        results[workload_name(optimizer, batch_size)] = train_and_time(
+            epoch, evaluate, spec["epochs"], accuracy=(optimizer, batch_size) == ("adam", 128)
+        )
+    results["inference_10k"] = summarize(
+        timed(lambda: np.asarray(model.predict_on_batch(xt)), spec["inference_repeats"], 3)
+    )
+    return {
+        "versions": {"keras": keras.__version__, "jax": jax.__version__},
+        "backend": keras.backend.backend(),
+        "results": results,
+    }
+
+
+# ------------------------------------------------------------------------------------ scikit-learn
+
+
+def run_sklearn(data: dict, spec: dict) -> dict:
+    missing = _missing("sklearn")
+    if missing:
+        return {"skipped": missing}
+    import sklearn
+    from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    x, y, xt, yt = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
+    classes = np.arange(10)
+    results = {}
+    model = None
+    for optimizer, batch_size in TRAINING:
+        model = MLPClassifier(
+            hidden_layer_sizes=HIDDEN,
+            solver=optimizer,
+            learning_rate_init=LEARNING_RATES[optimizer],
+            momentum=0.0,
+            nesterovs_momentum=False,
+            batch_size=batch_size,
+            alpha=0.0,
+            shuffle=True,
+            random_state=0,
+        )
+
+        def epoch(model=model):
+            model.partial_fit(x, y, classes=classes)
+
+        results[workload_name(optimizer, batch_size)] = train_and_time(
+            epoch,
+            lambda model=model: _accuracy(model.predict(xt), yt),
+            spec["epochs"],
+            accuracy=(optimizer, batch_size) == ("adam", 128),
+        )
+    results["inference_10k"] = summarize(
+        timed(lambda: model.predict_proba(xt), spec["inference_repeats"], 3)
+    )
+    if spec["classical"]:
+        xk = xt[: spec["knn_test"]]
+        knn = KNeighborsClassifier(n_neighbors=1, algorithm="brute")
+        seconds, pred = _once(lambda: knn.fit(x, y).predict(xk))
+        results["knn_1nn"] = summarize([seconds], accuracy=_accuracy(pred, yt[: len(xk)]))
+        qda = QuadraticDiscriminantAnalysis(reg_param=GAUSSIAN_REG)
+        seconds, pred = _once(lambda: qda.fit(x, y).predict(xt))
+        results["gaussian"] = summarize([seconds], accuracy=_accuracy(pred, yt))
+        logistic = LogisticRegression(max_iter=100)
+        seconds, pred = _once(lambda: logistic.fit(x, y).predict(xt))
+        results["softmax"] = summarize([seconds], accuracy=_accuracy(pred, yt))
+    return {"versions": {"scikit-learn": sklearn.__version__}, "results": results}
+
+
+RUNNERS = {
+    "mnistlab": run_mnistlab,
+    "floor": run_floor,
+    "seed-numpy": run_seed_numpy,
+    "pytorch": run_torch,
+    "keras-jax": run_keras,
+    "scikit-learn": run_sklearn,
+}
+__all__ = ["RUNNERS", "ACCURACY_EPOCHS"]

@@ -1,0 +1,37 @@
+"""One framework's benchmark in its own process: `python -m mnistlab.bench.worker NAME SPEC OUT`.
+
+SPEC is the JSON of the harness's settings; the result is written to OUT as JSON (atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+
+
+def main(argv: list[str]) -> int:
+    name, spec_text, out = argv
+    spec = json.loads(spec_text)
+    from mnistlab._io import write_text_atomic
+
+    started = time.perf_counter()
+    try:
+        from mnistlab.bench.runners import RUNNERS
+        from mnistlab.bench.workloads import load_data
+
+        data = load_data(spec["dataset"])
+        result = RUNNERS[name](data, spec)
+        status = 0
+    except Exception as exc:  # reported by the harness as this framework's error
+        traceback.print_exc()
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+        status = 1
+    result["seconds"] = time.perf_counter() - started
+    write_text_atomic(out, json.dumps(result, indent=1) + "\n")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,133 @@
+"""What `mnistlab bench` measures, shared by every framework's runner.
+
+Same data for everyone: Fashion-MNIST, float32 in [0, 1], the 60,000 training images and the
+10,000 test images. Same network: 784-100-200-10 ReLU, softmax cross-entropy on the logits. One
+training epoch is a reshuffle plus every minibatch of the 60,000 images (the last one partial).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+HIDDEN = (100, 200)
+LEARNING_RATES = {"sgd": 0.1, "adam": 1e-3}
+TRAINING = (("sgd", 32), ("sgd", 128), ("adam", 32), ("adam", 128))
+#: the budget of the accuracy check: epochs of Adam at batch 128
+ACCURACY_EPOCHS = 5
+#: the order rows are printed in
+WORKLOADS = (
+    "train_sgd_b32",
+    "train_sgd_b128",
+    "train_adam_b32",
+    "train_adam_b128",
+    "inference_10k",
+    "knn_1nn",
+    "gaussian",
+    "softmax",
+)
+TITLES = {
+    "train_sgd_b32": "train epoch, SGD, batch 32",
+    "train_sgd_b128": "train epoch, SGD, batch 128",
+    "train_adam_b32": "train epoch, Adam, batch 32",
+    "train_adam_b128": "train epoch, Adam, batch 128",
+    "inference_10k": "inference, 10,000 images",
+    "knn_1nn": "1-NN, 10,000 x 60,000",
+    "gaussian": "Gaussian classifier fit+predict",
+    "softmax": "softmax regression fit+predict",
+}
+
+
+def workload_name(optimizer: str, batch_size: int) -> str:
+    return f"train_{optimizer}_b{batch_size}"
+
+
+def load_data(dataset: str = "fashion-mnist", n_test: int | None = None) -> dict:
+    """float32 [0, 1] flattened arrays, int64 labels."""
+    from mnistlab.data import flatten, load_dataset, to_float
+
+    data = load_dataset(dataset)
+    x_test = flatten(to_float(data.x_test, data.pixel_max))
+    y_test = data.y_test.astype(np.int64)
+    if n_test is not None:
+        x_test, y_test = x_test[:n_test], y_test[:n_test]
+    return {
+        "x_train": np.ascontiguousarray(flatten(to_float(data.x_train, data.pixel_max))),
+        "y_train": data.y_train.astype(np.int64),
+        "x_test": np.ascontiguousarray(x_test),
+        "y_test": y_test,
+    }
+
+
+def summarize(times: list[float], **extra) -> dict:
+    """Median and spread (max - min) of the timed repeats, with the repeats themselves."""
+    return {
+        "median": statistics.median(times),
+        "spread": max(times) - min(times),
+        "times": list(times),
+        **extra,
+    }
+
+
+def timed(fn, repeats: int, warmup: int = 1) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def gemm_floor(n: int, batch_size: int, repeats: int) -> list[float]:
+    """The 8 GEMMs per step of a 784-100-200-10 epoch: 3 forward, 3 weight gradients and 2
+    input gradients (none for the first layer's input). Preallocated buffers, nothing else:
+    no bias, activation, loss or update, so no implementation of the epoch can go below it."""
+    rng = np.random.default_rng(0)
+    sizes = [784, *HIDDEN, 10]
+    weights = [
+        (0.05 * rng.standard_normal((a, b))).astype(np.float32)
+        for a, b in zip(sizes, sizes[1:], strict=False)
+    ]
+    grads = [np.empty_like(w) for w in weights]
+    full = [(0.05 * rng.standard_normal((batch_size, s))).astype(np.float32) for s in sizes]
+    deltas = [(0.05 * rng.standard_normal((batch_size, s))).astype(np.float32) for s in sizes]
+
+    def epoch():
+        for start in range(0, n, batch_size):
+            b = min(batch_size, n - start)
+            acts = [a[:b] for a in full]
+            ds = [d[:b] for d in deltas]
+            for i in range(3):
+                np.matmul(acts[i], weights[i], out=acts[i + 1])
+            for i in (2, 1, 0):
+                np.matmul(acts[i].T, ds[i + 1], out=grads[i])
+                if i:
+                    np.matmul(ds[i + 1], weights[i].T, out=ds[i])
+
+    return timed(epoch, repeats)
+
+
+def train_and_time(run_epoch, evaluate, epochs: int, accuracy: bool) -> dict:
+    """One warm-up epoch, then `epochs` timed ones; with `accuracy`, the test accuracy after
+    exactly ACCURACY_EPOCHS epochs (evaluated outside the timed sections)."""
+    times, result = [], None
+    done = 0
+    for done in range(1, epochs + 2):
+        started = time.perf_counter()
+        run_epoch()
+        elapsed = time.perf_counter() - started
+        if done > 1:
+            times.append(elapsed)
+        if accuracy and done == ACCURACY_EPOCHS:
+            result = float(evaluate())
+    if accuracy and result is None:
+        while done < ACCURACY_EPOCHS:
+            run_epoch()
+            done += 1
+        result = float(evaluate())
+    extra = {"accuracy": result, "accuracy_epochs": ACCURACY_EPOCHS} if accuracy else {}
+    return summarize(times, **extra)

@@ -1,0 +1,49 @@
+"""`mnistlab bench`: mnistlab against PyTorch, Keras on JAX and scikit-learn, on this machine."""
+
+from __future__ import annotations
+
+from mnistlab.errors import UsageError
+
+
+def register(commands) -> None:
+    p = commands.add_parser(
+        "bench",
+        help="time mnistlab against PyTorch, Keras+JAX, scikit-learn and the bare-GEMM floor",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="2 timed epochs, fewer repeats, 1-NN on 2,000 images"
+    )
+    p.add_argument("--json", metavar="FILE", help="also write every number to FILE as JSON")
+    p.add_argument(
+        "--only",
+        metavar="NAME,...",
+        help="frameworks to run (floor, mnistlab, seed-numpy, pytorch, keras-jax, scikit-learn)",
+    )
+    p.add_argument("--dataset", default="fashion-mnist", help="named dataset or path")
+    p.set_defaults(handler=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    import sys
+
+    from mnistlab.bench import FRAMEWORKS, format_report, run_bench, write_json
+
+    frameworks = FRAMEWORKS
+    if args.only:
+        frameworks = tuple(f.strip() for f in args.only.split(",") if f.strip())
+        if not frameworks:
+            raise UsageError(f"--only must name frameworks, got {args.only!r}")
+    report = run_bench(
+        quick=args.quick,
+        frameworks=frameworks,
+        dataset=args.dataset,
+        echo=lambda line: print(line, file=sys.stderr),
+    )
+    print(format_report(report))
+    if args.json:
+        print(f"json: {write_json(report, args.json)}")
+    failed = [n for n, r in report["frameworks"].items() if "error" in r]
+    return 1 if "mnistlab" in failed else 0
+
+
+__all__ = ["register"]

@@ -1,0 +1,154 @@
+"""`mnistlab bench`: each framework in its own process, ratios, targets, skipped frameworks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mnistlab.bench import format_report, ratios, run_framework, targets
+from mnistlab.bench.runners import _missing
+from mnistlab.bench.workloads import ACCURACY_EPOCHS, gemm_floor, train_and_time
+from mnistlab.cli import main
+
+
+def test_train_and_time_times_all_but_the_warm_up_and_checks_accuracy_at_the_budget():
+    epochs = []
+    checked = []
+    summary = train_and_time(
+        lambda: epochs.append(1), lambda: checked.append(len(epochs)) or 0.5, 2, accuracy=True
+    )
+    assert len(summary["times"]) == 2  # 1 warm-up + 2 timed, then trained on to the budget
+    assert checked == [ACCURACY_EPOCHS] and len(epochs) == ACCURACY_EPOCHS
+    assert summary["accuracy"] == 0.5 and summary["median"] >= 0
+    epochs.clear()
+    checked.clear()
+    train_and_time(lambda: epochs.append(1), lambda: checked.append(len(epochs)) or 1.0, 7, True)
+    assert checked == [ACCURACY_EPOCHS] and len(epochs) == 8  # evaluated at 5, not at the end
+
+
+def test_gemm_floor_runs_every_step():
+    times = gemm_floor(1000, 128, 2)
+    assert len(times) == 2 and all(t > 0 for t in times)
+
+
+def test_a_missing_framework_is_reported_as_skipped():
+    assert "pip install -e '.[bench]'" in _missing("no_such_framework_here")
+    assert _missing("numpy") is None
+
+
+def _fake(median_ours, peers):
+    def result(median, accuracy=None):
+        summary = {"median": median, "spread": 0.01, "times": [median, median]}
+        if accuracy is not None:
+            summary["accuracy"] = accuracy
+        return summary
+
+    workloads = ["train_sgd_b32", "train_sgd_b128", "train_adam_b32", "train_adam_b128"]
+    report = {
+        "settings": {
+            "dataset": "fashion-mnist",
+            "quick": False,
+            "epochs": 5,
+            "inference_repeats": 20,
+            "knn_test": 10000,
+            "n_train": 60000,
+            "n_test": 10000,
+            "n_features": 784,
+        },
+        "machine": {"cpu": "cpu", "cores": 2, "python": "3.11"},
+        "seconds": 1.0,
+        "frameworks": {
+            "floor": {"results": {w: result(0.3) for w in workloads}, "blas": ["openblas"]},
+            "mnistlab": {
+                "versions": {"mnistlab": "x"},
+                "results": {
+                    **{w: result(median_ours) for w in workloads},
+                    "train_adam_b128": result(median_ours, 0.85),
+                    "inference_10k": result(0.01),
+                    "softmax": {"median": 2.0, "spread": 0, "times": [2.0], "accuracy": 0.845},
+                },
+            },
+            **{
+                name: {
+                    "versions": {name: "1"},
+                    "results": {
+                        **{w: result(m) for w in workloads},
+                        "inference_10k": result(0.02),
+                    },
+                }
+                for name, m in peers.items()
+            },
+            "keras-jax": {"skipped": "jax is not installed (pip install -e '.[bench]')"},
+        },
+    }
+    report["ratios"] = ratios(report)
+    report["targets"] = targets(report)
+    return report
+
+
+def test_ratios_and_targets():
+    report = _fake(0.4, {"pytorch": 0.6, "scikit-learn": 2.0})
+    row = report["ratios"]["train_sgd_b32"]
+    assert row["pytorch"] == pytest.approx(0.4 / 0.6)
+    assert row["floor"] == pytest.approx(0.4 / 0.3)
+    assert row["fastest_peer"] == "pytorch"
+    checks = {(c["workload"], c["target"]): c for c in report["targets"]}
+    assert checks[("train_sgd_b32", "<= 0.8x the fastest peer (pytorch)")]["met"]
+    assert checks[("train_sgd_b32", "<= 1.7x the GEMM floor")]["met"]
+    assert checks[("train_sgd_b128", "<= 1.5x the GEMM floor")]["value"] == pytest.approx(4 / 3)
+    assert checks[("inference_10k", "<= 1.0x PyTorch")]["met"]
+    assert checks[("softmax", ">= 84% test accuracy")]["met"]
+    text = format_report(report)
+    assert "keras-jax: skipped, jax is not installed" in text
+    assert "test accuracy after 5 epochs of Adam at batch 128: mnistlab 0.8500" in text
+    assert "NOT MET" not in text
+
+
+def test_slower_than_the_fastest_peer_is_not_met():
+    report = _fake(0.7, {"pytorch": 0.6})
+    peer = [c for c in report["targets"] if "fastest peer" in c["target"]]
+    assert peer and not any(c["met"] for c in peer)
+    assert "NOT MET" in format_report(report)
+
+
+@pytest.mark.slow
+def test_bench_cli_on_digits_runs_each_framework_in_its_own_process(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main(
+        [
+            "bench",
+            "--quick",
+            "--dataset",
+            "digits",
+            "--only",
+            "floor,mnistlab,seed-numpy,pytorch,scikit-learn",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "train epoch, SGD, batch 32" in text and "targets:" in text
+    report = json.loads(out.read_text())
+    for name in ("floor", "mnistlab", "seed-numpy", "scikit-learn"):
+        assert "results" in report["frameworks"][name], report["frameworks"][name]
+    ours = report["frameworks"]["mnistlab"]["results"]
+    assert ours["train_adam_b128"]["accuracy"] > 0.8  # digits after 5 epochs of Adam
+    assert len(ours["train_sgd_b32"]["times"]) == 2
+    assert (
+        "pytorch" in report["ratios"]["inference_10k"]
+        or "skipped" in report["frameworks"]["pytorch"]
+    )
+
+
+def test_bench_usage_errors(capsys):
+    assert main(["bench", "--only", "floor,tensorflow"]) == 2
+    assert "unknown frameworks ['tensorflow']" in capsys.readouterr().err
+    assert main(["bench", "--only", "floor,pytorch"]) == 2
+    assert "--only must include mnistlab" in capsys.readouterr().err
+
+
+def test_a_failing_runner_is_reported_not_raised():
+    result = run_framework("mnistlab", {"dataset": "no-such-dataset-anywhere"}, timeout=120)
+    assert "error" in result
