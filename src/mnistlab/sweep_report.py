@@ -140,38 +140,28 @@ def build_sweep_report(out: str | os.PathLike, study: Study | None = None) -> Pa
         else "<p>No trial finished.</p>"
     )
 
+    shown = [metric] + [k for k in ("test_accuracy", "val_accuracy") if k != metric]
     trial_rows = []
     for t in sorted(trials, key=lambda t: _sort_key(t, metric, goal)):
         m = t.get("metrics") or {}
-        link = os.path.relpath(t["run_dir"], out)
         trial_rows.append(
             [
                 t["label"],
                 t["status"],
-                m.get(metric),
-                m.get("test_accuracy"),
-                m.get("val_accuracy"),
+                *[m.get(k) for k in shown],
                 m.get("epochs_run"),
                 m.get("train_seconds"),
                 t.get("seconds"),
                 t.get("error") or "",
-                link,
             ]
         )
     trial_table = _table(
         trial_rows,
-        header=[
-            "trial",
-            "status",
-            metric,
-            "test_accuracy",
-            "val_accuracy",
-            "epochs",
-            "train_seconds",
-            "wall_seconds",
-            "error",
-            "run folder",
-        ],
+        header=["trial", "status", *shown, "epochs", "train_seconds", "wall_seconds", "error"],
+    )
+    trial_table += (
+        "<p>Each trial's run folder is <code>trials/&lt;trial&gt;</code> beside this report; "
+        "<code>mnistlab report</code> on it writes that trial's own report.</p>"
     )
 
     body = [
