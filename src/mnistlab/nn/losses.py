@@ -41,26 +41,42 @@ class SoftmaxCrossEntropy(Loss):
     def forward(self, logits, labels):
         n, k = logits.shape
         dtype = logits.dtype
-        row_max = self._buffer("row_max", (n, 1), dtype)
-        np.max(logits, axis=1, keepdims=True, out=row_max)
-        shifted = self._buffer("shifted", (n, k), dtype)
-        np.subtract(logits, row_max, out=shifted)
-        probs = self._buffer("probs", (n, k), dtype)
+        buffer = self._buffer
+        row_max = buffer("row_max", (n,), dtype)
+        np.maximum.reduce(logits, axis=1, out=row_max)
+        shifted = buffer("shifted", (n, k), dtype)
+        np.subtract(logits, row_max.reshape(n, 1), out=shifted)
+        probs = buffer("probs", (n, k), dtype)
         np.exp(shifted, out=probs)
-        sums = self._buffer("sums", (n,), dtype)
-        np.dot(
-            probs, self._buffer("ones", (k,), dtype, fill=1), out=sums
-        )  # row sums as one BLAS call
-        rows = self._buffer("rows", (n,), np.int64, fill="arange")
+        sums = buffer("sums", (n,), dtype)
+        np.dot(probs, buffer("ones", (k,), dtype, fill=1), out=sums)  # row sums, one BLAS call
+        # where each row's label sits in the flattened (n * k) array: i * k + y_i
+        flat = buffer("flat", (n,), np.intp)
+        np.add(self._row_offsets(n, k), labels, out=flat)
+        picked = buffer("picked", (n,), dtype)
+        np.take(shifted.reshape(-1), flat, out=picked)
+        log_sums = buffer("log_sums", (n,), dtype)
+        np.log(sums, out=log_sums)
         # loss_i = log(sum_k exp(shifted_ik)) - shifted_i,y_i
-        loss = float(np.log(sums).sum() - shifted[rows, labels].sum()) / n
+        loss = (
+            float(
+                np.add.reduce(log_sums, dtype=np.float64) - np.add.reduce(picked, dtype=np.float64)
+            )
+            / n
+        )
         np.divide(probs, sums.reshape(n, 1), out=probs)
-        self._probs, self._labels, self._rows_n = probs, labels, rows
+        self._probs, self._flat = probs, flat
         return loss
+
+    def _row_offsets(self, n: int, k: int) -> np.ndarray:
+        offsets = self._buffers.get(("row_offsets", n, k))
+        if offsets is None:
+            offsets = self._buffers["row_offsets", n, k] = np.arange(n, dtype=np.intp) * k
+        return offsets
 
     def backward(self):
         grad = self._probs  # softmax(z), reused in place as the gradient buffer
-        grad[self._rows_n, self._labels] -= 1.0
+        grad.reshape(-1)[self._flat] -= 1.0
         grad *= 1.0 / grad.shape[0]
         return grad
 
