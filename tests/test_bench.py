@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mnistlab.bench import format_report, ratios, run_framework, targets
+from mnistlab.bench import _pool, format_report, ratios, run_framework, targets
 from mnistlab.bench.runners import _missing
 from mnistlab.bench.workloads import ACCURACY_EPOCHS, gemm_floor, train_and_time
 from mnistlab.cli import main
@@ -55,6 +55,7 @@ def _fake(median_ours, peers):
             "n_train": 60000,
             "n_test": 10000,
             "n_features": 784,
+            "rounds": 2,
         },
         "machine": {"cpu": "cpu", "cores": 2, "python": "3.11"},
         "seconds": 1.0,
@@ -152,3 +153,36 @@ def test_bench_usage_errors(capsys):
 def test_a_failing_runner_is_reported_not_raised():
     result = run_framework("mnistlab", {"dataset": "no-such-dataset-anywhere"}, timeout=120)
     assert "error" in result
+
+
+def test_rounds_pool_the_times_and_keep_the_first_rounds_extras():
+    first = {
+        "seconds": 1.0,
+        "results": {
+            "train_sgd_b32": {
+                "median": 1.0,
+                "spread": 0.0,
+                "times": [1.0, 1.0],
+                "floor_times": [0.5],
+                "accuracy": 0.9,
+            },
+            "knn_1nn": {"median": 3.0, "spread": 0.0, "times": [3.0]},
+        },
+    }
+    second = {
+        "seconds": 2.0,
+        "results": {
+            "train_sgd_b32": {
+                "median": 2.0,
+                "spread": 0.0,
+                "times": [2.0, 2.0, 2.0],
+                "floor_times": [0.7],
+            }
+        },
+    }
+    pooled = _pool(first, second)
+    row = pooled["results"]["train_sgd_b32"]
+    assert row["times"] == [1.0, 1.0, 2.0, 2.0, 2.0] and row["median"] == 2.0
+    assert row["spread"] == 1.0 and row["accuracy"] == 0.9 and row["floor_times"] == [0.5, 0.7]
+    assert pooled["results"]["knn_1nn"]["median"] == 3.0 and pooled["seconds"] == 3.0
+    assert _pool(first, {"error": "boom"}) is first

@@ -82,7 +82,7 @@ def timed(fn, repeats: int, warmup: int = 1) -> list[float]:
     return times
 
 
-def gemm_floor(n: int, batch_size: int, repeats: int) -> list[float]:
+def gemm_floor(n: int, batch_size: int, repeats: int, warmup: int = 1) -> list[float]:
     """The 8 GEMMs per step of a 784-100-200-10 epoch: 3 forward, 3 weight gradients and 2
     input gradients (none for the first layer's input). Preallocated buffers, nothing else:
     no bias, activation, loss or update, so no implementation of the epoch can go below it."""
@@ -108,13 +108,14 @@ def gemm_floor(n: int, batch_size: int, repeats: int) -> list[float]:
                 if i:
                     np.matmul(ds[i + 1], weights[i].T, out=ds[i])
 
-    return timed(epoch, repeats)
+    return timed(epoch, repeats, warmup)
 
 
-def train_and_time(run_epoch, evaluate, epochs: int, accuracy: bool) -> dict:
+def train_and_time(run_epoch, evaluate, epochs: int, accuracy: bool, between=None) -> dict:
     """One warm-up epoch, then `epochs` timed ones; with `accuracy`, the test accuracy after
-    exactly ACCURACY_EPOCHS epochs (evaluated outside the timed sections)."""
-    times, result = [], None
+    exactly ACCURACY_EPOCHS epochs (evaluated outside the timed sections). `between`, if given,
+    is timed after every timed epoch too (the GEMM floor, under the same machine conditions)."""
+    times, between_times, result = [], [], None
     done = 0
     for done in range(1, epochs + 2):
         started = time.perf_counter()
@@ -122,6 +123,8 @@ def train_and_time(run_epoch, evaluate, epochs: int, accuracy: bool) -> dict:
         elapsed = time.perf_counter() - started
         if done > 1:
             times.append(elapsed)
+            if between is not None:
+                between_times += between()
         if accuracy and done == ACCURACY_EPOCHS:
             result = float(evaluate())
     if accuracy and result is None:
@@ -130,4 +133,6 @@ def train_and_time(run_epoch, evaluate, epochs: int, accuracy: bool) -> dict:
             done += 1
         result = float(evaluate())
     extra = {"accuracy": result, "accuracy_epochs": ACCURACY_EPOCHS} if accuracy else {}
+    if between is not None:
+        extra["floor_times"] = between_times
     return summarize(times, **extra)
