@@ -13,7 +13,7 @@ PIP_FIND_LINKS ?= /opt/wheels
 export PIP_FIND_LINKS
 endif
 
-.PHONY: demo test lint speed datasets browser venv clean
+.PHONY: demo test lint speed bench datasets browser venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,14 @@ lint: $(VENV)/.installed-test
 # The engine's epoch times against the targets (never part of the tests).
 speed: venv datasets
 	$(BIN)/python benchmarks/engine_speed.py
+
+# mnistlab side by side with PyTorch, Keras on JAX and scikit-learn (the `bench` extra).
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench datasets
+	$(BIN)/mnistlab bench
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

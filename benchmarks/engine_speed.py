@@ -13,9 +13,9 @@ import argparse
 import statistics
 import time
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
+from mnistlab.bench.workloads import gemm_floor
 from mnistlab.data import flatten, load_dataset, to_float
 from mnistlab.nn import build_mlp
 from mnistlab.optim import get_optimizer
@@ -34,37 +34,6 @@ def epoch_times(x, y, optimizer: str, batch_size: int, epochs: int) -> list[floa
     for _ in range(epochs + 1):  # the first epoch is the warm-up
         started = time.perf_counter()
         trainer.fit(x, y, epochs=trainer.epoch + 1, batch_size=batch_size)
-        times.append(time.perf_counter() - started)
-    return times[1:]
-
-
-def gemm_floor(n: int, batch_size: int, repeats: int) -> list[float]:
-    """The 8 GEMMs per step of a 784-100-200-10 epoch: 3 forward, 3 weight grads, 2 input grads.
-
-    Buffers are preallocated and filled with small finite values once; nothing else runs.
-    """
-    rng = np.random.default_rng(0)
-    sizes = [784, 100, 200, 10]
-    weights = [
-        (0.05 * rng.standard_normal((a, b))).astype(np.float32)
-        for a, b in zip(sizes, sizes[1:], strict=False)
-    ]
-    grads = [np.empty_like(w) for w in weights]
-    full = [(0.05 * rng.standard_normal((batch_size, s))).astype(np.float32) for s in sizes]
-    deltas = [(0.05 * rng.standard_normal((batch_size, s))).astype(np.float32) for s in sizes]
-    times = []
-    for _ in range(repeats + 1):
-        started = time.perf_counter()
-        for start in range(0, n, batch_size):
-            b = min(batch_size, n - start)
-            acts = [a[:b] for a in full]
-            ds = [d[:b] for d in deltas]
-            for i in range(3):
-                np.matmul(acts[i], weights[i], out=acts[i + 1])
-            for i in (2, 1, 0):
-                np.matmul(acts[i].T, ds[i + 1], out=grads[i])
-                if i:
-                    np.matmul(ds[i + 1], weights[i].T, out=ds[i])
         times.append(time.perf_counter() - started)
     return times[1:]
 

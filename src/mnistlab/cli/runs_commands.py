@@ -60,16 +60,19 @@ def _cell(value) -> str:
 def cmd_list(args) -> int:
     with _open(args) as store:
         records = store.list(study=args.study, sort=args.sort, status=args.status)
+    with_val = any(_metric(r, "val_accuracy") is not None for r in records)
     print(
-        f"{'id':>4}  {'status':<8}  {'model':<12}  {'dataset':<14}  {'test_acc':>8}  "
-        f"{'seconds':>8}  run"
+        f"{'id':>4}  {'status':<8}  {'model':<12}  {'dataset':<14}  "
+        + (f"{'val_acc':>8}  " if with_val else "")
+        + f"{'test_acc':>8}  {'seconds':>8}  run"
     )
     for r in records:
         config = r["config"]
         print(
             f"{r['id']:>4}  {r['status']:<8}  {config.get('model', '-'):<12}  "
             f"{Path(str(config.get('dataset', '-'))).name:<14}  "
-            f"{_cell(_metric(r, 'test_accuracy')):>8}  {_cell(_metric(r, 'train_seconds')):>8}  "
+            + (f"{_cell(_metric(r, 'val_accuracy')):>8}  " if with_val else "")
+            + f"{_cell(_metric(r, 'test_accuracy')):>8}  {_cell(_metric(r, 'train_seconds')):>8}  "
             f"{r['run_dir']}"
         )
     return 0
