@@ -59,10 +59,9 @@ class SoftmaxCrossEntropy(Loss):
         np.log(sums, out=log_sums)
         # loss_i = log(sum_k exp(shifted_ik)) - shifted_i,y_i
         loss = (
-            float(
-                np.add.reduce(log_sums, dtype=np.float64) - np.add.reduce(picked, dtype=np.float64)
-            )
-            / n
+            # summed in the model's dtype, as before: float32 overflow to inf is how a
+            # diverging float32 run shows itself to TerminateOnNaN
+            float(np.add.reduce(log_sums) - np.add.reduce(picked)) / n
         )
         np.divide(probs, sums.reshape(n, 1), out=probs)
         self._probs, self._flat = probs, flat
