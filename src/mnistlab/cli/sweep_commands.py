@@ -66,10 +66,10 @@ def cmd_sweep(args) -> int:
     line = f"{len(summary['trials'])} trials ({failed} failed) in {summary['wall_seconds']:.1f} s"
     if best:
         params = ", ".join(f"{k}={v}" for k, v in best[0]["params"].items()) or "base"
-        line += (
-            f"; best {params}: {study.metric} {best[0]['mean']:.4f} ± {best[0]['std']:.4f} "
-            f"over {best[0]['n']} seeds"
-        )
+        top = best[0]
+        line += f"; best {params}: {study.metric} {top['mean']:.4f}"
+        if top["n"] > 1:
+            line += f" ± {top['std']:.4f} over {top['n']} seeds"
     line += f"; store {out / 'runs.db'}"
     if summary.get("report"):
         line += f"; report {summary['report']}"
