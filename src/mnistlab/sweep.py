@@ -99,10 +99,10 @@ def _worker_name() -> str:
 def _init_local_worker() -> None:
     """Pool worker start-up: its own process group, so a terminal's Ctrl-C reaches only the
     parent, which forwards exactly one SIGINT to each worker (a second one would abort a trial
-    before its checkpoint); SIGINT ignored outside a trial's training loop."""
+    before its checkpoint); SIGINT ignored outside a trial's training loop. (BLAS threads are
+    limited per trial, in run_trial, which serves the Dask workers as well.)"""
     os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def plan_trials(study: Study, out: Path) -> list[dict]:
