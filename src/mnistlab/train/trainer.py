@@ -25,6 +25,7 @@ from mnistlab.nn.losses import Loss, get_loss
 from mnistlab.nn.model import Sequential
 from mnistlab.optim.optimizers import Optimizer
 from mnistlab.optim.schedules import Constant, Schedule
+from mnistlab.train.batches import PrefetchedBatches
 from mnistlab.train.callbacks import Callback
 from mnistlab.train.checkpoint import FORMAT_VERSION, load_npz, save_npz
 
@@ -216,46 +217,41 @@ class Trainer:
         per_step = schedule.per == "step"
         if not per_step:
             optimizer.learning_rate = schedule(epoch)
-        x_buffers: dict[int, np.ndarray] = {}
         started = time.perf_counter()
         loss_sum, correct, seen = position["loss_sum"], position["correct"], position["seen"]
-        for batch in range(position["batch"], self.steps_per_epoch):
-            if self._interrupt:
-                position.update(
-                    batch=batch,
-                    loss_sum=loss_sum,
-                    correct=correct,
-                    seen=seen,
-                    seconds=position["seconds"] + time.perf_counter() - started,
-                )
-                self._handle_interrupt()
-            index = order[batch * batch_size : (batch + 1) * batch_size]
-            size = index.shape[0]
-            x_batch = x_buffers.get(size)
-            if x_batch is None:
-                x_batch = x_buffers[size] = np.empty((size, x.shape[1]), dtype=x.dtype)
-            np.take(x, index, axis=0, out=x_batch)
-            y_batch = y[index]
-            if per_step:
-                optimizer.learning_rate = schedule(self.step)
-            logits = model.forward(x_batch, training=True)
-            loss = loss_fn.forward(logits, y_batch)
-            for hook in loss_hooks:
-                hook(self, loss)
-            if self.stop_training:
-                break
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == y_batch))
-            loss_sum += loss * size
-            seen += size
-            model.backward(loss_fn.backward())
-            if self.l2:
-                # d/dW of 0.5 * l2 * ||W||^2 is l2 * W, on the weights only.
-                params = model.params
-                optimizer._axpy(
-                    params.data[: params.n_decay], params.grad[: params.n_decay], a=self.l2
-                )
-            optimizer.step()
-            self.step += 1
+        first = position["batch"]
+        with PrefetchedBatches(x, y, order, batch_size, first, self.steps_per_epoch) as batches:
+            for batch, (x_batch, y_batch) in enumerate(batches, start=first):
+                if self._interrupt:
+                    position.update(
+                        batch=batch,
+                        loss_sum=loss_sum,
+                        correct=correct,
+                        seen=seen,
+                        seconds=position["seconds"] + time.perf_counter() - started,
+                    )
+                    self._handle_interrupt()
+                size = x_batch.shape[0]
+                if per_step:
+                    optimizer.learning_rate = schedule(self.step)
+                logits = model.forward(x_batch, training=True)
+                loss = loss_fn.forward(logits, y_batch)
+                for hook in loss_hooks:
+                    hook(self, loss)
+                if self.stop_training:
+                    break
+                correct += int(np.count_nonzero(logits.argmax(axis=1) == y_batch))
+                loss_sum += loss * size
+                seen += size
+                model.backward(loss_fn.backward())
+                if self.l2:
+                    # d/dW of 0.5 * l2 * ||W||^2 is l2 * W, on the weights only.
+                    params = model.params
+                    optimizer._axpy(
+                        params.data[: params.n_decay], params.grad[: params.n_decay], a=self.l2
+                    )
+                optimizer.step()
+                self.step += 1
         seconds = position["seconds"] + time.perf_counter() - started
         self._position = None
         if self.stop_training and self.diverged:

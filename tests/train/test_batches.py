@@ -1,0 +1,59 @@
+"""The helper-thread minibatch gather yields exactly the plain gather's minibatches."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from mnistlab.train.batches import PrefetchedBatches
+
+
+@pytest.mark.parametrize(
+    ("n", "batch_size", "start"), [(1000, 32, 0), (1000, 128, 3), (70, 7, 9), (5, 8, 0)]
+)
+def test_same_minibatches_as_a_plain_gather(n, batch_size, start):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 6)).astype(np.float32)
+    y = rng.integers(0, 10, n).astype(np.uint8)
+    order = rng.permutation(n)
+    steps = -(-n // batch_size)
+    with PrefetchedBatches(x, y, order, batch_size, start, steps) as batches:
+        got = [(xb.copy(), yb.copy()) for xb, yb in batches]
+    assert len(got) == steps - start
+    for i, (xb, yb) in enumerate(got, start=start):
+        index = order[i * batch_size : (i + 1) * batch_size]
+        np.testing.assert_array_equal(xb, x[index])
+        np.testing.assert_array_equal(yb, y[index])
+
+
+def test_a_batch_is_not_overwritten_while_its_step_runs():
+    n, b = 4096, 16
+    x = np.arange(n * 3, dtype=np.float64).reshape(n, 3)
+    y = np.zeros(n, dtype=np.uint8)
+    order = np.random.default_rng(1).permutation(n)
+    with PrefetchedBatches(x, y, order, b, 0, n // b) as batches:
+        for i, (xb, _) in enumerate(batches):
+            expected = x[order[i * b : (i + 1) * b]]
+            threading.Event().wait(0.0005)  # let the helper run ahead as far as it may
+            np.testing.assert_array_equal(xb, expected)
+
+
+def test_breaking_out_stops_the_helper_thread():
+    x = np.zeros((10000, 4), dtype=np.float32)
+    y = np.zeros(10000, dtype=np.uint8)
+    before = threading.active_count()
+    with PrefetchedBatches(x, y, np.arange(10000), 32, 0, 313) as batches:
+        for i, _ in enumerate(batches):
+            if i == 3:
+                break
+    assert threading.active_count() == before
+
+
+def test_an_error_in_the_helper_reaches_the_training_thread():
+    x = np.zeros((100, 4), dtype=np.float32)
+    y = np.zeros(100, dtype=np.uint8)
+    bad_order = np.arange(100) + 1000  # out of range
+    with pytest.raises(IndexError), PrefetchedBatches(x, y, bad_order, 10, 0, 10) as batches:
+        list(batches)
