@@ -186,3 +186,26 @@ def test_rounds_pool_the_times_and_keep_the_first_rounds_extras():
     assert row["spread"] == 1.0 and row["accuracy"] == 0.9 and row["floor_times"] == [0.5, 0.7]
     assert pooled["results"]["knn_1nn"]["median"] == 3.0 and pooled["seconds"] == 3.0
     assert _pool(first, {"error": "boom"}) is first
+
+
+def test_ratios_divide_out_the_machine_speed_of_each_process():
+    def timed_on(machine_speed, seconds, floor):
+        times = [seconds * machine_speed] * 3
+        return {
+            "median": times[0],
+            "spread": 0.0,
+            "times": times,
+            "floor_times": [floor * machine_speed] * 3,
+        }
+
+    report = {
+        "frameworks": {
+            # mnistlab ran while the machine was twice as slow: 1.0 s raw, 0.5 s in calm time
+            "mnistlab": {"results": {"train_sgd_b32": timed_on(2.0, 0.5, 0.25)}},
+            "pytorch": {"results": {"train_sgd_b32": timed_on(1.0, 0.8, 0.25)}},
+        }
+    }
+    row = ratios(report)["train_sgd_b32"]
+    assert row["pytorch"] == pytest.approx(0.5 / 0.8)
+    assert row["raw"]["pytorch"] == pytest.approx(1.0 / 0.8)
+    assert row["fastest_peer"] == "pytorch"

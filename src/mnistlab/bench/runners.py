@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import time
 import warnings
 
 import numpy as np
@@ -20,9 +19,12 @@ from mnistlab.bench.workloads import (
     HIDDEN,
     LEARNING_RATES,
     TRAINING,
+    floor_probe,
     gemm_floor,
+    inference_probe,
+    probe_once,
     summarize,
-    timed,
+    timed_with_probe,
     train_and_time,
     workload_name,
 )
@@ -41,23 +43,21 @@ def _accuracy(pred, y) -> float:
     return float(np.mean(np.asarray(pred) == y))
 
 
-def _once(fn) -> tuple[float, object]:
-    started = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - started, value
+def _classical(fn, data: dict, y_true) -> dict:
+    """One fit and predict, timed, with the floor probe before and after; its accuracy."""
+    summary, pred = probe_once(fn, floor_probe(len(data["x_train"]), 128))
+    summary["accuracy"] = _accuracy(pred, y_true)
+    return summary
 
 
 # ------------------------------------------------------------------------------------ mnistlab
 
 
 def run_mnistlab(data: dict, spec: dict) -> dict:
-    from threadpoolctl import threadpool_limits
-
     from mnistlab import __version__
     from mnistlab.nn import build_mlp
     from mnistlab.optim import get_optimizer
     from mnistlab.train import Trainer
-    from mnistlab.train.trainer import auto_blas_threads
 
     x, y, xt, yt = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
     results = {}
@@ -70,19 +70,17 @@ def run_mnistlab(data: dict, spec: dict) -> dict:
         def epoch(trainer=trainer, batch_size=batch_size):
             trainer.fit(x, y, epochs=trainer.epoch + 1, batch_size=batch_size)
 
-        def floor(batch_size=batch_size):
-            with threadpool_limits(auto_blas_threads(batch_size), user_api="blas"):
-                return gemm_floor(x.shape[0], batch_size, 1, warmup=0)
-
         results[workload_name(optimizer, batch_size)] = train_and_time(
             epoch,
             lambda trainer=trainer: trainer.evaluate(xt, yt)[1],
             spec["epochs"],
             accuracy=(optimizer, batch_size) == ("adam", 128),
-            between=floor,
+            between=floor_probe(x.shape[0], batch_size),
         )
-    results["inference_10k"] = summarize(
-        timed(lambda: model.predict_logits(xt, batch_size=len(xt)), spec["inference_repeats"], 3)
+    results["inference_10k"] = timed_with_probe(
+        lambda: model.predict_logits(xt, batch_size=len(xt)),
+        inference_probe(xt),
+        spec["inference_repeats"],
     )
     if spec["classical"]:
         results.update(_mnistlab_classical(data, spec))
@@ -96,11 +94,11 @@ def _mnistlab_classical(data: dict, spec: dict) -> dict:
     x, y, yt = data["x_train"], data["y_train"], data["y_test"]
     xk = data["x_test"][: spec["knn_test"]]
     out = {}
-    seconds, pred = _once(lambda: KNeighborsClassifier(k=1).fit(x, y).predict(xk))
-    out["knn_1nn"] = summarize([seconds], accuracy=_accuracy(pred, yt[: len(xk)]))
+    out["knn_1nn"] = _classical(
+        lambda: KNeighborsClassifier(k=1).fit(x, y).predict(xk), data, yt[: len(xk)]
+    )
     gaussian = GaussianClassifier(smoothing=GAUSSIAN_REG, shrinkage=GAUSSIAN_REG)
-    seconds, pred = _once(lambda: gaussian.fit(x, y).predict(data["x_test"]))
-    out["gaussian"] = summarize([seconds], accuracy=_accuracy(pred, yt))
+    out["gaussian"] = _classical(lambda: gaussian.fit(x, y).predict(data["x_test"]), data, yt)
     preset = get_preset("softmax")
     softmax = SoftmaxRegression(
         solver="sgd",
@@ -110,8 +108,7 @@ def _mnistlab_classical(data: dict, spec: dict) -> dict:
         epochs=preset["epochs"],
         seed=0,
     )
-    seconds, pred = _once(lambda: softmax.fit(x, y).predict(data["x_test"]))
-    out["softmax"] = summarize([seconds], accuracy=_accuracy(pred, yt))
+    out["softmax"] = _classical(lambda: softmax.fit(x, y).predict(data["x_test"]), data, yt)
     return out
 
 
@@ -120,8 +117,8 @@ def _mnistlab_classical(data: dict, spec: dict) -> dict:
 
 def run_floor(data: dict, spec: dict) -> dict:
     """The bare GEMMs of inference on the test set, and of a training epoch per batch size with
-    one BLAS thread and with all cores (which is faster here; the training rows' floor itself is
-    timed between mnistlab's epochs, see run_mnistlab)."""
+    one BLAS thread and with all cores, in a process of their own (the training rows' floor
+    itself is timed between each framework's epochs: see floor_probe)."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
     n = data["x_train"].shape[0]
@@ -136,21 +133,9 @@ def run_floor(data: dict, spec: dict) -> dict:
             if best is None or summary["median"] < best["median"]:
                 best = summary
         results[f"gemm_epoch_b{batch_size}"] = best
-    xt = data["x_test"]
-    rng = np.random.default_rng(0)
-    sizes = [xt.shape[1], *HIDDEN, 10]
-    weights = [
-        rng.standard_normal((a, b)).astype(np.float32)
-        for a, b in zip(sizes, sizes[1:], strict=False)
-    ]
-    outs = [np.empty((len(xt), b), dtype=np.float32) for b in sizes[1:]]
-
-    def forward():
-        h = xt
-        for w, out in zip(weights, outs, strict=True):
-            h = np.matmul(h, w, out=out)
-
-    results["inference_10k"] = summarize(timed(forward, spec["inference_repeats"], 3))
+    probe = inference_probe(data["x_test"])
+    times = [t for _ in range(spec["inference_repeats"] + 3) for t in probe()][3:]
+    results["inference_10k"] = summarize(times, floor_times=list(times))
     blas = [
         f"{i.get('internal_api')} {i.get('version')} ({i.get('threading_layer', '?')}, "
         f"{i.get('architecture', '?')}, {i.get('num_threads')} threads)"
@@ -232,10 +217,10 @@ def run_seed_numpy(data: dict, spec: dict) -> dict:
                 train_batch(layers, x[part], y[part])
 
         results[workload_name("sgd", batch_size)] = train_and_time(
-            epoch, None, spec["epochs"], accuracy=False
+            epoch, None, spec["epochs"], False, floor_probe(len(x), batch_size)
         )
-    results["inference_10k"] = summarize(
-        timed(lambda: forward(layers, xt), spec["inference_repeats"], 3)
+    results["inference_10k"] = timed_with_probe(
+        lambda: forward(layers, xt), inference_probe(data["x_test"]), spec["inference_repeats"]
     )
     return {"versions": {"numpy": np.__version__}, "results": results}
 
@@ -253,6 +238,7 @@ def run_torch(data: dict, spec: dict) -> dict:
 
     torch.manual_seed(0)
     X, Y = torch.from_numpy(data["x_train"]), torch.from_numpy(data["y_train"])
+    n_train = len(X)
     Xt, Yt = torch.from_numpy(data["x_test"]), torch.from_numpy(data["y_test"])
     n = len(X)
 
@@ -288,14 +274,20 @@ def run_torch(data: dict, spec: dict) -> dict:
                 return (model(Xt).argmax(dim=1) == Yt).float().mean().item()
 
         results[workload_name(optimizer, batch_size)] = train_and_time(
-            epoch, evaluate, spec["epochs"], accuracy=(optimizer, batch_size) == ("adam", 128)
+            epoch,
+            evaluate,
+            spec["epochs"],
+            accuracy=(optimizer, batch_size) == ("adam", 128),
+            between=floor_probe(n_train, batch_size),
         )
 
     def infer():
         with torch.inference_mode():
             model(Xt)
 
-    results["inference_10k"] = summarize(timed(infer, spec["inference_repeats"], 3))
+    results["inference_10k"] = timed_with_probe(
+        infer, inference_probe(data["x_test"]), spec["inference_repeats"]
+    )
     return {
         "versions": {"torch": torch.__version__},
         "threads": torch.get_num_threads(),
@@ -316,6 +308,7 @@ def run_keras(data: dict, spec: dict) -> dict:
 
     keras.utils.set_random_seed(0)
     x, y, xt, yt = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
+    n_train = len(x)
 
     def make(optimizer):
         model = keras.Sequential(
@@ -342,10 +335,16 @@ def run_keras(data: dict, spec: dict) -> dict:
             return _accuracy(np.asarray(model.predict_on_batch(xt)).argmax(axis=1), yt)
 
         results[workload_name(optimizer, batch_size)] = train_and_time(
-            epoch, evaluate, spec["epochs"], accuracy=(optimizer, batch_size) == ("adam", 128)
+            epoch,
+            evaluate,
+            spec["epochs"],
+            accuracy=(optimizer, batch_size) == ("adam", 128),
+            between=floor_probe(n_train, batch_size),
         )
-    results["inference_10k"] = summarize(
-        timed(lambda: np.asarray(model.predict_on_batch(xt)), spec["inference_repeats"], 3)
+    results["inference_10k"] = timed_with_probe(
+        lambda: np.asarray(model.predict_on_batch(xt)),
+        inference_probe(xt),
+        spec["inference_repeats"],
     )
     return {
         "versions": {"keras": keras.__version__, "jax": jax.__version__},
@@ -394,21 +393,19 @@ def run_sklearn(data: dict, spec: dict) -> dict:
             lambda model=model: _accuracy(model.predict(xt), yt),
             spec["epochs"],
             accuracy=(optimizer, batch_size) == ("adam", 128),
+            between=floor_probe(len(x), batch_size),
         )
-    results["inference_10k"] = summarize(
-        timed(lambda: model.predict_proba(xt), spec["inference_repeats"], 3)
+    results["inference_10k"] = timed_with_probe(
+        lambda: model.predict_proba(xt), inference_probe(xt), spec["inference_repeats"]
     )
     if spec["classical"]:
         xk = xt[: spec["knn_test"]]
         knn = KNeighborsClassifier(n_neighbors=1, algorithm="brute")
-        seconds, pred = _once(lambda: knn.fit(x, y).predict(xk))
-        results["knn_1nn"] = summarize([seconds], accuracy=_accuracy(pred, yt[: len(xk)]))
+        results["knn_1nn"] = _classical(lambda: knn.fit(x, y).predict(xk), data, yt[: len(xk)])
         qda = QuadraticDiscriminantAnalysis(reg_param=GAUSSIAN_REG)
-        seconds, pred = _once(lambda: qda.fit(x, y).predict(xt))
-        results["gaussian"] = summarize([seconds], accuracy=_accuracy(pred, yt))
+        results["gaussian"] = _classical(lambda: qda.fit(x, y).predict(xt), data, yt)
         logistic = LogisticRegression(max_iter=100)
-        seconds, pred = _once(lambda: logistic.fit(x, y).predict(xt))
-        results["softmax"] = summarize([seconds], accuracy=_accuracy(pred, yt))
+        results["softmax"] = _classical(lambda: logistic.fit(x, y).predict(xt), data, yt)
     return {"versions": {"scikit-learn": sklearn.__version__}, "results": results}
 
 

@@ -82,6 +82,69 @@ def timed(fn, repeats: int, warmup: int = 1) -> list[float]:
     return times
 
 
+def timed_with_probe(fn, probe, repeats: int, warmup: int = 3) -> dict:
+    """Like `timed`, with `probe` (a fixed NumPy GEMM workload) timed after every repeat: the
+    machine's speed at that moment, so that runs in different processes can be compared."""
+    for _ in range(warmup):
+        fn()
+    times, probes = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+        probes += probe()
+    return summarize(times, floor_times=probes)
+
+
+def probe_once(fn, probe) -> dict:
+    """One timed call of `fn` (a classical fit and predict), with `probe` timed before and after."""
+    before = probe()
+    started = time.perf_counter()
+    value = fn()
+    seconds = time.perf_counter() - started
+    return summarize([seconds], floor_times=[(before[0] + probe()[0]) / 2]), value
+
+
+def normalized(summary: dict) -> float | None:
+    """Median over repeats of time / the probe timed right after it (None without probes)."""
+    probes = summary.get("floor_times") or []
+    if len(probes) != len(summary["times"]):
+        return None
+    return statistics.median(t / p for t, p in zip(summary["times"], probes, strict=True))
+
+
+def floor_probe(n: int, batch_size: int):
+    """A function timing one floor epoch with one BLAS thread: [seconds]."""
+    from threadpoolctl import threadpool_limits
+
+    def probe() -> list[float]:
+        with threadpool_limits(1, user_api="blas"):
+            return gemm_floor(n, batch_size, 1, warmup=0)
+
+    return probe
+
+
+def inference_probe(x_test: np.ndarray):
+    """A function timing the 3 bare GEMMs of inference on `x_test` (all BLAS threads): [seconds]."""
+    rng = np.random.default_rng(0)
+    sizes = [x_test.shape[1], *HIDDEN, 10]
+    weights = [
+        rng.standard_normal((a, b)).astype(np.float32)
+        for a, b in zip(sizes, sizes[1:], strict=False)
+    ]
+    outs = [np.empty((len(x_test), b), dtype=np.float32) for b in sizes[1:]]
+
+    def forward():
+        h = x_test
+        for w, out in zip(weights, outs, strict=True):
+            h = np.matmul(h, w, out=out)
+
+    def probe() -> list[float]:
+        return timed(forward, 1, warmup=0)
+
+    return probe
+
+
 def gemm_floor(n: int, batch_size: int, repeats: int, warmup: int = 1) -> list[float]:
     """The 8 GEMMs per step of a 784-100-200-10 epoch: 3 forward, 3 weight gradients and 2
     input gradients (none for the first layer's input). Preallocated buffers, nothing else:
@@ -114,7 +177,8 @@ def gemm_floor(n: int, batch_size: int, repeats: int, warmup: int = 1) -> list[f
 def train_and_time(run_epoch, evaluate, epochs: int, accuracy: bool, between=None) -> dict:
     """One warm-up epoch, then `epochs` timed ones; with `accuracy`, the test accuracy after
     exactly ACCURACY_EPOCHS epochs (evaluated outside the timed sections). `between`, if given,
-    is timed after every timed epoch too (the GEMM floor, under the same machine conditions)."""
+    is timed after every timed epoch too: the GEMM floor of the epoch, under the same machine
+    conditions (stored as floor_times)."""
     times, between_times, result = [], [], None
     done = 0
     for done in range(1, epochs + 2):
