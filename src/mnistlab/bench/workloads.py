@@ -113,17 +113,11 @@ def normalized(summary: dict) -> float | None:
     return statistics.median(t / p for t, p in zip(summary["times"], probes, strict=True))
 
 
-#: seconds to wait before a probe, so that a framework's thread pool (OpenMP, Eigen) has
-#: stopped spinning after the timed work and does not slow the probe down
-PROBE_PAUSE = 0.05
-
-
 def floor_probe(n: int, batch_size: int):
     """A function timing one floor epoch with one BLAS thread: [seconds]."""
     from threadpoolctl import threadpool_limits
 
     def probe() -> list[float]:
-        time.sleep(PROBE_PAUSE)
         with threadpool_limits(1, user_api="blas"):
             return gemm_floor(n, batch_size, 1, warmup=0)
 
@@ -146,7 +140,6 @@ def inference_probe(x_test: np.ndarray):
             h = np.matmul(h, w, out=out)
 
     def probe() -> list[float]:
-        time.sleep(PROBE_PAUSE)
         return timed(forward, 1, warmup=0)
 
     return probe
