@@ -24,8 +24,8 @@ from mnistlab.bench.workloads import (
     inference_probe,
     probe_once,
     summarize,
+    time_training,
     timed_with_probe,
-    train_and_time,
     workload_name,
 )
 
@@ -70,12 +70,13 @@ def run_mnistlab(data: dict, spec: dict) -> dict:
         def epoch(trainer=trainer, batch_size=batch_size):
             trainer.fit(x, y, epochs=trainer.epoch + 1, batch_size=batch_size)
 
-        results[workload_name(optimizer, batch_size)] = train_and_time(
+        results[workload_name(optimizer, batch_size)] = time_training(
             epoch,
             lambda trainer=trainer: trainer.evaluate(xt, yt)[1],
-            spec["epochs"],
-            accuracy=(optimizer, batch_size) == ("adam", 128),
-            between=floor_probe(x.shape[0], batch_size),
+            spec,
+            optimizer,
+            batch_size,
+            x.shape[0],
         )
     results["inference_10k"] = timed_with_probe(
         lambda: model.predict_logits(xt, batch_size=len(xt)),
@@ -216,8 +217,8 @@ def run_seed_numpy(data: dict, spec: dict) -> dict:
                 part = indices[start : start + batch_size]
                 train_batch(layers, x[part], y[part])
 
-        results[workload_name("sgd", batch_size)] = train_and_time(
-            epoch, None, spec["epochs"], False, floor_probe(len(x), batch_size)
+        results[workload_name("sgd", batch_size)] = time_training(
+            epoch, None, spec, "sgd", batch_size, len(x)
         )
     results["inference_10k"] = timed_with_probe(
         lambda: forward(layers, xt), inference_probe(data["x_test"]), spec["inference_repeats"]
@@ -273,12 +274,8 @@ def run_torch(data: dict, spec: dict) -> dict:
             with torch.inference_mode():
                 return (model(Xt).argmax(dim=1) == Yt).float().mean().item()
 
-        results[workload_name(optimizer, batch_size)] = train_and_time(
-            epoch,
-            evaluate,
-            spec["epochs"],
-            accuracy=(optimizer, batch_size) == ("adam", 128),
-            between=floor_probe(n_train, batch_size),
+        results[workload_name(optimizer, batch_size)] = time_training(
+            epoch, evaluate, spec, optimizer, batch_size, n_train
         )
 
     def infer():
@@ -334,12 +331,8 @@ def run_keras(data: dict, spec: dict) -> dict:
         def evaluate(model=model):
             return _accuracy(np.asarray(model.predict_on_batch(xt)).argmax(axis=1), yt)
 
-        results[workload_name(optimizer, batch_size)] = train_and_time(
-            epoch,
-            evaluate,
-            spec["epochs"],
-            accuracy=(optimizer, batch_size) == ("adam", 128),
-            between=floor_probe(n_train, batch_size),
+        results[workload_name(optimizer, batch_size)] = time_training(
+            epoch, evaluate, spec, optimizer, batch_size, n_train
         )
     results["inference_10k"] = timed_with_probe(
         lambda: np.asarray(model.predict_on_batch(xt)),
@@ -388,12 +381,13 @@ def run_sklearn(data: dict, spec: dict) -> dict:
         def epoch(model=model):
             model.partial_fit(x, y, classes=classes)
 
-        results[workload_name(optimizer, batch_size)] = train_and_time(
+        results[workload_name(optimizer, batch_size)] = time_training(
             epoch,
             lambda model=model: _accuracy(model.predict(xt), yt),
-            spec["epochs"],
-            accuracy=(optimizer, batch_size) == ("adam", 128),
-            between=floor_probe(len(x), batch_size),
+            spec,
+            optimizer,
+            batch_size,
+            len(x),
         )
     results["inference_10k"] = timed_with_probe(
         lambda: model.predict_proba(xt), inference_probe(xt), spec["inference_repeats"]

@@ -17,6 +17,7 @@ LEARNING_RATES = {"sgd": 0.1, "adam": 1e-3}
 TRAINING = (("sgd", 32), ("sgd", 128), ("adam", 32), ("adam", 128))
 #: the budget of the accuracy check: epochs of Adam at batch 128
 ACCURACY_EPOCHS = 5
+ACCURACY_WORKLOAD = ("adam", 128)
 #: the order rows are printed in
 WORKLOADS = (
     "train_sgd_b32",
@@ -200,3 +201,15 @@ def train_and_time(run_epoch, evaluate, epochs: int, accuracy: bool, between=Non
     if between is not None:
         extra["floor_times"] = between_times
     return summarize(times, **extra)
+
+
+def time_training(run_epoch, evaluate, spec: dict, optimizer: str, batch_size: int, n_train: int):
+    """A training workload as every runner times it: warm-up, spec["epochs"] timed epochs each
+    followed by the floor probe, and the accuracy check on the Adam, batch 128 workload."""
+    return train_and_time(
+        run_epoch,
+        evaluate,
+        spec["epochs"],
+        accuracy=(optimizer, batch_size) == ACCURACY_WORKLOAD,
+        between=floor_probe(n_train, batch_size),
+    )
