@@ -138,6 +138,27 @@ def test_cross_entropy_matches_the_definition():
     assert SoftmaxCrossEntropy().forward(logits, labels) == pytest.approx(expected, rel=1e-12)
 
 
+def test_cross_entropy_counts_correct_predictions_from_its_own_argmax():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(50, 7)).astype(np.float32)
+    labels = rng.integers(0, 7, 50)
+    loss = SoftmaxCrossEntropy()
+    loss.forward(logits, labels)
+    expected = int(np.sum(logits.argmax(axis=1) == labels))
+    assert loss.count_correct(logits, labels) == expected
+    other = rng.normal(size=(50, 7)).astype(np.float32)  # not the last forward's outputs
+    assert loss.count_correct(other, labels) == int(np.sum(other.argmax(axis=1) == labels))
+    assert SoftmaxCrossEntropy().count_correct(logits, labels) == expected  # before any forward
+
+
+def test_cross_entropy_of_non_finite_logits_is_not_finite():
+    loss = SoftmaxCrossEntropy()
+    for bad in (np.nan, np.inf):
+        logits = np.array([[0.0, bad, 1.0], [1.0, 2.0, 3.0]], dtype=np.float32)
+        with np.errstate(invalid="ignore"):
+            assert not np.isfinite(loss.forward(logits, np.array([0, 2])))
+
+
 def test_l2_penalty_gradient():
     """The trainer adds l2 * W to the weight gradient: check against 0.5 * l2 * ||W||^2."""
     from mnistlab.optim import SGD

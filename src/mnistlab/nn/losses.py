@@ -27,6 +27,10 @@ class Loss:
     def backward(self) -> np.ndarray:
         raise NotImplementedError
 
+    def count_correct(self, outputs: np.ndarray, labels: np.ndarray) -> int:
+        """How many rows of the last forward()'s `outputs` have their largest value at the label."""
+        return int(np.count_nonzero(outputs.argmax(axis=1) == labels))
+
 
 class SoftmaxCrossEntropy(Loss):
     """Mean of -log softmax(z)[y] over the batch, from logits z: (batch, classes), y: (batch,).
@@ -42,8 +46,16 @@ class SoftmaxCrossEntropy(Loss):
         n, k = logits.shape
         dtype = logits.dtype
         buffer = self._buffer
+        # The row maxima, read at each row's argmax: argmax along the short rows is several
+        # times faster than a max-reduction there, and the trainer counts correct predictions
+        # with the same argmax (count_correct).
+        predicted = buffer("predicted", (n,), np.intp)
+        np.argmax(logits, axis=1, out=predicted)
+        flat_max = buffer("flat_max", (n,), np.intp)
+        np.add(self._row_offsets(n, k), predicted, out=flat_max)
         row_max = buffer("row_max", (n,), dtype)
-        np.maximum.reduce(logits, axis=1, out=row_max)
+        # mode="clip" (the indices are in range by construction) spares NumPy's buffered copy
+        np.take(logits.reshape(-1), flat_max, out=row_max, mode="clip")
         shifted = buffer("shifted", (n, k), dtype)
         np.subtract(logits, row_max.reshape(n, 1), out=shifted)
         probs = buffer("probs", (n, k), dtype)
@@ -65,7 +77,13 @@ class SoftmaxCrossEntropy(Loss):
         )
         np.divide(probs, sums.reshape(n, 1), out=probs)
         self._probs, self._flat = probs, flat
+        self._logits, self._predicted = logits, predicted
         return loss
+
+    def count_correct(self, outputs, labels):
+        if outputs is not getattr(self, "_logits", None):
+            return super().count_correct(outputs, labels)
+        return int(np.count_nonzero(self._predicted == labels))
 
     def _row_offsets(self, n: int, k: int) -> np.ndarray:
         offsets = self._buffers.get(("row_offsets", n, k))

@@ -240,7 +240,7 @@ class Trainer:
                     hook(self, loss)
                 if self.stop_training:
                     break
-                correct += int(np.count_nonzero(logits.argmax(axis=1) == y_batch))
+                correct += loss_fn.count_correct(logits, y_batch)
                 loss_sum += loss * size
                 seen += size
                 model.backward(loss_fn.backward())
@@ -288,7 +288,7 @@ class Trainer:
             logits = self.model.forward(x[start : start + batch_size], training=False)
             labels = y[start : start + batch_size]
             total += loss_fn.forward(logits, labels) * labels.shape[0]
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == labels))
+            correct += loss_fn.count_correct(logits, labels)
         return total / x.shape[0], correct / x.shape[0]
 
     # ------------------------------------------------------------------ interrupts
