@@ -14,19 +14,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted
 
 
-def cached(store: dict, key, shape: tuple[int, ...], dtype, fill=None) -> np.ndarray:
-    """A work array kept in `store` under (key, shape, dtype) and reused on later calls.
-
-    fill: None leaves it uninitialized; a number fills it once at creation; "arange" numbers it.
-    """
-    slot = (key, shape, dtype)  # dtype as the caller passes it: no conversion per step
-    array = store.get(slot)
-    if array is None:
-        if fill is None:
-            array = np.empty(shape, dtype=dtype)
-        elif fill == "arange":
-            array = np.arange(shape[0], dtype=dtype)
-        else:
-            array = np.full(shape, fill, dtype=dtype)
-        store[slot] = array
-    return array
+def new_work_array(shape: tuple[int, ...], dtype, fill=None) -> np.ndarray:
+    """A work array: uninitialized (fill None), or filled once with a number."""
+    if fill is None:
+        return np.empty(shape, dtype=dtype)
+    return np.full(shape, fill, dtype=dtype)

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.special import expit
 
 from mnistlab.errors import UsageError
-from mnistlab.nn.functional import cached
+from mnistlab.nn.functional import new_work_array
 from mnistlab.nn.init import Initializer, get_initializer
 from mnistlab.nn.parameters import Parameter
 
@@ -35,12 +35,13 @@ class Layer:
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name
-        self._buffers: dict[tuple, np.ndarray] = {}  # see mnistlab.nn.functional.cached
+        self._buffers: dict[tuple, np.ndarray] = {}  # work arrays by (name, shape), see _buffer
         self.dtype = np.dtype(np.float32)
 
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator, dtype) -> tuple:
         """Create parameters for inputs of `input_shape` (without batch); return output shape."""
         self.dtype = np.dtype(dtype)
+        self._buffers.clear()  # work arrays of an earlier build may have another dtype
         self.input_shape = tuple(input_shape)
         self.output_shape = self.input_shape
         return self.output_shape
@@ -62,8 +63,12 @@ class Layer:
         raise NotImplementedError
 
     def _buffer(self, key: str, shape: tuple[int, ...], dtype=None, fill=None) -> np.ndarray:
-        """A reusable work array of `shape` (allocated on first use for that shape)."""
-        return cached(self._buffers, key, shape, dtype or self.dtype, fill)
+        """A reusable work array named `key` of `shape` (allocated on the first use of that shape,
+        in the layer's dtype unless told; a name always has the same dtype)."""
+        array = self._buffers.get((key, shape))
+        if array is None:
+            array = self._buffers[key, shape] = new_work_array(shape, dtype or self.dtype, fill)
+        return array
 
     def _out(self, x: np.ndarray) -> np.ndarray:
         return x if self.inplace else self._buffer("out", x.shape)

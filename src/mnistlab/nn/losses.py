@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from mnistlab.errors import UsageError
-from mnistlab.nn.functional import cached
+from mnistlab.nn.functional import new_work_array
 
 
 class Loss:
@@ -18,8 +18,12 @@ class Loss:
     def __init__(self) -> None:
         self._buffers: dict[tuple, np.ndarray] = {}
 
-    def _buffer(self, key: str, shape: tuple[int, ...], dtype, fill=None) -> np.ndarray:
-        return cached(self._buffers, key, shape, dtype, fill)
+    def _buffer(self, key: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """A reusable work array named `key` of `shape` and `dtype`."""
+        array = self._buffers.get((key, shape, dtype))
+        if array is None:
+            array = self._buffers[key, shape, dtype] = new_work_array(shape, dtype)
+        return array
 
     def forward(self, outputs: np.ndarray, labels: np.ndarray) -> float:
         raise NotImplementedError
@@ -44,58 +48,61 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward(self, logits, labels):
         n, k = logits.shape
-        dtype = logits.dtype
-        buffer = self._buffer
+        work = self._buffers.get((n, k, logits.dtype))
+        if work is None:
+            work = self._buffers[n, k, logits.dtype] = _CrossEntropyWork(n, k, logits.dtype)
         # The row maxima, read at each row's argmax: argmax along the short rows is several
         # times faster than a max-reduction there, and the trainer counts correct predictions
-        # with the same argmax (count_correct).
-        predicted = buffer("predicted", (n,), np.intp)
-        np.argmax(logits, axis=1, out=predicted)
-        flat_max = buffer("flat_max", (n,), np.intp)
-        np.add(self._row_offsets(n, k), predicted, out=flat_max)
-        row_max = buffer("row_max", (n,), dtype)
-        # mode="clip" (the indices are in range by construction) spares NumPy's buffered copy
-        np.take(logits.reshape(-1), flat_max, out=row_max, mode="clip")
-        shifted = buffer("shifted", (n, k), dtype)
-        np.subtract(logits, row_max.reshape(n, 1), out=shifted)
-        probs = buffer("probs", (n, k), dtype)
-        np.exp(shifted, out=probs)
-        sums = buffer("sums", (n,), dtype)
-        np.dot(probs, buffer("ones", (k,), dtype, fill=1), out=sums)  # row sums, one BLAS call
-        # where each row's label sits in the flattened (n * k) array: i * k + y_i
-        flat = buffer("flat", (n,), np.intp)
-        np.add(self._row_offsets(n, k), labels, out=flat)
-        picked = buffer("picked", (n,), dtype)
-        np.take(shifted.reshape(-1), flat, out=picked)
-        log_sums = buffer("log_sums", (n,), dtype)
-        np.log(sums, out=log_sums)
-        # loss_i = log(sum_k exp(shifted_ik)) - shifted_i,y_i
-        loss = (
-            # summed in the model's dtype, as before: float32 overflow to inf is how a
-            # diverging float32 run shows itself to TerminateOnNaN
-            float(np.add.reduce(log_sums) - np.add.reduce(picked)) / n
-        )
-        np.divide(probs, sums.reshape(n, 1), out=probs)
-        self._probs, self._flat = probs, flat
-        self._logits, self._predicted = logits, predicted
+        # with the same argmax (count_correct). mode="clip" (the indices are in range by
+        # construction) spares NumPy's buffered copy.
+        logits.argmax(axis=1, out=work.predicted)
+        np.add(work.row_offsets, work.predicted, out=work.flat_index)
+        logits.reshape(-1).take(work.flat_index, out=work.row_max, mode="clip")
+        np.subtract(logits, work.row_max_column, out=work.shifted)
+        np.exp(work.shifted, out=work.probs)
+        np.dot(work.probs, work.ones, out=work.sums)  # row sums, one BLAS call
+        # shifted_i,y_i, read where each row's label sits in the flattened (n * k) array
+        np.add(work.row_offsets, labels, out=work.label_index)
+        work.shifted.reshape(-1).take(work.label_index, out=work.picked)
+        np.log(work.sums, out=work.log_sums)
+        # loss_i = log(sum_k exp(shifted_ik)) - shifted_i,y_i, summed in the model's dtype:
+        # float32 overflow to inf is how a diverging float32 run shows itself to TerminateOnNaN
+        loss = float(np.add.reduce(work.log_sums) - np.add.reduce(work.picked)) / n
+        np.divide(work.probs, work.sums_column, out=work.probs)
+        self._work, self._logits = work, logits
         return loss
 
     def count_correct(self, outputs, labels):
         if outputs is not getattr(self, "_logits", None):
             return super().count_correct(outputs, labels)
-        return int(np.count_nonzero(self._predicted == labels))
-
-    def _row_offsets(self, n: int, k: int) -> np.ndarray:
-        offsets = self._buffers.get(("row_offsets", n, k))
-        if offsets is None:
-            offsets = self._buffers["row_offsets", n, k] = np.arange(n, dtype=np.intp) * k
-        return offsets
+        return int(np.count_nonzero(self._work.predicted == labels))
 
     def backward(self):
-        grad = self._probs  # softmax(z), reused in place as the gradient buffer
-        grad.reshape(-1)[self._flat] -= 1.0
+        work = self._work
+        grad = work.probs  # softmax(z), reused in place as the gradient buffer
+        grad.reshape(-1)[work.label_index] -= 1.0
         grad *= 1.0 / grad.shape[0]
         return grad
+
+
+class _CrossEntropyWork:
+    """The work arrays of SoftmaxCrossEntropy for one (batch, classes, dtype), with the views
+    the step uses, made once."""
+
+    def __init__(self, n: int, k: int, dtype) -> None:
+        self.row_offsets = np.arange(n, dtype=np.intp) * k  # where row i starts in (n * k)
+        self.predicted = np.empty(n, dtype=np.intp)
+        self.flat_index = np.empty(n, dtype=np.intp)
+        self.label_index = np.empty(n, dtype=np.intp)
+        self.row_max = np.empty(n, dtype=dtype)
+        self.row_max_column = self.row_max.reshape(n, 1)
+        self.shifted = np.empty((n, k), dtype=dtype)
+        self.probs = np.empty((n, k), dtype=dtype)
+        self.ones = np.ones(k, dtype=dtype)
+        self.sums = np.empty(n, dtype=dtype)
+        self.sums_column = self.sums.reshape(n, 1)
+        self.picked = np.empty(n, dtype=dtype)
+        self.log_sums = np.empty(n, dtype=dtype)
 
 
 class MeanSquaredError(Loss):
