@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from mnistlab.bench import _pool, format_report, ratios, run_framework, targets
+from mnistlab.bench import _pool, cpu_times, format_report, ratios, run_framework, targets
 from mnistlab.bench.runners import _missing
 from mnistlab.bench.workloads import ACCURACY_EPOCHS, gemm_floor, train_and_time
 from mnistlab.cli import main
@@ -186,6 +187,19 @@ def test_rounds_pool_the_times_and_keep_the_first_rounds_extras():
     assert row["spread"] == 1.0 and row["accuracy"] == 0.9 and row["floor_times"] == [0.5, 0.7]
     assert pooled["results"]["knn_1nn"]["median"] == 3.0 and pooled["seconds"] == 3.0
     assert _pool(first, {"error": "boom"}) is first
+    first["steal"], second["steal"] = {"steal": 1.0, "cpu": 10.0}, {"steal": 3.0, "cpu": 10.0}
+    assert _pool(first, second)["steal"] == {"steal": 4.0, "cpu": 20.0}
+
+
+def test_the_cpu_time_stolen_by_the_host_is_reported_per_framework():
+    now = cpu_times()
+    if Path("/proc/stat").exists():
+        assert now["total"] > 0 and 0 <= now["steal"] <= now["total"]
+    report = _fake(0.4, {"pytorch": 0.6})
+    report["frameworks"]["mnistlab"]["steal"] = {"steal": 3.0, "cpu": 20.0}
+    report["frameworks"]["pytorch"]["steal"] = {"steal": 0.0, "cpu": 20.0}
+    text = format_report(report)
+    assert "(steal) while each framework ran: mnistlab 15%, pytorch 0%" in text
 
 
 def test_ratios_divide_out_the_machine_speed_of_each_process():

@@ -59,8 +59,35 @@ def settings(quick: bool, dataset: str = "fashion-mnist") -> dict:
     }
 
 
+def cpu_times() -> dict | None:
+    """The machine's CPU time so far, summed over cores, from /proc/stat (Linux; else None):
+    {"total": seconds, "steal": seconds}. Steal is time the hypervisor gave this machine's virtual
+    CPUs to someone else: on a shared host it is what makes the same epoch take twice as long."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        ticks = [int(value) for value in fields[1:]]
+        per_second = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    steal = ticks[7] if len(ticks) > 7 else 0
+    return {"total": sum(ticks[:8]) / per_second, "steal": steal / per_second}
+
+
 def run_framework(name: str, spec: dict, timeout: float = 1800) -> dict:
-    """Run one framework's runner in a fresh interpreter; its result, or its error."""
+    """Run one framework's runner in a fresh interpreter; its result, or its error; with the
+    CPU time the host stole while it ran (`steal`: seconds of CPU and `cpu`: all of it)."""
+    before = cpu_times()
+    result = _run_worker(name, spec, timeout)
+    after = cpu_times()
+    if before and after:
+        result["steal"] = {
+            "steal": after["steal"] - before["steal"],
+            "cpu": after["total"] - before["total"],
+        }
+    return result
+
+
+def _run_worker(name: str, spec: dict, timeout: float) -> dict:
     env = dict(os.environ)
     if name == "keras-jax":
         env["KERAS_BACKEND"] = "jax"
@@ -147,6 +174,8 @@ def _pool(previous: dict | None, result: dict) -> dict:
         return result if previous is None else previous
     pooled = dict(previous)
     pooled["seconds"] = previous.get("seconds", 0.0) + result.get("seconds", 0.0)
+    if "steal" in previous and "steal" in result:
+        pooled["steal"] = {k: previous["steal"][k] + result["steal"][k] for k in ("steal", "cpu")}
     pooled["results"] = dict(previous["results"])
     for workload, summary in result["results"].items():
         before = pooled["results"].get(workload)
@@ -403,6 +432,17 @@ def format_report(report: dict) -> str:
                 f"{'s' if own[f'gemm_epoch_b{b}']['threads'] > 1 else ''})"
                 for b in (32, 128)
             ),
+        ]
+    stolen = [
+        f"{n} {steal['steal'] / steal['cpu']:.0%}"
+        for n in ok
+        if (steal := report["frameworks"][n].get("steal")) and steal["cpu"] > 0
+    ]
+    if stolen:
+        lines += [
+            "",
+            "CPU time the hypervisor gave to other guests (steal) while each framework ran: "
+            + ", ".join(stolen),
         ]
     lines += ["", "machine: " + _machine_line(report)]
     for n in names:
