@@ -2,7 +2,10 @@
 
 One epoch = 60,000 training images, network 784-100-200-10 ReLU, float32, reshuffle included;
 the median of several timed epochs after one warm-up epoch. Also prints the bare-GEMM floor:
-the 8 matrix products of every step of an epoch, preallocated, nothing else.
+the 8 matrix products of every step of an epoch, preallocated, nothing else; and each target
+scaled by this machine's floor over the floor of the machine the targets were set on (0.24 s at
+batch 32, 0.16 s at batch 128): what the target asks of the engine once the hardware is divided
+out. The absolute target is the one the issue sets; the scaled one only explains a miss.
 
     .venv/bin/python benchmarks/engine_speed.py [--epochs 5] [--dataset fashion-mnist]
 """
@@ -23,6 +26,8 @@ from mnistlab.train import Trainer
 from mnistlab.train.trainer import auto_blas_threads
 
 TARGETS = {("sgd", 32): 0.42, ("sgd", 128): 0.25, ("adam", 32): 0.65, ("adam", 128): 0.30}
+#: the GEMM floor of the machine the targets were set on (seconds per epoch, by batch size)
+ISSUE_FLOOR = {32: 0.24, 128: 0.16}
 LEARNING_RATES = {"sgd": 0.1, "adam": 1e-3}
 
 
@@ -48,7 +53,7 @@ def main() -> None:
     y = data.y_train
     print(
         f"{'workload':<16} {'median s':>9} {'spread s':>9} {'floor s':>8} {'x floor':>8} "
-        f"{'target s':>9}  ok"
+        f"{'target s':>9}  ok  {'scaled s':>8}  ok"
     )
     for (optimizer, batch_size), target in TARGETS.items():
         times = epoch_times(x, y, optimizer, batch_size, args.epochs)
@@ -56,10 +61,12 @@ def main() -> None:
             floor = statistics.median(gemm_floor(x.shape[0], batch_size, 3))
         median = statistics.median(times)
         spread = max(times) - min(times)
+        scaled = target * floor / ISSUE_FLOOR[batch_size]
         print(
             f"{optimizer + ', batch ' + str(batch_size):<16} {median:>9.3f} {spread:>9.3f} "
             f"{floor:>8.3f} {median / floor:>8.2f} {target:>9.2f}  "
-            f"{'yes' if median <= target else 'NO'}"
+            f"{'yes' if median <= target else 'NO ':<3} {scaled:>8.3f}  "
+            f"{'yes' if median <= scaled else 'NO'}"
         )
 
 
