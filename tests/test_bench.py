@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from mnistlab.bench import _pool, cpu_times, format_report, ratios, run_framework, targets
+from mnistlab.bench import (
+    _pool,
+    cpu_times,
+    format_report,
+    ratios,
+    run_framework,
+    run_in_turns,
+    settings,
+    targets,
+)
 from mnistlab.bench.runners import _missing
 from mnistlab.bench.workloads import ACCURACY_EPOCHS, gemm_floor, train_and_time
 from mnistlab.cli import main
@@ -154,6 +163,22 @@ def test_bench_usage_errors(capsys):
 def test_a_failing_runner_is_reported_not_raised():
     result = run_framework("mnistlab", {"dataset": "no-such-dataset-anywhere"}, timeout=120)
     assert "error" in result
+
+
+@pytest.mark.slow
+def test_frameworks_take_turns_epoch_by_epoch_each_in_its_own_process():
+    spec = {**settings(quick=True, dataset="digits"), "classical": False}
+    log = []
+    results = run_in_turns(["mnistlab", "seed-numpy"], spec, pause=0.0, log=log)
+    assert log[:6] == ["mnistlab", "seed-numpy"] * 3  # alternating while both have epochs left
+    mnistlab, seed = results["mnistlab"], results["seed-numpy"]
+    assert len(mnistlab["results"]["train_adam_b128"]["times"]) == spec["epochs"]
+    assert len(seed["results"]["train_sgd_b32"]["times"]) == spec["epochs"]
+    # one turn per timed epoch and inference repeat, and the last one that finds it finished
+    assert mnistlab["turns"] == 4 * spec["epochs"] + spec["inference_repeats"] + 1
+    assert mnistlab["steal"]["cpu"] > 0
+    failed = run_in_turns(["mnistlab"], {**spec, "dataset": "no-such-dataset-anywhere"})
+    assert "error" in failed["mnistlab"]
 
 
 def test_rounds_pool_the_times_and_keep_the_first_rounds_extras():

@@ -1,9 +1,11 @@
 """`mnistlab bench`: the engine side by side with PyTorch, Keras on JAX and scikit-learn.
 
-Each framework runs in a process of its own, one after another (their thread pools never share
-a process), on the same data and network. The harness collects every runner's medians and
-spreads, and reports the ratios of mnistlab to each peer and to the bare-GEMM floor, the
-accuracy each framework reaches after the same budget, the machine, and the targets.
+Each framework runs in a process of its own (their thread pools never share a process), on the
+same data and network; the processes take turns, one timed epoch (or repeat, or fit) at a time,
+so that the shared host's slow minutes fall on every framework alike. The harness collects
+every runner's medians and spreads, and reports the ratios of mnistlab to each peer and to the
+bare-GEMM floor, the accuracy each framework reaches after the same budget, the machine, and
+the targets.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import select
 import subprocess
 import sys
 import tempfile
@@ -24,6 +27,7 @@ from mnistlab.bench.workloads import (
     ACCURACY_EPOCHS,
     HIDDEN,
     TITLES,
+    TURNS_VARIABLE,
     WORKLOADS,
     normalized,
     summarize,
@@ -87,15 +91,118 @@ def run_framework(name: str, spec: dict, timeout: float = 1800) -> dict:
     return result
 
 
-def _run_worker(name: str, spec: dict, timeout: float) -> dict:
+def _worker_env(name: str) -> dict:
     env = dict(os.environ)
+    env.pop(TURNS_VARIABLE, None)
     if name == "keras-jax":
         env["KERAS_BACKEND"] = "jax"
+    return env
+
+
+def _worker_command(name: str, spec: dict, out: Path) -> list[str]:
+    return [sys.executable, "-m", "mnistlab.bench.worker", name, json.dumps(spec), str(out)]
+
+
+def _read_result(out: Path, stderr: str, returncode: int) -> dict:
+    if out.exists():
+        return json.loads(out.read_text(encoding="utf-8"))
+    lines = stderr.strip().splitlines()
+    return {"error": lines[-1] if lines else f"exit code {returncode}"}
+
+
+class _Worker:
+    """One framework's process under run_in_turns, with its two pipe ends and its accounts."""
+
+    def __init__(self, name: str, spec: dict, folder: Path) -> None:
+        self.name, self.out = name, folder / f"{name}.json"
+        self.stderr_path = folder / f"{name}.stderr"
+        to_worker, self.turn_fd = os.pipe()  # the harness writes a byte: your turn
+        self.done_fd, from_worker = os.pipe()  # the worker writes a byte: my unit is done
+        env = _worker_env(name)
+        env[TURNS_VARIABLE] = f"{to_worker},{from_worker}"
+        with open(self.stderr_path, "w", encoding="utf-8") as stderr:
+            self.process = subprocess.Popen(
+                _worker_command(name, spec, self.out),
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                pass_fds=(to_worker, from_worker),
+            )
+        os.close(to_worker)
+        os.close(from_worker)
+        self.seconds, self.turns, self.timed_out = 0.0, 0, False
+        self.steal = {"steal": 0.0, "cpu": 0.0}
+
+    def take_turn(self, timeout: float) -> bool:
+        """Let the worker run one unit; False once it has finished (or died, or timed out)."""
+        before, started = cpu_times(), time.perf_counter()
+        try:
+            os.write(self.turn_fd, b".")
+        except BrokenPipeError:
+            return False
+        ready, _, _ = select.select([self.done_fd], [], [], timeout)
+        more = bool(ready) and os.read(self.done_fd, 1) == b"."
+        if not ready:
+            self.process.kill()
+        self.seconds += time.perf_counter() - started
+        self.turns += 1
+        after = cpu_times()
+        if before and after:
+            self.steal["steal"] += after["steal"] - before["steal"]
+            self.steal["cpu"] += after["total"] - before["total"]
+        self.timed_out = not ready
+        return more
+
+    def result(self) -> dict:
+        self.process.wait()
+        os.close(self.turn_fd)
+        os.close(self.done_fd)
+        stderr = self.stderr_path.read_text(encoding="utf-8", errors="replace")
+        if self.timed_out:
+            result = {"error": "a single epoch or fit took longer than the time limit"}
+        else:
+            result = _read_result(self.out, stderr, self.process.returncode)
+        result["seconds"] = self.seconds
+        result["turns"] = self.turns
+        if self.steal["cpu"] > 0:
+            result["steal"] = self.steal
+        return result
+
+
+def run_in_turns(
+    names, spec: dict, *, pause: float = 0.1, timeout: float = 1800, log: list | None = None
+) -> dict:
+    """Run the frameworks' workers side by side, taking turns: each in its own process, started
+    together, and one at a time computing one timed unit (an epoch with its floor probe, an
+    inference repeat, a classical fit) before the next framework's turn. `pause` seconds of rest
+    before each turn let the previous framework's thread pool fall asleep. The results by name;
+    `log`, if given, receives the names in the order their turns ran."""
+    with tempfile.TemporaryDirectory(prefix="mnistlab-bench-") as folder:
+        workers = [_Worker(name, spec, Path(folder)) for name in names]
+        results = {}
+        try:
+            while workers:
+                for worker in list(workers):
+                    time.sleep(pause)
+                    if log is not None:
+                        log.append(worker.name)
+                    if not worker.take_turn(timeout):
+                        workers.remove(worker)
+                        results[worker.name] = worker.result()
+        finally:
+            for worker in workers:  # interrupted: stop the others
+                worker.process.kill()
+                worker.process.wait()
+        return {name: results[name] for name in names}
+
+
+def _run_worker(name: str, spec: dict, timeout: float) -> dict:
+    env = _worker_env(name)
     with tempfile.TemporaryDirectory(prefix="mnistlab-bench-") as folder:
         out = Path(folder) / "result.json"
         try:
             process = subprocess.run(
-                [sys.executable, "-m", "mnistlab.bench.worker", name, json.dumps(spec), str(out)],
+                _worker_command(name, spec, out),
                 capture_output=True,
                 text=True,
                 env=env,
@@ -103,12 +210,7 @@ def _run_worker(name: str, spec: dict, timeout: float) -> dict:
             )
         except subprocess.TimeoutExpired:
             return {"error": f"did not finish within {timeout:.0f} s"}
-        if out.exists():
-            result = json.loads(out.read_text(encoding="utf-8"))
-        else:
-            lines = (process.stderr or "").strip().splitlines()
-            result = {"error": lines[-1] if lines else f"exit code {process.returncode}"}
-        return result
+        return _read_result(out, process.stderr or "", process.returncode)
 
 
 def machine_info() -> dict:
@@ -148,19 +250,24 @@ def run_bench(
     for round_ in range(spec["rounds"]):
         # the classical models run once: one fit is seconds long and barely drifts
         round_spec = {**spec, "classical": round_ == 0}
-        for name in frameworks:
-            previous = report["frameworks"].get(name)
-            if previous is not None and "results" not in previous:
-                continue  # skipped or failed in the first round
-            echo(f"round {round_ + 1}/{spec['rounds']}: running {name} ...")
-            result = run_framework(name, round_spec)
+        names = [
+            name
+            for name in frameworks
+            # skipped or failed in the first round: not again
+            if "results" in report["frameworks"].get(name, {"results": None})
+        ]
+        echo(
+            f"round {round_ + 1}/{spec['rounds']}: {', '.join(names)}, "
+            "each in its own process, taking turns epoch by epoch ..."
+        )
+        for name, result in run_in_turns(names, round_spec).items():
             if "skipped" in result:
-                echo(f"  skipped: {result['skipped']}")
+                echo(f"  {name}: skipped, {result['skipped']}")
             elif "error" in result:
-                echo(f"  failed: {result['error']}")
+                echo(f"  {name}: failed, {result['error']}")
             else:
-                echo(f"  done in {result['seconds']:.1f} s")
-            report["frameworks"][name] = _pool(previous, result)
+                echo(f"  {name}: {result['seconds']:.1f} s in {result['turns']} turns")
+            report["frameworks"][name] = _pool(report["frameworks"].get(name), result)
     _floor_between(report)
     report["seconds"] = time.perf_counter() - started
     report["ratios"] = ratios(report)
@@ -342,7 +449,8 @@ def format_report(report: dict) -> str:
         f"{'-'.join(map(str, (spec['n_features'], *HIDDEN)))}-10 ReLU; "
         f"training: median of {spec['epochs']} timed epochs after 1 warm-up (reshuffle "
         f"included) in each of {spec['rounds']} round{'s' if spec['rounds'] > 1 else ''}, "
-        f"± the spread (max - min); floor: the bare GEMMs of an epoch, timed between "
+        f"the frameworks taking turns epoch by epoch, ± the spread (max - min); "
+        f"floor: the bare GEMMs of an epoch, timed between "
         f"mnistlab's epochs; inference: median of {spec['inference_repeats']} per round; "
         f"the classical rows run once"
         + (
@@ -372,7 +480,7 @@ def format_report(report: dict) -> str:
     lines += [
         "",
         "mnistlab's time / theirs, each time first divided by the GEMM floor timed right after "
-        "it in its own process (this machine's speed drifts between processes):",
+        "it in its own process (this machine's speed drifts from minute to minute):",
         "ratio".ljust(width)
         + "".join(n.rjust(col) for n in others)
         + "fastest peer".rjust(col + 6),

@@ -1,6 +1,9 @@
 """One framework's benchmark in its own process: `python -m mnistlab.bench.worker NAME SPEC OUT`.
 
 SPEC is the JSON of the harness's settings; the result is written to OUT as JSON (atomically).
+Under `mnistlab bench` the worker takes turns with the other frameworks' workers
+(`mnistlab.bench.workloads.Turns`): it starts computing, data loading included, only when given
+its first turn.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ def main(argv: list[str]) -> int:
     name, spec_text, out = argv
     spec = json.loads(spec_text)
     from mnistlab._io import write_text_atomic
+    from mnistlab.bench.workloads import TURNS
 
+    TURNS.wait()
     started = time.perf_counter()
     try:
         from mnistlab.bench.runners import RUNNERS

@@ -7,10 +7,44 @@ training epoch is a reshuffle plus every minibatch of the 60,000 images (the las
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
 import numpy as np
+
+#: the environment variable through which `mnistlab bench` hands a worker its two pipe ends
+TURNS_VARIABLE = "MNISTLAB_BENCH_TURNS"
+
+
+class Turns:
+    """Taking turns with the other frameworks' processes.
+
+    `mnistlab bench` starts every framework's process at once and lets one compute at a time:
+    a process waits for its turn (one byte on its pipe from the harness), runs one timed unit
+    (an epoch and the floor probe after it, one inference repeat, one classical fit), then hands
+    the turn back (one byte to the harness) and waits again. So the frameworks' epochs alternate
+    and a slow minute of the shared host slows all of them, not one. Outside the harness (no
+    pipes in the environment) both calls do nothing.
+    """
+
+    def __init__(self) -> None:
+        ends = os.environ.get(TURNS_VARIABLE)
+        self.read_fd, self.write_fd = map(int, ends.split(",")) if ends else (None, None)
+
+    def wait(self) -> None:
+        """Block until the harness gives this process the machine."""
+        if self.read_fd is not None and not os.read(self.read_fd, 1):
+            raise SystemExit("mnistlab bench: the harness has gone away")
+
+    def pass_turn(self) -> None:
+        """Give the machine to the next framework; return when it is this process's turn again."""
+        if self.write_fd is not None:
+            os.write(self.write_fd, b".")
+            self.wait()
+
+
+TURNS = Turns()
 
 HIDDEN = (100, 200)
 LEARNING_RATES = {"sgd": 0.1, "adam": 1e-3}
@@ -94,6 +128,7 @@ def timed_with_probe(fn, probe, repeats: int, warmup: int = 3) -> dict:
         fn()
         times.append(time.perf_counter() - started)
         probes += probe()
+        TURNS.pass_turn()
     return summarize(times, floor_times=probes)
 
 
@@ -103,7 +138,9 @@ def probe_once(fn, probe) -> dict:
     started = time.perf_counter()
     value = fn()
     seconds = time.perf_counter() - started
-    return summarize([seconds], floor_times=[(before[0] + probe()[0]) / 2]), value
+    after = probe()
+    TURNS.pass_turn()
+    return summarize([seconds], floor_times=[(before[0] + after[0]) / 2]), value
 
 
 def normalized(summary: dict) -> float | None:
@@ -190,6 +227,7 @@ def train_and_time(run_epoch, evaluate, epochs: int, accuracy: bool, between=Non
             times.append(elapsed)
             if between is not None:
                 between_times += between()
+            TURNS.pass_turn()
         if accuracy and done == ACCURACY_EPOCHS:
             result = float(evaluate())
     if accuracy and result is None:
