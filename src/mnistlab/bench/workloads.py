@@ -119,11 +119,17 @@ def timed(fn, repeats: int, warmup: int = 1) -> list[float]:
 
 def timed_with_probe(fn, probe, repeats: int, warmup: int = 3) -> dict:
     """Like `timed`, with `probe` (a fixed NumPy GEMM workload) timed after every repeat: the
-    machine's speed at that moment, so that runs in different processes can be compared."""
+    machine's speed at that moment, so that runs in different processes can be compared.
+
+    A repeat is one turn (see Turns), and a short one (inference takes ~20 ms): each turn first
+    calls `fn` once untimed, so that the timed call finds its thread pool awake and its arrays in
+    cache after the other frameworks' turns, as it would in a loop of its own."""
     for _ in range(warmup):
         fn()
     times, probes = [], []
-    for _ in range(repeats):
+    for repeat in range(repeats):
+        if repeat:
+            fn()
         started = time.perf_counter()
         fn()
         times.append(time.perf_counter() - started)
