@@ -77,20 +77,6 @@ def cpu_times() -> dict | None:
     return {"total": sum(ticks[:8]) / per_second, "steal": steal / per_second}
 
 
-def run_framework(name: str, spec: dict, timeout: float = 1800) -> dict:
-    """Run one framework's runner in a fresh interpreter; its result, or its error; with the
-    CPU time the host stole while it ran (`steal`: seconds of CPU and `cpu`: all of it)."""
-    before = cpu_times()
-    result = _run_worker(name, spec, timeout)
-    after = cpu_times()
-    if before and after:
-        result["steal"] = {
-            "steal": after["steal"] - before["steal"],
-            "cpu": after["total"] - before["total"],
-        }
-    return result
-
-
 def _worker_env(name: str) -> dict:
     env = dict(os.environ)
     env.pop(TURNS_VARIABLE, None)
@@ -194,23 +180,6 @@ def run_in_turns(
                 worker.process.kill()
                 worker.process.wait()
         return {name: results[name] for name in names}
-
-
-def _run_worker(name: str, spec: dict, timeout: float) -> dict:
-    env = _worker_env(name)
-    with tempfile.TemporaryDirectory(prefix="mnistlab-bench-") as folder:
-        out = Path(folder) / "result.json"
-        try:
-            process = subprocess.run(
-                _worker_command(name, spec, out),
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired:
-            return {"error": f"did not finish within {timeout:.0f} s"}
-        return _read_result(out, process.stderr or "", process.returncode)
 
 
 def machine_info() -> dict:
@@ -585,4 +554,4 @@ def write_json(report: dict, path: str | os.PathLike) -> Path:
     return path
 
 
-__all__ = ["FRAMEWORKS", "format_report", "run_bench", "run_framework", "write_json"]
+__all__ = ["FRAMEWORKS", "format_report", "run_bench", "run_in_turns", "write_json"]
