@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from mnistlab._blas import blas_threads
 from mnistlab.errors import MnistlabError, UsageError
 from mnistlab.nn.losses import Loss, get_loss
 from mnistlab.nn.model import Sequential
@@ -70,15 +71,24 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def auto_blas_threads(batch_size: int) -> int:
-    """BLAS threads for minibatch training: one.
+#: forward-pass multiply-adds per step (batch size x weights) per BLAS thread, measured below
+WORK_PER_THREAD = 24_000_000
 
-    Measured on the 2-core machine: with two OpenBLAS threads a 784-100-200-10 epoch at batch 128
-    took 5 s instead of 0.6 s, and a 784-1024-512-10 epoch 21 s instead of 11 s, although a bare
-    2048x2048 GEMM runs 1.9x faster on two. Between the many small GEMMs of a training step the
-    second thread only spins. (`batch_size` is kept for a future machine where that differs.)
+
+def auto_blas_threads(batch_size: int, n_weights: int, cores: int | None = None) -> int:
+    """BLAS threads for minibatch training: one per WORK_PER_THREAD multiply-adds of a step's
+    forward pass (batch_size x n_weights, the weights of the Dense layers), at least one and at
+    most one per core.
+
+    Measured on the 2-core machine, each setting against the other in alternating epochs (see
+    mnistlab._blas for why SciPy's BLAS stays at one thread): a second thread made epochs of
+    784-100-200-10 4-20% longer at batch 32 and 128 (3.2M and 12.8M multiply-adds) and none
+    shorter at batch 256 (26M), but 25% shorter at batch 512 (51M), 12% for 784-600-100-10 with
+    Adam at batch 128 (68M), and 31-36% for 784-1024-512-10 at batch 32, 64 and 128 (43M-170M).
+    Between the small GEMMs of a small network the second thread mostly spins.
     """
-    return 1
+    cores = cores or os.cpu_count() or 1
+    return max(1, min(cores, round(batch_size * n_weights / WORK_PER_THREAD)))
 
 
 class Trainer:
@@ -90,7 +100,8 @@ class Trainer:
     schedule: a Schedule (default: constant at the optimizer's learning rate).
     l2: L2 penalty coupled to the loss, 0.5 * l2 * sum(W^2) over the weights (seed 002's alpha).
     callbacks: Callback objects (early stopping, checkpoints, NaN guard, progress).
-    blas_threads: threads for the matrix products (None: one thread up to batch 64, else two).
+    blas_threads: threads for NumPy's matrix products (None: auto_blas_threads, by the work
+        of a step).
     """
 
     def __init__(
@@ -174,10 +185,10 @@ class Trainer:
         if self.shuffle_rng is None:
             self.shuffle_rng = np.random.default_rng(seed)
         self.stop_training, self.stop_reason, self.diverged = False, "", False
-        threads = self.blas_threads or auto_blas_threads(self.batch_size)
+        threads = self.blas_threads or auto_blas_threads(self.batch_size, self.model.params.n_decay)
         # Overflow is not an error here: the NaN guard reports a non-finite loss in one line.
         with (
-            threadpool_limits(threads, user_api="blas"),
+            blas_threads(threads),
             self._sigint_guard(),
             np.errstate(over="ignore", invalid="ignore"),
         ):
