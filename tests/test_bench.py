@@ -15,6 +15,7 @@ from mnistlab.bench import (
     run_in_turns,
     settings,
     targets,
+    workloads,
 )
 from mnistlab.bench.runners import _missing
 from mnistlab.bench.workloads import ACCURACY_EPOCHS, gemm_floor, train_and_time
@@ -34,6 +35,30 @@ def test_train_and_time_times_all_but_the_warm_up_and_checks_accuracy_at_the_bud
     checked.clear()
     train_and_time(lambda: epochs.append(1), lambda: checked.append(len(epochs)) or 1.0, 7, True)
     assert checked == [ACCURACY_EPOCHS] and len(epochs) == 8  # evaluated at 5, not at the end
+
+
+def test_every_probe_runs_after_a_rest(monkeypatch):
+    # A framework's thread pool spins for a while after its work; the probe measures the machine.
+    events = []
+    monkeypatch.setattr(workloads.time, "sleep", lambda s: events.append(("rest", s)))
+
+    def probe():
+        events.append(("probe",))
+        return [0.5]
+
+    summary = workloads.timed_with_probe(lambda: events.append(("fn",)), probe, repeats=2)
+    assert summary["floor_times"] == [0.5, 0.5]
+    assert [e for e in events if e[0] != "fn"] == [("rest", workloads.SETTLE), ("probe",)] * 2
+    assert events[events.index(("probe",)) - 2 : events.index(("probe",))] == [
+        ("fn",),
+        ("rest", workloads.SETTLE),
+    ]
+    events.clear()
+    train_and_time(lambda: events.append(("fn",)), None, 2, accuracy=False, between=probe)
+    assert events == [("fn",)] + [("fn",), ("rest", workloads.SETTLE), ("probe",)] * 2
+    events.clear()
+    workloads.probe_once(lambda: events.append(("fn",)), probe)
+    assert events == [("probe",), ("fn",), ("rest", workloads.SETTLE), ("probe",)]
 
 
 def test_gemm_floor_runs_every_step():

@@ -46,6 +46,23 @@ class Turns:
 
 TURNS = Turns()
 
+#: seconds of rest before each floor probe. A framework's thread pool keeps spinning for a while
+#: after its work (PyTorch's OpenMP threads, XLA's): right after PyTorch's inference the two-thread
+#: inference probe took 25.5 ms, after 0.1 s of rest or in a fresh process 18.3-19.6 ms. The probe
+#: is there to measure the machine, not the framework's idle threads.
+SETTLE = 0.1
+
+
+def settled(probe):
+    """`probe`, called after SETTLE seconds of rest."""
+
+    def call() -> list[float]:
+        time.sleep(SETTLE)
+        return probe()
+
+    return call
+
+
 HIDDEN = (100, 200)
 LEARNING_RATES = {"sgd": 0.1, "adam": 1e-3}
 TRAINING = (("sgd", 32), ("sgd", 128), ("adam", 32), ("adam", 128))
@@ -118,8 +135,9 @@ def timed(fn, repeats: int, warmup: int = 1) -> list[float]:
 
 
 def timed_with_probe(fn, probe, repeats: int, warmup: int = 3) -> dict:
-    """Like `timed`, with `probe` (a fixed NumPy GEMM workload) timed after every repeat: the
-    machine's speed at that moment, so that runs in different processes can be compared.
+    """Like `timed`, with `probe` (a fixed NumPy GEMM workload) timed after every repeat (and
+    SETTLE seconds of rest): the machine's speed at that moment, so that runs in different
+    processes can be compared.
 
     A repeat is one turn (see Turns), and a short one (inference takes ~20 ms): each turn first
     calls `fn` once untimed, so that the timed call finds its thread pool awake and its arrays in
@@ -133,18 +151,19 @@ def timed_with_probe(fn, probe, repeats: int, warmup: int = 3) -> dict:
         started = time.perf_counter()
         fn()
         times.append(time.perf_counter() - started)
-        probes += probe()
+        probes += settled(probe)()
         TURNS.pass_turn()
     return summarize(times, floor_times=probes)
 
 
 def probe_once(fn, probe) -> dict:
-    """One timed call of `fn` (a classical fit and predict), with `probe` timed before and after."""
+    """One timed call of `fn` (a classical fit and predict), with `probe` timed before and after
+    (after SETTLE seconds of rest)."""
     before = probe()
     started = time.perf_counter()
     value = fn()
     seconds = time.perf_counter() - started
-    after = probe()
+    after = settled(probe)()
     TURNS.pass_turn()
     return summarize([seconds], floor_times=[(before[0] + after[0]) / 2]), value
 
@@ -221,8 +240,8 @@ def gemm_floor(n: int, batch_size: int, repeats: int, warmup: int = 1) -> list[f
 def train_and_time(run_epoch, evaluate, epochs: int, accuracy: bool, between=None) -> dict:
     """One warm-up epoch, then `epochs` timed ones; with `accuracy`, the test accuracy after
     exactly ACCURACY_EPOCHS epochs (evaluated outside the timed sections). `between`, if given,
-    is timed after every timed epoch too: the GEMM floor of the epoch, under the same machine
-    conditions (stored as floor_times)."""
+    is timed after every timed epoch too (after SETTLE seconds of rest): the GEMM floor of the
+    epoch, under the same machine conditions (stored as floor_times)."""
     times, between_times, result = [], [], None
     done = 0
     for done in range(1, epochs + 2):
@@ -232,7 +251,7 @@ def train_and_time(run_epoch, evaluate, epochs: int, accuracy: bool, between=Non
         if done > 1:
             times.append(elapsed)
             if between is not None:
-                between_times += between()
+                between_times += settled(between)()
             TURNS.pass_turn()
         if accuracy and done == ACCURACY_EPOCHS:
             result = float(evaluate())
