@@ -1,4 +1,5 @@
-"""The helper-thread minibatch gather yields exactly the plain gather's minibatches."""
+"""The minibatch gather, in a helper thread or in the caller's, yields exactly the plain gather's
+minibatches."""
 
 from __future__ import annotations
 
@@ -10,17 +11,19 @@ import pytest
 from mnistlab.train.batches import PrefetchedBatches
 
 
+@pytest.mark.parametrize("background", [True, False])
 @pytest.mark.parametrize(
     ("n", "batch_size", "start"), [(1000, 32, 0), (1000, 128, 3), (70, 7, 9), (5, 8, 0)]
 )
-def test_same_minibatches_as_a_plain_gather(n, batch_size, start):
+def test_same_minibatches_as_a_plain_gather(n, batch_size, start, background):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, 6)).astype(np.float32)
     y = rng.integers(0, 10, n).astype(np.uint8)
     order = rng.permutation(n)
     steps = -(-n // batch_size)
-    with PrefetchedBatches(x, y, order, batch_size, start, steps) as batches:
+    with PrefetchedBatches(x, y, order, batch_size, start, steps, background) as batches:
         got = [(xb.copy(), yb.copy()) for xb, yb in batches]
+        assert (batches._thread.ident is not None) == background  # started only in background
     assert len(got) == steps - start
     for i, (xb, yb) in enumerate(got, start=start):
         index = order[i * batch_size : (i + 1) * batch_size]

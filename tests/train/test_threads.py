@@ -34,10 +34,11 @@ def test_blas_threads_sets_numpys_pool_and_every_other_to_one():
 
 def test_auto_blas_threads_follows_the_work_of_a_step():
     assert auto_blas_threads(32, 100_400, cores=2) == 1  # 784-100-200-10: small GEMMs
-    assert auto_blas_threads(128, 100_400, cores=2) == 1
-    assert auto_blas_threads(512, 100_400, cores=2) == 2
-    assert auto_blas_threads(128, 1_332_224, cores=2) == 2  # 784-1024-512-10
-    assert auto_blas_threads(128, 1_332_224, cores=16) == 7
+    assert auto_blas_threads(64, 100_400, cores=2) == 1
+    assert auto_blas_threads(128, 100_400, cores=2) == 2
+    assert auto_blas_threads(32, 1_332_224, cores=2) == 2  # 784-1024-512-10
+    assert auto_blas_threads(128, 1_332_224, cores=16) == 16
+    assert auto_blas_threads(128, 100_400, cores=16) == 2
     assert auto_blas_threads(1, 10, cores=8) == 1
     assert auto_blas_threads(WORK_PER_THREAD, 4, cores=1) == 1  # never more than the cores
 
@@ -60,3 +61,17 @@ def test_trainer_runs_under_the_chosen_threads_and_restores_them():
     ours = set(numpy_blas_paths())
     assert all(t == (2 if p in ours else 1) for p, t in seen[0].items())
     assert _threads() == before
+
+
+def test_the_helper_thread_gathers_only_while_the_blas_leaves_a_core_free():
+    import os
+
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 20), dtype=np.float32)
+    y = rng.integers(0, 3, 64)
+    cores = os.cpu_count() or 1
+    for threads, background in ((1, cores > 1), (cores, False)):
+        model = build_mlp([8], 3).build(20, seed=0)
+        trainer = Trainer(model, get_optimizer("sgd", model.parameters()), blas_threads=threads)
+        trainer.fit(x, y, epochs=1, batch_size=16)
+        assert trainer._gather_in_background is background

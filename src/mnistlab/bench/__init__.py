@@ -420,7 +420,8 @@ def format_report(report: dict) -> str:
         f"included) in each of {spec['rounds']} round{'s' if spec['rounds'] > 1 else ''}, "
         f"the frameworks taking turns epoch by epoch, ± the spread (max - min); "
         f"floor: the bare GEMMs of an epoch, timed between "
-        f"mnistlab's epochs; inference: median of {spec['inference_repeats']} per round; "
+        f"mnistlab's epochs, the faster of 1 and {report['machine']['cores']} BLAS threads; "
+        f"inference: median of {spec['inference_repeats']} per round; "
         f"the classical rows run once"
         + (
             f" (1-NN on the first {spec['knn_test']:,} test images)"

@@ -120,7 +120,9 @@ def run_floor(data: dict, spec: dict) -> dict:
     """The bare GEMMs of inference on the test set, and of a training epoch per batch size with
     one BLAS thread and with all cores, in a process of their own (the training rows' floor
     itself is timed between each framework's epochs: see floor_probe)."""
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_info
+
+    from mnistlab._blas import blas_threads
 
     n = data["x_train"].shape[0]
     cores = os.cpu_count() or 1
@@ -128,7 +130,7 @@ def run_floor(data: dict, spec: dict) -> dict:
     for batch_size in (32, 128):
         best = None
         for threads in sorted({1, cores}):
-            with threadpool_limits(threads, user_api="blas"):
+            with blas_threads(threads):
                 summary = summarize(gemm_floor(n, batch_size, spec["floor_repeats"]))
             summary["threads"] = threads
             if best is None or summary["median"] < best["median"]:

@@ -72,20 +72,20 @@ def _fmt(value) -> str:
 
 
 #: forward-pass multiply-adds per step (batch size x weights) per BLAS thread, measured below
-WORK_PER_THREAD = 24_000_000
+WORK_PER_THREAD = 8_000_000
 
 
 def auto_blas_threads(batch_size: int, n_weights: int, cores: int | None = None) -> int:
     """BLAS threads for minibatch training: one per WORK_PER_THREAD multiply-adds of a step's
     forward pass (batch_size x n_weights, the weights of the Dense layers), at least one and at
-    most one per core.
+    most one per core. With a thread per core the minibatches are gathered between steps rather
+    than by a helper thread (see PrefetchedBatches).
 
-    Measured on the 2-core machine, each setting against the other in alternating epochs (see
-    mnistlab._blas for why SciPy's BLAS stays at one thread): a second thread made epochs of
-    784-100-200-10 4-20% longer at batch 32 and 128 (3.2M and 12.8M multiply-adds) and none
-    shorter at batch 256 (26M), but 25% shorter at batch 512 (51M), 12% for 784-600-100-10 with
-    Adam at batch 128 (68M), and 31-36% for 784-1024-512-10 at batch 32, 64 and 128 (43M-170M).
-    Between the small GEMMs of a small network the second thread mostly spins.
+    Measured on the 2-core machine, one setting against the other in alternating epochs: two
+    threads made epochs of 784-100-200-10 12-14% longer at batch 32 and 64 (3.2M and 6.4M
+    multiply-adds) but 5-9% shorter at batch 128 (12.8M) and 14% at 256; 25% shorter for
+    784-600-100-10 at batch 32 (17M), and 31-36% for 784-1024-512-10 at batch 32 to 128
+    (43M-170M). Between the small GEMMs of a small network the second thread mostly spins.
     """
     cores = cores or os.cpu_count() or 1
     return max(1, min(cores, round(batch_size * n_weights / WORK_PER_THREAD)))
@@ -126,6 +126,7 @@ class Trainer:
         self.l2 = float(l2)
         self.callbacks = list(callbacks)
         self.blas_threads = blas_threads
+        self._gather_in_background = True
         self.history = History()
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimizer steps
@@ -186,6 +187,8 @@ class Trainer:
             self.shuffle_rng = np.random.default_rng(seed)
         self.stop_training, self.stop_reason, self.diverged = False, "", False
         threads = self.blas_threads or auto_blas_threads(self.batch_size, self.model.params.n_decay)
+        # a helper thread gathers the minibatches only while the BLAS leaves a core free for it
+        self._gather_in_background = threads < (os.cpu_count() or 1)
         # Overflow is not an error here: the NaN guard reports a non-finite loss in one line.
         with (
             blas_threads(threads),
@@ -231,7 +234,9 @@ class Trainer:
         started = time.perf_counter()
         loss_sum, correct, seen = position["loss_sum"], position["correct"], position["seen"]
         first = position["batch"]
-        with PrefetchedBatches(x, y, order, batch_size, first, self.steps_per_epoch) as batches:
+        with PrefetchedBatches(
+            x, y, order, batch_size, first, self.steps_per_epoch, self._gather_in_background
+        ) as batches:
             for batch, (x_batch, y_batch) in enumerate(batches, start=first):
                 if self._interrupt:
                     position.update(
