@@ -113,6 +113,78 @@ def test_tiny_slot_values_are_flushed_before_they_become_subnormal():
     assert opt.m[0] == 0.0 or abs(opt.m[0]) >= tiny
 
 
+def _adam_by_the_book(start, grads, lr, b1, b2, eps):
+    """Adam as the paper and torch.optim write it, the decay applied every step: (w, m, v)."""
+    w, m, v = np.array(start, dtype=np.float64), np.zeros(len(start)), np.zeros(len(start))
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        w = w - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    return w, m, v
+
+
+@pytest.mark.parametrize("steps", [1, 31, 32, 33, 100])
+@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.5, 0.9), (0.0, 0.999), (0.99, 0.0)])
+def test_adam_with_scaled_moments_is_adam(steps, betas):
+    # The moments are kept scaled between applications of the decay (every FLUSH_EVERY steps,
+    # or every step for small betas); the parameters and the moments are Adam's all the same.
+    rng = np.random.default_rng(1)
+    start = rng.normal(size=9)
+    grads = rng.normal(size=(steps, 9)) * np.logspace(-3, 1, 9)
+    params = make_params(start)
+    opt = Adam(params, learning_rate=0.01, beta1=betas[0], beta2=betas[1], eps=1e-8)
+    for g in grads:
+        params.grad[:] = g
+        opt.step()
+    w, m, v = _adam_by_the_book(start, grads, 0.01, *betas, 1e-8)
+    np.testing.assert_allclose(params.data, w, rtol=1e-12)
+    np.testing.assert_allclose(opt.m, m, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(opt.v, v, rtol=1e-12, atol=1e-300)
+    assert opt.decay_period == (1 if min(betas) < 0.8 else 32)
+
+
+def test_adam_state_resumes_exactly_between_two_applications_of_the_decay():
+    rng = np.random.default_rng(2)
+    grads = rng.normal(size=(45, 5)).astype(np.float32)
+    params = make_params(rng.normal(size=5), dtype=np.float32)
+    opt = Adam(params, learning_rate=0.01)
+    for g in grads[:13]:  # 13 steps: the scaled moments lack 13 steps of decay
+        params.grad[:] = g
+        opt.step()
+    state = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in opt.state_dict().items()}
+    assert set(state) == {"iterations", "m_scaled", "v_scaled"}
+    copy = make_params(params.data.copy(), dtype=np.float32)
+    resumed = Adam(copy, learning_rate=0.01)
+    resumed.load_state_dict(state)
+    for g in grads[13:]:
+        params.grad[:] = g
+        copy.grad[:] = g
+        opt.step()
+        resumed.step()
+    np.testing.assert_array_equal(copy.data, params.data)
+
+
+def test_adam_reads_the_moments_of_a_state_saved_unscaled():
+    # a checkpoint written before the moments were kept scaled holds "m" and "v" themselves
+    rng = np.random.default_rng(3)
+    grads = rng.normal(size=(20, 4))
+    params = make_params(rng.normal(size=4))
+    opt = Adam(params, learning_rate=0.01)
+    for g in grads[:7]:
+        params.grad[:] = g
+        opt.step()
+    old = {"iterations": 7, "m": opt.m, "v": opt.v}
+    copy = make_params(params.data.copy())
+    resumed = Adam(copy, learning_rate=0.01)
+    resumed.load_state_dict(old)
+    for g in grads[7:]:
+        params.grad[:] = g
+        copy.grad[:] = g
+        opt.step()
+        resumed.step()
+    np.testing.assert_allclose(copy.data, params.data, rtol=1e-12)
+
+
 torch = pytest.importorskip("torch")
 
 
@@ -150,7 +222,7 @@ def test_matches_torch_optim_for_a_few_steps(ours, theirs):
     optimizer = ours(params)
     weight = torch.tensor(start.copy(), dtype=torch.float64, requires_grad=True)
     reference = theirs([weight])
-    for _ in range(6):
+    for _ in range(70):  # past two applications of Adam's decay (see Adam)
         grad = rng.normal(size=7)
         params.grad[:] = grad
         optimizer.step()

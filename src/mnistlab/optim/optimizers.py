@@ -29,6 +29,8 @@ from mnistlab.nn.parameters import Parameter, ParameterSet
 #: how often (in steps) slots are cleared of values near the subnormal range, and the margin.
 FLUSH_EVERY = 32
 FLUSH_BELOW = 1e8
+#: Adam keeps its moments scaled by up to 1 / beta^FLUSH_EVERY only where that is below 1 / this
+MIN_SCALE = 1e-3
 
 
 def _check_positive(name: str, value: float) -> float:
@@ -208,6 +210,17 @@ class Adam(Optimizer):
 
     Without the correction the first steps are too small by 1/(1 - b1^t) for m and the step
     direction is scaled wrongly while v warms up; seed 002's hand-written Adam diverged so.
+
+    The moments are kept scaled, so that a step needs no pass over them for the decay:
+    m = m_scaled * b1^k and v = v_scaled * b2^k, where k = iterations % FLUSH_EVERY is the number
+    of steps since the decay was last applied. A step adds (1 - b1) / b1^k * g to m_scaled (and
+    likewise for v), which is the same m; every FLUSH_EVERY steps m_scaled *= b1^FLUSH_EVERY and
+    k starts again from 0. Seven passes over the parameters a step instead of nine: epochs of
+    784-100-200-10 10-14% shorter at batch 32 and 4% at batch 128 (measured alternating epochs
+    with the decay applied every step). Not bit-identical to applying it every step (rounding
+    differs in the last place; the tests compare both with Adam as written, and with PyTorch).
+    For betas so small that b^FLUSH_EVERY < MIN_SCALE (1/b^k would grow too large; b = 0 is
+    allowed) the decay is applied every step instead. `m` and `v` give the moments.
     """
 
     name = "adam"
@@ -224,32 +237,72 @@ class Adam(Optimizer):
         super().__init__(params, learning_rate, weight_decay)
         self.beta1 = _check_unit("beta1", beta1)
         self.beta2 = _check_unit("beta2", beta2)
+        # steps between applications of the decay (1: every step, see the class's docstring)
+        lazy = min(self.beta1, self.beta2) ** FLUSH_EVERY >= MIN_SCALE
+        self.decay_period = FLUSH_EVERY if lazy else 1
         self.eps = _check_positive("eps", eps)
-        self.m = np.zeros_like(self.params.data)
-        self.v = np.zeros_like(self.params.data)
+        self.m_scaled = np.zeros_like(self.params.data)
+        self.v_scaled = np.zeros_like(self.params.data)
+
+    @property
+    def m(self) -> np.ndarray:
+        """The first moment (a new array)."""
+        return self.m_scaled * self.params.dtype.type(self.beta1 ** self._pending())
+
+    @property
+    def v(self) -> np.ndarray:
+        """The second moment (a new array)."""
+        return self.v_scaled * self.params.dtype.type(self.beta2 ** self._pending())
+
+    def _pending(self) -> int:
+        """Steps whose decay the scaled moments do not include yet."""
+        return self.iterations % self.decay_period
 
     def _update(self, lr):
-        t = self.iterations
-        data, grad, m, v = self.params.data, self.params.grad, self.m, self.v
-        m *= self.beta1
-        self._axpy(grad, m, a=1.0 - self.beta1)
-        # From here on the gradient's buffer is scratch space (see the module's docstring).
-        squared = np.multiply(grad, grad, out=grad)
-        v *= self.beta2
-        self._axpy(squared, v, a=1.0 - self.beta2)
-        correction1 = 1.0 - self.beta1**t
-        sqrt_correction2 = math.sqrt(1.0 - self.beta2**t)
+        t, period = self.iterations, self.decay_period
+        b1, b2 = self.beta1, self.beta2
+        data, grad, m, v = self.params.data, self.params.grad, self.m_scaled, self.v_scaled
+        if period == 1:
+            k = 0
+            m *= b1
+            self._axpy(grad, m, a=1.0 - b1)
+            # From here on the gradient's buffer is scratch space (see the module's docstring).
+            squared = np.multiply(grad, grad, out=grad)
+            v *= b2
+            self._axpy(squared, v, a=1.0 - b2)
+        else:
+            k = (t - 1) % period + 1  # steps of decay the scaled moments will lack after this one
+            self._axpy(grad, m, a=(1.0 - b1) / b1**k)
+            squared = np.multiply(grad, grad, out=grad)  # the gradient's buffer: scratch from here
+            self._axpy(squared, v, a=(1.0 - b2) / b2**k)
+        # p -= lr / c1 * m / (sqrt(v) / sqrt(c2) + eps), with m = b1^k * m_scaled and
+        # sqrt(v) = sqrt(b2^k) * sqrt(v_scaled): the constants fold into eps and the step size.
+        sqrt_correction2 = math.sqrt(1.0 - b2**t)
+        sqrt_decay2 = math.sqrt(b2**k)
         denominator = np.sqrt(v, out=grad)
-        # sqrt(v)/sqrt(c2) + eps == (sqrt(v) + eps*sqrt(c2)) / sqrt(c2): fold c2 into the step.
-        denominator += self.eps * sqrt_correction2
+        denominator += self.eps * sqrt_correction2 / sqrt_decay2
         direction = np.divide(m, denominator, out=grad)
-        self._axpy(direction, data, a=-lr * sqrt_correction2 / correction1)
+        step = lr * b1**k * sqrt_correction2 / ((1.0 - b1**t) * sqrt_decay2)
+        self._axpy(direction, data, a=-step)
+        if k == period:  # apply the decay of the last `period` steps
+            m *= b1**k
+            v *= b2**k
 
     def config(self):
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
     def _slots(self):
-        return {"m": self.m, "v": self.v}
+        return {"m_scaled": self.m_scaled, "v_scaled": self.v_scaled}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "m" in state and "m_scaled" not in state:  # saved before the moments were scaled
+            k = int(state["iterations"]) % self.decay_period
+            state = {
+                **state,
+                "m_scaled": state["m"] / self.beta1**k,
+                "v_scaled": state["v"] / self.beta2**k,
+            }
+        super().load_state_dict(state)
 
 
 class AdamW(Adam):
