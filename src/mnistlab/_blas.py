@@ -37,3 +37,11 @@ def numpy_blas_paths() -> tuple[str, ...]:
 def blas_threads(threads: int):
     """A context manager: NumPy's BLAS at `threads` threads, any other BLAS library at one."""
     return threadpool_limits(limits={**dict.fromkeys(numpy_blas_paths(), threads), "blas": 1})
+
+
+def numpy_blas_threads() -> int:
+    """The threads NumPy's BLAS may use now: the cores, or less where the environment
+    (OPENBLAS_NUM_THREADS) or an enclosing threadpool_limits (a sweep's worker) says so."""
+    paths = set(numpy_blas_paths())
+    counts = [i["num_threads"] for i in threadpool_info() if i["filepath"] in paths]
+    return max(1, min(counts, default=1))

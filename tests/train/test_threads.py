@@ -75,3 +75,26 @@ def test_the_helper_thread_gathers_only_while_the_blas_leaves_a_core_free():
         trainer = Trainer(model, get_optimizer("sgd", model.parameters()), blas_threads=threads)
         trainer.fit(x, y, epochs=1, batch_size=16)
         assert trainer._gather_in_background is background
+
+
+def test_an_enclosing_limit_caps_the_automatic_threads():
+    # a sweep runs a trial per core under threadpool_limits(1): its trainers must keep to one
+    from threadpoolctl import threadpool_limits
+
+    from mnistlab._blas import numpy_blas_threads
+
+    rng = np.random.default_rng(0)
+    x = rng.random((512, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 512)
+    model = build_mlp([1024, 512], 10).build(784, seed=0)  # 2 threads wherever 2 cores are free
+    seen = []
+
+    class Spy(Callback):
+        def on_train_begin(self, trainer):
+            seen.append(_threads())
+
+    with threadpool_limits(1):
+        assert numpy_blas_threads() == 1
+        trainer = Trainer(model, get_optimizer("sgd", model.parameters()), callbacks=[Spy()])
+        trainer.fit(x, y, epochs=1, batch_size=256)
+    assert set(seen[0].values()) == {1}

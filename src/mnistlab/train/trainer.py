@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mnistlab._blas import blas_threads
+from mnistlab._blas import blas_threads, numpy_blas_threads
 from mnistlab.errors import MnistlabError, UsageError
 from mnistlab.nn.losses import Loss, get_loss
 from mnistlab.nn.model import Sequential
@@ -78,8 +78,9 @@ WORK_PER_THREAD = 8_000_000
 def auto_blas_threads(batch_size: int, n_weights: int, cores: int | None = None) -> int:
     """BLAS threads for minibatch training: one per WORK_PER_THREAD multiply-adds of a step's
     forward pass (batch_size x n_weights, the weights of the Dense layers), at least one and at
-    most one per core. With a thread per core the minibatches are gathered between steps rather
-    than by a helper thread (see PrefetchedBatches).
+    most `cores` (the machine's; the trainer passes what NumPy's BLAS may use at the time).
+    With a thread per core the minibatches are gathered between steps rather than by a helper
+    thread (see PrefetchedBatches).
 
     Measured on the 2-core machine, one setting against the other in alternating epochs: two
     threads made epochs of 784-100-200-10 12-14% longer at batch 32 and 64 (3.2M and 6.4M
@@ -186,7 +187,10 @@ class Trainer:
         if self.shuffle_rng is None:
             self.shuffle_rng = np.random.default_rng(seed)
         self.stop_training, self.stop_reason, self.diverged = False, "", False
-        threads = self.blas_threads or auto_blas_threads(self.batch_size, self.model.params.n_decay)
+        # never more threads than an enclosing limit allows (a sweep runs one trial per core)
+        threads = self.blas_threads or auto_blas_threads(
+            self.batch_size, self.model.params.n_decay, cores=numpy_blas_threads()
+        )
         # a helper thread gathers the minibatches only while the BLAS leaves a core free for it
         self._gather_in_background = threads < (os.cpu_count() or 1)
         # Overflow is not an error here: the NaN guard reports a non-finite loss in one line.
