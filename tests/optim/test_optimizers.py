@@ -143,24 +143,26 @@ def test_adam_with_scaled_moments_is_adam(steps, betas):
     assert opt.decay_period == (1 if min(betas) < 0.8 else 32)
 
 
+def _steps(grads, *pairs):
+    """One optimizer step per gradient, for each (params, optimizer) pair alike."""
+    for g in grads:
+        for params, optimizer in pairs:
+            params.grad[:] = g
+            optimizer.step()
+
+
 def test_adam_state_resumes_exactly_between_two_applications_of_the_decay():
     rng = np.random.default_rng(2)
     grads = rng.normal(size=(45, 5)).astype(np.float32)
     params = make_params(rng.normal(size=5), dtype=np.float32)
     opt = Adam(params, learning_rate=0.01)
-    for g in grads[:13]:  # 13 steps: the scaled moments lack 13 steps of decay
-        params.grad[:] = g
-        opt.step()
+    _steps(grads[:13], (params, opt))  # 13 steps: the scaled moments lack 13 steps of decay
     state = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in opt.state_dict().items()}
     assert set(state) == {"iterations", "m_scaled", "v_scaled"}
     copy = make_params(params.data.copy(), dtype=np.float32)
     resumed = Adam(copy, learning_rate=0.01)
     resumed.load_state_dict(state)
-    for g in grads[13:]:
-        params.grad[:] = g
-        copy.grad[:] = g
-        opt.step()
-        resumed.step()
+    _steps(grads[13:], (params, opt), (copy, resumed))
     np.testing.assert_array_equal(copy.data, params.data)
 
 
@@ -170,18 +172,12 @@ def test_adam_reads_the_moments_of_a_state_saved_unscaled():
     grads = rng.normal(size=(20, 4))
     params = make_params(rng.normal(size=4))
     opt = Adam(params, learning_rate=0.01)
-    for g in grads[:7]:
-        params.grad[:] = g
-        opt.step()
+    _steps(grads[:7], (params, opt))
     old = {"iterations": 7, "m": opt.m, "v": opt.v}
     copy = make_params(params.data.copy())
     resumed = Adam(copy, learning_rate=0.01)
     resumed.load_state_dict(old)
-    for g in grads[7:]:
-        params.grad[:] = g
-        copy.grad[:] = g
-        opt.step()
-        resumed.step()
+    _steps(grads[7:], (params, opt), (copy, resumed))
     np.testing.assert_allclose(copy.data, params.data, rtol=1e-12)
 
 
