@@ -18,19 +18,25 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 
+def _bundled_with(package_file: str, libraries: list[str]) -> list[str]:
+    """The libraries that lie inside a package or in the `<name>.libs` folder its wheel adds."""
+    package = Path(package_file).resolve().parent
+    places = (package, package.parent / f"{package.name}.libs")
+    return [p for p in libraries if any(Path(p).resolve().is_relative_to(q) for q in places)]
+
+
 @functools.cache
 def numpy_blas_paths() -> tuple[str, ...]:
-    """The file paths of the BLAS libraries NumPy itself loaded (its wheel's, in `numpy.libs`
-    or inside the package); all loaded BLAS libraries when none lies there (a NumPy built
-    against the system's BLAS shares it with SciPy)."""
-    package = Path(np.__file__).resolve().parent
-    places = (package, package.parent / "numpy.libs")
+    """The file paths of the BLAS libraries NumPy itself loaded: its wheel's (in `numpy.libs`);
+    else every loaded BLAS library but SciPy's wheel's (a NumPy built against the system's BLAS);
+    else all of them (one BLAS shared by both)."""
+    import scipy
+
     libraries = [info["filepath"] for info in threadpool_info() if info["user_api"] == "blas"]
-    own = [
-        path
-        for path in libraries
-        if any(Path(path).resolve().is_relative_to(place) for place in places)
-    ]
+    own = _bundled_with(np.__file__, libraries)
+    if not own:
+        scipys = set(_bundled_with(scipy.__file__, libraries))
+        own = [path for path in libraries if path not in scipys]
     return tuple(own or libraries)
 
 

@@ -98,3 +98,23 @@ def test_an_enclosing_limit_caps_the_automatic_threads():
         trainer = Trainer(model, get_optimizer("sgd", model.parameters()), callbacks=[Spy()])
         trainer.fit(x, y, epochs=1, batch_size=256)
     assert set(seen[0].values()) == {1}
+
+
+def test_numpy_blas_outside_its_wheel_is_told_from_scipys(monkeypatch):
+    # a NumPy built against the system's OpenBLAS, a SciPy wheel with its own
+    from pathlib import Path
+
+    import scipy
+
+    from mnistlab import _blas
+
+    system = "/usr/lib/x86_64-linux-gnu/libopenblas.so.0"
+    scipys = str(Path(scipy.__file__).resolve().parent.parent / "scipy.libs" / "libopenblas.so")
+    for loaded, expected in (([system, scipys], (system,)), ([system], (system,))):
+        infos = [{"user_api": "blas", "filepath": p, "num_threads": 2} for p in loaded]
+        monkeypatch.setattr(_blas, "threadpool_info", lambda infos=infos: infos)
+        _blas.numpy_blas_paths.cache_clear()
+        try:
+            assert _blas.numpy_blas_paths() == expected
+        finally:
+            _blas.numpy_blas_paths.cache_clear()
