@@ -262,19 +262,16 @@ class Adam(Optimizer):
         t, period = self.iterations, self.decay_period
         b1, b2 = self.beta1, self.beta2
         data, grad, m, v = self.params.data, self.params.grad, self.m_scaled, self.v_scaled
-        if period == 1:
-            k = 0
+        if period == 1:  # small betas: the decay applied now, nothing pending
             m *= b1
-            self._axpy(grad, m, a=1.0 - b1)
-            # From here on the gradient's buffer is scratch space (see the module's docstring).
-            squared = np.multiply(grad, grad, out=grad)
             v *= b2
-            self._axpy(squared, v, a=1.0 - b2)
+            k = 0
         else:
             k = (t - 1) % period + 1  # steps of decay the scaled moments will lack after this one
-            self._axpy(grad, m, a=(1.0 - b1) / b1**k)
-            squared = np.multiply(grad, grad, out=grad)  # the gradient's buffer: scratch from here
-            self._axpy(squared, v, a=(1.0 - b2) / b2**k)
+        self._axpy(grad, m, a=(1.0 - b1) / b1**k)
+        # From here on the gradient's buffer is scratch space (see the module's docstring).
+        squared = np.multiply(grad, grad, out=grad)
+        self._axpy(squared, v, a=(1.0 - b2) / b2**k)
         # p -= lr / c1 * m / (sqrt(v) / sqrt(c2) + eps), with m = b1^k * m_scaled and
         # sqrt(v) = sqrt(b2^k) * sqrt(v_scaled): the constants fold into eps and the step size.
         sqrt_correction2 = math.sqrt(1.0 - b2**t)
