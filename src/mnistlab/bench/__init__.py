@@ -26,6 +26,7 @@ from mnistlab._io import write_text_atomic
 from mnistlab.bench.workloads import (
     ACCURACY_EPOCHS,
     HIDDEN,
+    SETTLE,
     TITLES,
     TURNS_VARIABLE,
     WORKLOADS,
@@ -156,12 +157,12 @@ class _Worker:
 
 
 def run_in_turns(
-    names, spec: dict, *, pause: float = 0.1, timeout: float = 1800, log: list | None = None
+    names, spec: dict, *, pause: float = SETTLE, timeout: float = 1800, log: list | None = None
 ) -> dict:
     """Run the frameworks' workers side by side, taking turns: each in its own process, started
     together, and one at a time computing one timed unit (an epoch with its floor probe, an
     inference repeat, a classical fit) before the next framework's turn. `pause` seconds of rest
-    before each turn let the previous framework's thread pool fall asleep. The results by name;
+    before each turn let the previous framework's thread pools fall asleep (see SETTLE). The results by name;
     `log`, if given, receives the names in the order their turns ran."""
     with tempfile.TemporaryDirectory(prefix="mnistlab-bench-") as folder:
         workers = [_Worker(name, spec, Path(folder)) for name in names]

@@ -46,11 +46,14 @@ class Turns:
 
 TURNS = Turns()
 
-#: seconds of rest before each floor probe. A framework's thread pool keeps spinning for a while
-#: after its work (PyTorch's OpenMP threads, XLA's): right after PyTorch's inference the two-thread
-#: inference probe took 25.5 ms, after 0.1 s of rest or in a fresh process 18.3-19.6 ms. The probe
-#: is there to measure the machine, not the framework's idle threads.
-SETTLE = 0.1
+#: seconds of rest before each floor probe, and before each framework's turn (run_in_turns).
+#: A thread pool keeps spinning for a while after its work: an idle OpenBLAS worker spins for
+#: 2^28 TSC cycles before it sleeps, 0.134 s at this machine's 2.0 GHz, and 10,000-image
+#: inference timed 0.0, 0.05 and 0.1 s after another process's two-thread GEMMs took 39-43 ms,
+#: 0.2 s after them 21.2 ms, as on a quiet machine (21.2 ms). Right after PyTorch's inference
+#: the two-thread inference probe took 25.5 ms, in a fresh process 18.3-19.6 ms. The times are
+#: there to measure the machine and the framework, not another pool's idle threads.
+SETTLE = 0.2
 
 
 def settled(probe):
