@@ -162,8 +162,8 @@ def run_in_turns(
     """Run the frameworks' workers side by side, taking turns: each in its own process, started
     together, and one at a time computing one timed unit (an epoch with its floor probe, an
     inference repeat, a classical fit) before the next framework's turn. `pause` seconds of rest
-    before each turn let the previous framework's thread pools fall asleep (see SETTLE). The results by name;
-    `log`, if given, receives the names in the order their turns ran."""
+    before each turn let the previous framework's thread pools fall asleep (see SETTLE). The
+    results by name; `log`, if given, receives the names in the order their turns ran."""
     with tempfile.TemporaryDirectory(prefix="mnistlab-bench-") as folder:
         workers = [_Worker(name, spec, Path(folder)) for name in names]
         results = {}
