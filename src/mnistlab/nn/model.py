@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mnistlab._fpu import flush_subnormals
 from mnistlab.errors import UsageError
 from mnistlab.nn.init import get_initializer
 from mnistlab.nn.layers import (
@@ -89,11 +90,14 @@ class Sequential:
                 break
 
     def predict_logits(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
-        """Outputs in inference mode, computed in chunks; a fresh array (n, outputs)."""
+        """Outputs in inference mode, computed in chunks; a fresh array (n, outputs).
+
+        Subnormal floats are computed as zero on this thread meanwhile (mnistlab._fpu)."""
         x = np.asarray(x, dtype=self.dtype).reshape(len(x), -1)
         out = np.empty((x.shape[0], self.output_features), dtype=self.dtype)
-        for start in range(0, x.shape[0], batch_size):
-            out[start : start + batch_size] = self.forward(x[start : start + batch_size])
+        with flush_subnormals():
+            for start in range(0, x.shape[0], batch_size):
+                out[start : start + batch_size] = self.forward(x[start : start + batch_size])
         return out
 
     # ------------------------------------------------------------------ persistence
