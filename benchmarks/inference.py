@@ -1,0 +1,100 @@
+"""Inference on the 10,000 Fashion-MNIST test images: where the time goes, next to PyTorch.
+
+Times, alternating and after a short rest each (medians of --repeats): mnistlab's
+predict_logits for 784-100-200-10 ReLU; the 3 bare GEMMs of it in NumPy (preallocated outputs,
+no bias, no ReLU: NumPy's BLAS with every core); the bias and ReLU passes alone; and, where
+PyTorch is installed (the `bench` extra), the same 3 GEMMs with torch.mm and the same network as
+torch.nn layers under no_grad. Both libraries use every core.
+
+    .venv/bin/python benchmarks/inference.py [--repeats 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import random
+import statistics
+import time
+
+import numpy as np
+
+from mnistlab.data import flatten, load_dataset, to_float
+from mnistlab.nn import build_mlp
+
+REST = 0.2  # seconds: longer than an idle OpenBLAS worker spins (see mnistlab.bench.workloads)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=40)
+    args = parser.parse_args()
+    data = load_dataset("fashion-mnist")
+    x = np.ascontiguousarray(flatten(to_float(data.x_test, data.pixel_max)))
+    model = build_mlp([100, 200], 10).build(x.shape[1], seed=0)
+    dense = [layer for layer in model.layers if hasattr(layer, "weight")]
+    weights = [layer.weight.data for layer in dense]
+    biases = [layer.bias.data for layer in dense]
+    outs = [np.empty((len(x), w.shape[1]), dtype=np.float32) for w in weights]
+
+    def numpy_gemms():
+        h = x
+        for w, out in zip(weights, outs, strict=True):
+            h = np.matmul(h, w, out=out)
+
+    def bias_and_relu():  # on the GEMMs' outputs, as predict_logits does after each GEMM
+        for i, (b, out) in enumerate(zip(biases, outs, strict=True)):
+            out += b
+            if i < len(outs) - 1:
+                np.maximum(out, 0, out=out)
+
+    numpy_gemms()  # the outputs hold products, not whatever np.empty found
+
+    cases = {
+        "mnistlab predict_logits": lambda: model.predict_logits(x, batch_size=len(x)),
+        "numpy: the 3 GEMMs": numpy_gemms,
+        "numpy: bias and ReLU passes": bias_and_relu,
+    }
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch_x = torch.from_numpy(x)
+        torch_weights = [torch.from_numpy(w) for w in weights]
+        net = torch.nn.Sequential(
+            torch.nn.Linear(784, 100),
+            torch.nn.ReLU(),
+            torch.nn.Linear(100, 200),
+            torch.nn.ReLU(),
+            torch.nn.Linear(200, 10),
+        )
+
+        def torch_gemms():
+            h = torch_x
+            for w in torch_weights:
+                h = torch.mm(h, w)
+
+        def torch_forward():
+            with torch.no_grad():
+                net(torch_x)
+
+        cases["torch: the 3 GEMMs (torch.mm)"] = torch_gemms
+        cases["torch: nn layers, no_grad"] = torch_forward
+    else:
+        print("PyTorch is not installed (pip install -e '.[bench]'): its rows are skipped")
+    times = {name: [] for name in cases}
+    for _ in range(args.repeats):
+        names = list(cases)
+        random.shuffle(names)
+        for name in names:
+            time.sleep(REST)
+            cases[name]()  # untimed: wakes the thread pool, as in a loop of its own
+            started = time.perf_counter()
+            cases[name]()
+            times[name].append(time.perf_counter() - started)
+    print(f"{'10,000 images, 784-100-200-10':<34} {'median ms':>9} {'min ms':>7}")
+    for name, values in times.items():
+        print(f"{name:<34} {statistics.median(values) * 1e3:>9.2f} {min(values) * 1e3:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()
