@@ -10,12 +10,12 @@ Fashion-MNIST grew from 1.34 s to 1.5-1.8 s between the 10th and the 20th epoch,
 1.33-1.40 s with the flush (same test accuracy).
 
 `flush_subnormals()` sets the two MXCSR bits that make the core treat subnormal inputs as zero
-(DAZ) and write zero where a result would be subnormal (FTZ), as TensorFlow and JAX do for all
-their CPU work (PyTorch has it as `torch.set_flush_denormal(True)`); nothing at or above 1.18e-38
-changes. MXCSR belongs to a thread, so it covers the calling thread (and threads it starts inside the
-block, which inherit it): NumPy's ufuncs and any matrix product the BLAS computes on that thread
-(all of them with one BLAS thread), not the BLAS's worker threads, which were started when NumPy
-was imported. The previous bits are restored on exit.
+(DAZ) and write zero where a result would be subnormal (FTZ), as TensorFlow and XLA's CPU client
+(JAX) do for their work (PyTorch has it as `torch.set_flush_denormal(True)`); nothing at or above
+1.18e-38 changes. MXCSR belongs to a thread, so it covers the calling thread (and threads it
+starts inside the block, which inherit it): NumPy's ufuncs and any matrix product the BLAS
+computes on that thread (all of them with one BLAS thread), not the BLAS's worker threads, which
+were started when NumPy was imported. The previous bits are restored on exit.
 
 Supported on x86-64 Linux with glibc (the layout of glibc's fenv_t is known there: the x87
 environment, then MXCSR); elsewhere the context does nothing.
@@ -44,7 +44,7 @@ def _libm():
     """glibc's libm, or None where the environment layout is not known."""
     if not (
         sys.platform == "linux"
-        and platform.machine() in ("x86_64", "AMD64")
+        and platform.machine() == "x86_64"
         and platform.libc_ver()[0] == "glibc"
     ):
         return None
