@@ -1,21 +1,36 @@
-"""How many threads the BLAS libraries use.
+"""Which BLAS library runs the network's matrix products, and with how many threads.
 
-NumPy's and SciPy's wheels each bundle an OpenBLAS of their own, each with its own thread pool;
-mnistlab calls NumPy's for the matrix products and SciPy's for the optimizers' axpy. After a
-call, an OpenBLAS worker spins for a while before it sleeps. With two threads in both pools, on
-a 2-core machine, the two pools' spinning workers took the cores from each other at every switch
-between a GEMM and an axpy: an epoch at batch 128 took 5 s instead of 0.6 s. So `blas_threads(n)`
-gives NumPy's BLAS `n` threads and every other BLAS library one (SciPy's axpy over 100,000
-parameters is memory-bound: a second thread would not make it faster).
+NumPy's and SciPy's wheels each bundle an OpenBLAS of their own, each with its own thread pool.
+np.matmul calls NumPy's; `scipy.linalg.blas` calls SciPy's (the optimizers' axpy, and the GEMMs
+with alpha and beta that np.matmul cannot do: nn.functional.gemm). After a call, an OpenBLAS
+worker spins for a while before it sleeps. With two threads in both pools, on a 2-core machine,
+the two pools' spinning workers took the cores from each other at every switch from one library
+to the other: an epoch at batch 128 took 5 s instead of 0.6 s. So training runs inside
+`blas_threads(n, library)`: the library that runs the products at `n` threads, every other at one.
+
+The products go to NumPy's (its OpenBLAS was up to 30% faster on some minibatch shapes here:
+784x100 at batch 32). Only the GEMMs with alpha and beta, which an optimizer that applies its step
+inside the weight-gradient products asks for (plain SGD, momentum: nn.parameters.GradientSink),
+go to SciPy's; with one thread per library that is harmless, and with more the trainer sends
+every product of the step to SciPy's (`blas_threads(n, "scipy")`), so that one pool does all the
+multi-threaded work.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 
 import numpy as np
+import scipy
+import scipy.linalg.blas  # noqa: F401  (loads SciPy's BLAS, so that threadpoolctl sees it)
 from threadpoolctl import threadpool_info, threadpool_limits
+
+LIBRARIES = ("numpy", "scipy")
+
+#: the library nn.functional.gemm sends plain products to now (set by blas_threads)
+products_library = "numpy"
 
 
 def _bundled_with(package_file: str, libraries: list[str]) -> list[str]:
@@ -26,28 +41,42 @@ def _bundled_with(package_file: str, libraries: list[str]) -> list[str]:
 
 
 @functools.cache
-def numpy_blas_paths() -> tuple[str, ...]:
-    """The file paths of the BLAS libraries NumPy itself loaded: its wheel's (in `numpy.libs`);
-    else every loaded BLAS library but SciPy's wheel's (a NumPy built against the system's BLAS);
-    else all of them (one BLAS shared by both)."""
-    import scipy
-
+def blas_paths(library: str) -> tuple[str, ...]:
+    """The file paths of the BLAS that `library` ("numpy" or "scipy") calls: the one its wheel
+    bundles; else every loaded BLAS but the other's wheel's (a package built against the
+    system's BLAS); else all of them (one BLAS shared by both)."""
+    own_file, other_file = (
+        (np.__file__, scipy.__file__) if library == "numpy" else (scipy.__file__, np.__file__)
+    )
     libraries = [info["filepath"] for info in threadpool_info() if info["user_api"] == "blas"]
-    own = _bundled_with(np.__file__, libraries)
+    own = _bundled_with(own_file, libraries)
     if not own:
-        scipys = set(_bundled_with(scipy.__file__, libraries))
-        own = [path for path in libraries if path not in scipys]
+        others = set(_bundled_with(other_file, libraries))
+        own = [path for path in libraries if path not in others]
     return tuple(own or libraries)
 
 
-def blas_threads(threads: int):
-    """A context manager: NumPy's BLAS at `threads` threads, any other BLAS library at one."""
-    return threadpool_limits(limits={**dict.fromkeys(numpy_blas_paths(), threads), "blas": 1})
+@contextlib.contextmanager
+def blas_threads(threads: int, library: str = "numpy"):
+    """A context manager: `library`'s BLAS at `threads` threads, any other BLAS at one, and the
+    network's products sent to `library` meanwhile (see the module's docstring)."""
+    global products_library
+    if library not in LIBRARIES:
+        raise ValueError(f"library must be one of {LIBRARIES}, got {library!r}")
+    limits = {**dict.fromkeys(blas_paths(library), threads), "blas": 1}
+    previous = products_library
+    with threadpool_limits(limits=limits):
+        products_library = library
+        try:
+            yield
+        finally:
+            products_library = previous
 
 
-def numpy_blas_threads() -> int:
-    """The threads NumPy's BLAS may use now: the cores, or less where the environment
-    (OPENBLAS_NUM_THREADS) or an enclosing threadpool_limits (a sweep's worker) says so."""
-    paths = set(numpy_blas_paths())
+def available_threads(*libraries: str) -> int:
+    """The threads the BLAS of `libraries` (default: both) may use now: the cores, or less where
+    the environment (OPENBLAS_NUM_THREADS) or an enclosing threadpool_limits (a sweep's worker)
+    says so."""
+    paths = {path for library in libraries or LIBRARIES for path in blas_paths(library)}
     counts = [i["num_threads"] for i in threadpool_info() if i["filepath"] in paths]
     return max(1, min(counts, default=1))

@@ -1,13 +1,18 @@
-"""BLAS threads: NumPy's pool at the chosen count, SciPy's at one, and the automatic choice."""
+"""BLAS threads: the library that runs the products at the chosen count, every other at one; the
+library the trainer picks (SciPy's when the optimizer steps inside the GEMMs); the automatic
+thread count."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.linalg.blas  # noqa: F401  (loads SciPy's BLAS, if it has its own)
 from threadpoolctl import threadpool_info
 
-from mnistlab._blas import blas_threads, numpy_blas_paths
+from mnistlab import _blas
+from mnistlab._blas import available_threads, blas_paths, blas_threads
 from mnistlab.nn import build_mlp
+from mnistlab.nn.functional import gemm
 from mnistlab.optim import get_optimizer
 from mnistlab.train import Callback, Trainer
 from mnistlab.train.trainer import WORK_PER_THREAD, auto_blas_threads
@@ -17,19 +22,43 @@ def _threads() -> dict[str, int]:
     return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
 
 
-def test_numpy_blas_is_found_among_the_loaded_libraries():
-    paths = numpy_blas_paths()
+@pytest.mark.parametrize("library", ["numpy", "scipy"])
+def test_each_library_is_found_among_the_loaded_libraries(library):
+    paths = blas_paths(library)
     assert paths and set(paths) <= set(_threads())
 
 
-def test_blas_threads_sets_numpys_pool_and_every_other_to_one():
+@pytest.mark.parametrize("library", ["numpy", "scipy"])
+def test_blas_threads_sets_the_library_and_every_other_to_one(library):
     before = _threads()
-    ours = set(numpy_blas_paths())
-    with blas_threads(2):
-        inside = _threads()
-        for path, threads in inside.items():
+    ours = set(blas_paths(library))
+    assert _blas.products_library == "numpy"
+    with blas_threads(2, library):
+        assert _blas.products_library == library
+        for path, threads in _threads().items():
             assert threads == (2 if path in ours else 1), path
     assert _threads() == before  # restored on exit
+    assert _blas.products_library == "numpy"
+
+
+def test_blas_threads_refuses_an_unknown_library():
+    with pytest.raises(ValueError, match="'mkl'"):
+        with blas_threads(1, "mkl"):
+            pass
+
+
+def test_gemm_sends_plain_products_to_the_chosen_library(monkeypatch):
+    calls = []
+    real_matmul = np.matmul
+    monkeypatch.setattr(np, "matmul", lambda *a, **k: calls.append("numpy") or real_matmul(*a, **k))
+    a, b = np.ones((3, 2), np.float32), np.ones((2, 4), np.float32)
+    out = np.empty((3, 4), np.float32)
+    gemm(a, b, out)
+    with blas_threads(1, "scipy"):
+        gemm(a, b, out)
+    gemm(a, b, out, beta=1.0)  # beta: SciPy's GEMM whatever the library
+    assert calls == ["numpy"]
+    assert (out == 4).all()
 
 
 def test_auto_blas_threads_follows_the_work_of_a_step():
@@ -43,7 +72,13 @@ def test_auto_blas_threads_follows_the_work_of_a_step():
     assert auto_blas_threads(WORK_PER_THREAD, 4, cores=1) == 1  # never more than the cores
 
 
-def test_trainer_runs_under_the_chosen_threads_and_restores_them():
+@pytest.mark.parametrize(
+    "optimizer, threads, library",
+    [("adam", 2, "numpy"), ("nesterov", 2, "numpy"), ("sgd", 2, "scipy"), ("sgd", 1, "numpy")],
+)
+def test_trainer_runs_under_the_chosen_library_and_threads_and_restores_them(
+    optimizer, threads, library
+):
     rng = np.random.default_rng(0)
     x = rng.random((64, 20), dtype=np.float32)
     y = rng.integers(0, 3, 64)
@@ -52,15 +87,19 @@ def test_trainer_runs_under_the_chosen_threads_and_restores_them():
 
     class Spy(Callback):
         def on_train_begin(self, trainer):
-            seen.append(_threads())
+            seen.append((_threads(), _blas.products_library))
 
     before = _threads()
-    optimizer = get_optimizer("adam", model.parameters())
-    trainer = Trainer(model, optimizer, callbacks=[Spy()], blas_threads=2)
+    trainer = Trainer(
+        model, get_optimizer(optimizer, model.parameters()), callbacks=[Spy()], blas_threads=threads
+    )
     trainer.fit(x, y, epochs=1, batch_size=16)
-    ours = set(numpy_blas_paths())
-    assert all(t == (2 if p in ours else 1) for p, t in seen[0].items())
+    inside, active = seen[0]
+    ours = set(blas_paths(library))
+    assert active == library
+    assert all(t == (threads if p in ours else 1) for p, t in inside.items())
     assert _threads() == before
+    assert _blas.products_library == "numpy"
 
 
 def test_the_helper_thread_gathers_only_while_the_blas_leaves_a_core_free():
@@ -77,11 +116,10 @@ def test_the_helper_thread_gathers_only_while_the_blas_leaves_a_core_free():
         assert trainer._gather_in_background is background
 
 
-def test_an_enclosing_limit_caps_the_automatic_threads():
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_an_enclosing_limit_caps_the_automatic_threads(optimizer):
     # a sweep runs a trial per core under threadpool_limits(1): its trainers must keep to one
     from threadpoolctl import threadpool_limits
-
-    from mnistlab._blas import numpy_blas_threads
 
     rng = np.random.default_rng(0)
     x = rng.random((512, 784), dtype=np.float32)
@@ -94,27 +132,34 @@ def test_an_enclosing_limit_caps_the_automatic_threads():
             seen.append(_threads())
 
     with threadpool_limits(1):
-        assert numpy_blas_threads() == 1
-        trainer = Trainer(model, get_optimizer("sgd", model.parameters()), callbacks=[Spy()])
+        assert available_threads("numpy") == available_threads("scipy") == available_threads() == 1
+        trainer = Trainer(model, get_optimizer(optimizer, model.parameters()), callbacks=[Spy()])
         trainer.fit(x, y, epochs=1, batch_size=256)
     assert set(seen[0].values()) == {1}
 
 
-def test_numpy_blas_outside_its_wheel_is_told_from_scipys(monkeypatch):
-    # a NumPy built against the system's OpenBLAS, a SciPy wheel with its own
+def test_each_librarys_blas_is_its_wheels_or_else_not_the_others(monkeypatch):
+    # both wheels bundle their own; one package on the system's OpenBLAS beside the other's
+    # wheel; one system OpenBLAS shared by both
     from pathlib import Path
 
     import scipy
 
-    from mnistlab import _blas
-
     system = "/usr/lib/x86_64-linux-gnu/libopenblas.so.0"
     scipys = str(Path(scipy.__file__).resolve().parent.parent / "scipy.libs" / "libopenblas.so")
-    for loaded, expected in (([system, scipys], (system,)), ([system], (system,))):
+    numpys = str(Path(np.__file__).resolve().parent.parent / "numpy.libs" / "libopenblas64_.so")
+    cases = (
+        ([numpys, scipys], (numpys,), (scipys,)),
+        ([numpys, system], (numpys,), (system,)),
+        ([system, scipys], (system,), (scipys,)),
+        ([system], (system,), (system,)),
+    )
+    for loaded, numpy_expected, scipy_expected in cases:
         infos = [{"user_api": "blas", "filepath": p, "num_threads": 2} for p in loaded]
         monkeypatch.setattr(_blas, "threadpool_info", lambda infos=infos: infos)
-        _blas.numpy_blas_paths.cache_clear()
+        _blas.blas_paths.cache_clear()
         try:
-            assert _blas.numpy_blas_paths() == expected
+            assert _blas.blas_paths("numpy") == numpy_expected
+            assert _blas.blas_paths("scipy") == scipy_expected
         finally:
-            _blas.numpy_blas_paths.cache_clear()
+            _blas.blas_paths.cache_clear()

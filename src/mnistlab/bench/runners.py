@@ -130,7 +130,7 @@ def run_floor(data: dict, spec: dict) -> dict:
     for batch_size in (32, 128):
         best = None
         for threads in sorted({1, cores}):
-            with blas_threads(threads):
+            with blas_threads(threads, "numpy"):
                 summary = summarize(gemm_floor(n, batch_size, spec["floor_repeats"]))
             summary["threads"] = threads
             if best is None or summary["median"] < best["median"]:

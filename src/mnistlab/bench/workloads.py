@@ -190,7 +190,7 @@ def floor_probe(n: int, batch_size: int):
     def probe() -> list[float]:
         times = []
         for threads in settings:
-            with blas_threads(threads):
+            with blas_threads(threads, "numpy"):
                 times += gemm_floor(n, batch_size, 1, warmup=0)
         return [min(times)]
 

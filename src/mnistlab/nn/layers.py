@@ -1,10 +1,12 @@
 """Layers: Dense, activations, BatchNorm, Dropout and Softmax.
 
-A layer has forward(x, training) and backward(grad_out), kept separate: backward fills the
-gradients of its parameters (`param.grad`) and returns the gradient for its input; it never changes
-`param.data` (only an optimizer does). Outputs are work buffers owned by the layer and reused by the
-next call with the same shape, so the training loop allocates nothing per step; copy an output if
-you need it after the next call.
+A layer has forward(x, training) and backward(grad_out, sink=None), kept separate: backward fills
+the gradients of its parameters (`param.grad`) and returns the gradient for its input; it never
+changes `param.data` by itself. Only an optimizer does: in step(), or, for plain SGD, through the
+GradientSink it hands to backward, which a Dense layer's weight-gradient GEMM writes to (the update
+applied where the gradient is computed; see nn.parameters.GradientSink). Outputs are work buffers
+owned by the layer and reused by the next call with the same shape, so the training loop allocates
+nothing per step; copy an output if you need it after the next call.
 
 Shapes: x is (batch, features) float32 (or float64); grad_out has the shape of the output.
 """
@@ -15,9 +17,9 @@ import numpy as np
 from scipy.special import expit
 
 from mnistlab.errors import UsageError
-from mnistlab.nn.functional import new_work_array
+from mnistlab.nn.functional import gemm, new_work_array
 from mnistlab.nn.init import Initializer, get_initializer
-from mnistlab.nn.parameters import Parameter
+from mnistlab.nn.parameters import GradientSink, Parameter
 
 
 class Layer:
@@ -59,7 +61,9 @@ class Layer:
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+    def backward(self, grad_out: np.ndarray, sink: GradientSink | None = None) -> np.ndarray | None:
+        """Fill the parameters' gradients and return the input's (None for the first layer).
+        sink: where the weights' gradients go instead of their .grad (GradientSink)."""
         raise NotImplementedError
 
     def _buffer(self, key: str, shape: tuple[int, ...], dtype=None, fill=None) -> np.ndarray:
@@ -103,7 +107,9 @@ class Dense(Layer):
         super().build(input_shape, rng, dtype)
         (in_features,) = input_shape
         init = self.init or get_initializer("glorot_uniform")
-        self.weight = Parameter(init((in_features, self.units), rng, dtype), "W", decay=True)
+        self.weight = Parameter(
+            init((in_features, self.units), rng, dtype), "W", decay=True, gemm_gradient=True
+        )
         self.bias = (
             Parameter(self.bias_init((self.units,), rng, dtype), "b", decay=False)
             if self.use_bias
@@ -127,22 +133,25 @@ class Dense(Layer):
     def forward(self, x, training=False):
         self._x = x
         out = self._buffer("out", (x.shape[0], self.units))
-        np.matmul(x, self.weight.data, out=out)
+        gemm(x, self.weight.data, out)
         if self.bias is not None:
             out += self.bias.data
         return out
 
-    def backward(self, grad_out):
-        x = self._x
-        np.matmul(x.T, grad_out, out=self.weight.grad)
+    def backward(self, grad_out, sink=None):
+        x, weight = self._x, self.weight
+        grad_in = None
+        if self.needs_input_grad:  # first: a sink may change the weights in place
+            grad_in = self._buffer("grad_in", x.shape)
+            gemm(grad_out, weight.data.T, grad_in)
+        if sink is None:
+            gemm(x.T, grad_out, weight.grad)
+        else:
+            gemm(x.T, grad_out, sink.target(weight), sink.alpha, sink.beta)
         if self.bias is not None:
             # The column sums as ones @ grad_out: one BLAS call, several times faster than
             # np.sum(axis=0) on minibatch-sized arrays.
             np.dot(self._buffer("ones", (grad_out.shape[0],), fill=1), grad_out, out=self.bias.grad)
-        if not self.needs_input_grad:
-            return None
-        grad_in = self._buffer("grad_in", x.shape)
-        np.matmul(grad_out, self.weight.data.T, out=grad_in)
         return grad_in
 
 
@@ -153,7 +162,7 @@ class Identity(Layer):
     def forward(self, x, training=False):
         return x
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, sink=None):
         return grad_out
 
 
@@ -169,7 +178,7 @@ class ReLU(Layer):
         self._y = out
         return out
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, sink=None):
         mask = self._buffer("mask", grad_out.shape, dtype=bool)
         np.greater(self._y, 0, out=mask)
         # grad_out is the next layer's work buffer: scaling it in place allocates nothing.
@@ -202,7 +211,7 @@ class LeakyReLU(Layer):
         self._factor = factor
         return out
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, sink=None):
         np.multiply(grad_out, self._factor, out=grad_out)
         return grad_out
 
@@ -219,7 +228,7 @@ class Sigmoid(Layer):
         self._y = out
         return out
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, sink=None):
         y = self._y
         scratch = self._buffer("scratch", y.shape)
         np.subtract(1, y, out=scratch)
@@ -238,7 +247,7 @@ class Tanh(Layer):
         self._y = out
         return out
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, sink=None):
         scratch = self._buffer("scratch", self._y.shape)
         np.multiply(self._y, self._y, out=scratch)
         np.subtract(1, scratch, out=scratch)
@@ -264,7 +273,7 @@ class Softmax(Layer):
         self._y = out
         return out
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, sink=None):
         # dL/dx = y * (g - sum(g * y)) row by row (the softmax Jacobian-vector product).
         y = self._y
         grad_in = self._buffer("grad_in", y.shape)
@@ -334,7 +343,7 @@ class BatchNorm(Layer):
         self._training = training
         return out
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, sink=None):
         xhat, inv_std = self._xhat, self._inv_std
         n = grad_out.shape[0]
         np.sum(grad_out, axis=0, out=self.beta.grad)
@@ -399,7 +408,7 @@ class Dropout(Layer):
         np.multiply(x, scale, out=out)
         return out
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, sink=None):
         if self._scale is None:
             return grad_out
         np.multiply(grad_out, self._scale, out=grad_out)

@@ -18,7 +18,7 @@ from mnistlab.nn.layers import (
     get_activation,
     layer_from_config,
 )
-from mnistlab.nn.parameters import ParameterSet
+from mnistlab.nn.parameters import GradientSink, ParameterSet
 
 
 class Sequential:
@@ -83,9 +83,11 @@ class Sequential:
             x = layer.forward(x, training)
         return x
 
-    def backward(self, grad: np.ndarray) -> None:
+    def backward(self, grad: np.ndarray, sink: GradientSink | None = None) -> None:
+        """Fill every parameter's .grad from the loss's gradient `grad` (the weights' go to
+        `sink` instead, when an optimizer gives one: see GradientSink)."""
         for layer in reversed(self.layers):
-            grad = layer.backward(grad)
+            grad = layer.backward(grad, sink)
             if grad is None:
                 break
 

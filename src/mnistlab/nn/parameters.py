@@ -19,13 +19,20 @@ class Parameter:
     data: the values (a view into a flat buffer once the model is built).
     grad: same shape as data; filled by the owning layer's backward().
     decay: whether L2 / weight decay applies (True for weights, False for biases and BN).
+    gemm_gradient: whether the owning layer computes the gradient with a GEMM that can write to a
+        GradientSink (a Dense layer's weights).
+    offset: where the parameter starts in its ParameterSet's flat buffers (set by the set).
     """
 
-    def __init__(self, data: np.ndarray, name: str = "", decay: bool = True) -> None:
+    def __init__(
+        self, data: np.ndarray, name: str = "", decay: bool = True, gemm_gradient: bool = False
+    ) -> None:
         self.data = data
         self.grad = np.zeros_like(data)
         self.name = name
         self.decay = decay
+        self.gemm_gradient = gemm_gradient
+        self.offset = 0
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -60,7 +67,10 @@ class ParameterSet:
             view[...] = p.data
             p.data = view
             p.grad = self.grad[offset : offset + p.size].reshape(p.shape)
+            p.offset = offset
             offset += p.size
+        #: whether every weight's gradient comes from a GEMM that can write to a GradientSink
+        self.weights_take_sink = all(p.gemm_gradient for p in ordered if p.decay)
 
     def __iter__(self) -> Iterator[Parameter]:
         return iter(self.parameters)
@@ -74,3 +84,27 @@ class ParameterSet:
 
     def zero_grad(self) -> None:
         self.grad.fill(0)
+
+
+class GradientSink:
+    """Where a backward pass writes the weights' gradients: given by an optimizer for one step.
+
+    For each weight W (the decay=True parameters: Dense layers' matrices), the layer's
+    weight-gradient GEMM computes
+
+        target(W) <- alpha * dL/dW + beta * target(W)
+
+    where target(W) is W's place in `buffer`, a flat array laid out like the ParameterSet's data.
+    With buffer = data, alpha = -lr and beta = 1 - lr * decay, that is plain SGD's update, applied
+    by the product that computes the gradient: no gradient array written and read back, no pass
+    of its own (optim.SGD). With buffer = velocity, alpha = 1, beta = momentum, it is momentum's
+    accumulation. Every other parameter's gradient goes to its .grad as usual. A layer must
+    compute everything that reads W (its input's gradient) before writing to the sink.
+    """
+
+    def __init__(self, buffer: np.ndarray, alpha: float, beta: float) -> None:
+        self.buffer, self.alpha, self.beta = buffer, float(alpha), float(beta)
+
+    def target(self, param: Parameter) -> np.ndarray:
+        """The view of `buffer` that stands for `param`."""
+        return self.buffer[param.offset : param.offset + param.size].reshape(param.shape)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mnistlab._blas import blas_threads, numpy_blas_threads
+from mnistlab._blas import available_threads, blas_threads
 from mnistlab._fpu import flush_subnormals
 from mnistlab.errors import MnistlabError, UsageError
 from mnistlab.nn.losses import Loss, get_loss
@@ -79,7 +79,7 @@ WORK_PER_THREAD = 8_000_000
 def auto_blas_threads(batch_size: int, n_weights: int, cores: int | None = None) -> int:
     """BLAS threads for minibatch training: one per WORK_PER_THREAD multiply-adds of a step's
     forward pass (batch_size x n_weights, the weights of the Dense layers), at least one and at
-    most `cores` (the machine's; the trainer passes what NumPy's BLAS may use at the time).
+    most `cores` (the machine's; the trainer passes what the model's BLAS may use at the time).
     With a thread per core the minibatches are gathered between steps rather than by a helper
     thread (see PrefetchedBatches).
 
@@ -102,7 +102,7 @@ class Trainer:
     schedule: a Schedule (default: constant at the optimizer's learning rate).
     l2: L2 penalty coupled to the loss, 0.5 * l2 * sum(W^2) over the weights (seed 002's alpha).
     callbacks: Callback objects (early stopping, checkpoints, NaN guard, progress).
-    blas_threads: threads for NumPy's matrix products (None: auto_blas_threads, by the work
+    blas_threads: threads for the model's matrix products (None: auto_blas_threads, by the work
         of a step).
     """
 
@@ -192,13 +192,18 @@ class Trainer:
         self.stop_training, self.stop_reason, self.diverged = False, "", False
         # never more threads than an enclosing limit allows (a sweep runs one trial per core)
         threads = self.blas_threads or auto_blas_threads(
-            self.batch_size, self.model.params.n_decay, cores=numpy_blas_threads()
+            self.batch_size, self.model.params.n_decay, cores=available_threads()
         )
+        # An optimizer that applies its step in the weight-gradient GEMMs needs GEMM's beta,
+        # which only SciPy's BLAS offers; with more than one thread, all the products go there
+        # (two multi-threaded pools fight over the cores: mnistlab._blas).
+        sink = self.optimizer.gradient_sink(self.l2) is not None
+        library = "scipy" if sink and threads > 1 else "numpy"
         # a helper thread gathers the minibatches only while the BLAS leaves a core free for it
         self._gather_in_background = threads < (os.cpu_count() or 1)
         # Overflow is not an error here: the NaN guard reports a non-finite loss in one line.
         with (
-            blas_threads(threads),
+            blas_threads(threads, library),
             flush_subnormals(),
             self._sigint_guard(),
             np.errstate(over="ignore", invalid="ignore"),
@@ -267,14 +272,16 @@ class Trainer:
                 correct += loss_fn.count_correct(logits, y_batch)
                 loss_sum += loss * size
                 seen += size
-                model.backward(loss_fn.backward())
-                if self.l2:
+                # plain SGD and momentum: the weights' update rides in their gradient GEMMs
+                sink = optimizer.gradient_sink(self.l2)
+                model.backward(loss_fn.backward(), sink)
+                if self.l2 and sink is None:
                     # d/dW of 0.5 * l2 * ||W||^2 is l2 * W, on the weights only.
                     params = model.params
                     optimizer._axpy(
                         params.data[: params.n_decay], params.grad[: params.n_decay], a=self.l2
                     )
-                optimizer.step()
+                optimizer.step(sink)
                 self.step += 1
         seconds = position["seconds"] + time.perf_counter() - started
         self._position = None
