@@ -15,12 +15,13 @@ from mnistlab.nn.layers import (
 )
 from mnistlab.nn.losses import MeanSquaredError, SoftmaxCrossEntropy, get_loss
 from mnistlab.nn.model import Sequential, build_mlp
-from mnistlab.nn.parameters import Parameter, ParameterSet
+from mnistlab.nn.parameters import GradientSink, Parameter, ParameterSet
 
 __all__ = [
     "BatchNorm",
     "Dense",
     "Dropout",
+    "GradientSink",
     "Identity",
     "LeakyReLU",
     "MeanSquaredError",
