@@ -1,4 +1,4 @@
-"""gemm: alpha and beta, every operand layout, in place, through either library."""
+"""gemm: alpha and beta, every operand layout, in place, through either library; add_rows."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mnistlab._blas import blas_threads
-from mnistlab.nn.functional import gemm
+from mnistlab.nn.functional import add_rows, gemm
 
 
 @pytest.fixture(params=["numpy", "scipy"])
@@ -72,3 +72,39 @@ def test_gemm_refuses_mismatched_shapes(library):
         gemm(np.ones((3, 2), np.float32), np.ones((3, 4), np.float32), np.empty((3, 4), np.float32))
     with pytest.raises(ValueError):
         gemm(np.ones((3, 2), np.float32), np.ones((2, 4), np.float32), np.empty((3, 5), np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_add_rows_adds_the_row_to_every_row_in_place_exactly(library, dtype):
+    rng = np.random.default_rng(2)
+    out = rng.standard_normal((6, 5)).astype(dtype)
+    row = rng.standard_normal(5).astype(dtype)
+    expected = out + row
+    address = out.__array_interface__["data"][0]
+    result = add_rows(out, row, np.ones(6, dtype))
+    assert result is out and out.__array_interface__["data"][0] == address
+    np.testing.assert_array_equal(out, expected)  # one addition per element: same rounding
+
+
+def test_add_rows_outside_blas_threads_and_for_other_layouts_falls_back_to_numpy(monkeypatch):
+    from scipy.linalg import blas
+
+    from mnistlab.nn import functional
+
+    called = []
+    monkeypatch.setitem(functional._GER, np.dtype(np.float32), lambda *a: called.append(a))
+    row = np.arange(3, dtype=np.float32)
+    out = np.zeros((4, 3), np.float32)
+    add_rows(out, row, np.ones(4, np.float32))  # outside blas_threads: NumPy's addition
+    assert not called and (out == row).all()
+    with blas_threads(1, "numpy"):
+        strided = np.zeros((4, 6), np.float32)[:, ::2]
+        add_rows(strided, row, np.ones(4, np.float32))  # not C-contiguous
+        halves = np.zeros((4, 3), np.float16)
+        add_rows(halves, row.astype(np.float16), np.ones(4, np.float16))  # no GER for float16
+        assert not called and (strided == row).all() and (halves == row).all()
+    monkeypatch.setitem(functional._GER, np.dtype(np.float32), blas.sger)
+    with blas_threads(1, "numpy"):
+        out = np.full((4, 3), np.nan, np.float32)
+        add_rows(out, row, np.ones(4, np.float32))
+        assert np.isnan(out).all()  # NaN stays NaN: it adds, never overwrites

@@ -32,13 +32,60 @@ def test_each_library_is_found_among_the_loaded_libraries(library):
 def test_blas_threads_sets_the_library_and_every_other_to_one(library):
     before = _threads()
     ours = set(blas_paths(library))
-    assert _blas.products_library == "numpy"
+    assert _blas.products_library is None  # outside: each pool as it was
     with blas_threads(2, library):
-        assert _blas.products_library == library
+        assert (_blas.products_library, _blas.products_threads) == (library, 2)
         for path, threads in _threads().items():
             assert threads == (2 if path in ours else 1), path
     assert _threads() == before  # restored on exit
-    assert _blas.products_library == "numpy"
+    assert _blas.products_library is None
+
+
+def test_nested_blas_threads_restore_the_enclosing_library_and_count():
+    with blas_threads(1, "numpy"):
+        with blas_threads(2, "scipy"):
+            assert (_blas.products_library, _blas.products_threads) == ("scipy", 2)
+        assert (_blas.products_library, _blas.products_threads) == ("numpy", 1)
+        assert all(t == 1 for t in _threads().values())
+
+
+def test_inference_runs_in_scipys_blas_with_the_threads_the_products_have():
+    from threadpoolctl import threadpool_limits
+
+    from mnistlab._blas import inference_blas
+
+    scipys = set(blas_paths("scipy"))
+    cores = available_threads()
+    with inference_blas():  # outside any setting: what the BLAS may use
+        assert (_blas.products_library, _blas.products_threads) == ("scipy", cores)
+        assert all(t == (cores if p in scipys else 1) for p, t in _threads().items())
+    with blas_threads(1, "numpy"), inference_blas():  # inside a one-thread step: one
+        assert (_blas.products_library, _blas.products_threads) == ("scipy", 1)
+    with threadpool_limits(1), inference_blas():  # a sweep's trial: one
+        assert _blas.products_threads == 1
+    assert _blas.products_library is None
+
+
+def test_predict_and_evaluate_run_under_the_inference_setting(monkeypatch):
+    import mnistlab.nn.model as model_module
+    import mnistlab.train.trainer as trainer_module
+
+    entered = []
+    real = _blas.inference_blas
+
+    def spy():
+        entered.append(True)
+        return real()
+
+    monkeypatch.setattr(model_module, "inference_blas", spy)
+    monkeypatch.setattr(trainer_module, "inference_blas", spy)
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 20), dtype=np.float32)
+    y = rng.integers(0, 3, 40)
+    model = build_mlp([8], 3).build(20, seed=0)
+    model.predict_logits(x)
+    Trainer(model, get_optimizer("sgd", model.parameters())).evaluate(x, y)
+    assert entered == [True, True]
 
 
 def test_blas_threads_refuses_an_unknown_library():
@@ -99,7 +146,7 @@ def test_trainer_runs_under_the_chosen_library_and_threads_and_restores_them(
     assert active == library
     assert all(t == (threads if p in ours else 1) for p, t in inside.items())
     assert _threads() == before
-    assert _blas.products_library == "numpy"
+    assert _blas.products_library is None
 
 
 def test_the_helper_thread_gathers_only_while_the_blas_leaves_a_core_free():

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.special import expit
 
 from mnistlab.errors import UsageError
-from mnistlab.nn.functional import gemm, new_work_array
+from mnistlab.nn.functional import add_rows, gemm, new_work_array
 from mnistlab.nn.init import Initializer, get_initializer
 from mnistlab.nn.parameters import GradientSink, Parameter
 
@@ -135,7 +135,7 @@ class Dense(Layer):
         out = self._buffer("out", (x.shape[0], self.units))
         gemm(x, self.weight.data, out)
         if self.bias is not None:
-            out += self.bias.data
+            add_rows(out, self.bias.data, self._buffer("ones", (x.shape[0],), fill=1))
         return out
 
     def backward(self, grad_out, sink=None):
@@ -171,18 +171,32 @@ class ReLU(Layer):
 
     kind = "ReLU"
     needs_output = True
+    #: arrays up to this many elements are compared with an array of zeros, larger ones with 0
+    ZEROS_ARRAY_UP_TO = 1 << 17
 
     def forward(self, x, training=False):
         out = self._out(x)
-        np.maximum(x, 0, out=out)
+        # np.maximum(x, 0) takes NumPy's scalar-operand loop; against an array of zeros it takes
+        # the two-array SIMD loop: 5.5 us instead of 11.8 for 128 x 200 here. Past ~512 x 200 the
+        # zeros no longer stay in cache and the scalar form is faster (1.2 ms against 1.9 ms
+        # for 10,000 x 200). Same result either way (NaN stays NaN).
+        if x.size <= self.ZEROS_ARRAY_UP_TO:
+            np.maximum(x, self._buffer("zeros", x.shape, fill=0), out=out)
+        else:
+            np.maximum(x, 0, out=out)
         self._y = out
         return out
 
     def backward(self, grad_out, sink=None):
         mask = self._buffer("mask", grad_out.shape, dtype=bool)
         np.greater(self._y, 0, out=mask)
+        # A float mask: multiplying by the boolean one converts it element by element inside the
+        # multiplication's loop (17.5 us for 128 x 200 here); a separate cast to 0.0 / 1.0 and a
+        # float multiplication take 11 us together.
+        factor = self._buffer("factor", grad_out.shape)
+        np.copyto(factor, mask)
         # grad_out is the next layer's work buffer: scaling it in place allocates nothing.
-        np.multiply(grad_out, mask, out=grad_out)
+        np.multiply(grad_out, factor, out=grad_out)
         return grad_out
 
 

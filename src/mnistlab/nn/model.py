@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mnistlab._blas import inference_blas
 from mnistlab._fpu import flush_subnormals
 from mnistlab.errors import UsageError
 from mnistlab.nn.init import get_initializer
@@ -94,10 +95,11 @@ class Sequential:
     def predict_logits(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         """Outputs in inference mode, computed in chunks; a fresh array (n, outputs).
 
-        Subnormal floats are computed as zero on this thread meanwhile (mnistlab._fpu)."""
+        Subnormal floats are computed as zero on this thread meanwhile (mnistlab._fpu), and
+        SciPy's BLAS runs the products and bias additions (mnistlab._blas.inference_blas)."""
         x = np.asarray(x, dtype=self.dtype).reshape(len(x), -1)
         out = np.empty((x.shape[0], self.output_features), dtype=self.dtype)
-        with flush_subnormals():
+        with inference_blas(), flush_subnormals():
             for start in range(0, x.shape[0], batch_size):
                 out[start : start + batch_size] = self.forward(x[start : start + batch_size])
         return out

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mnistlab._blas import available_threads, blas_threads
+from mnistlab._blas import available_threads, blas_threads, inference_blas
 from mnistlab._fpu import flush_subnormals
 from mnistlab.errors import MnistlabError, UsageError
 from mnistlab.nn.losses import Loss, get_loss
@@ -315,7 +315,7 @@ class Trainer:
         # A loss object of its own: the training loss's buffers hold the current step's state.
         loss_fn = type(self.loss)()
         total, correct = 0.0, 0
-        with flush_subnormals():
+        with inference_blas(), flush_subnormals():
             for start in range(0, x.shape[0], batch_size):
                 logits = self.model.forward(x[start : start + batch_size], training=False)
                 labels = y[start : start + batch_size]
