@@ -209,3 +209,19 @@ def test_labels_need_not_be_0_to_k(digits):
     model = MLPClassifier(hidden=(32,), epochs=10, learning_rate=1e-2).fit(x, y + 10)
     assert set(model.predict(xt)) <= set(range(10, 20))
     assert model.score(xt, yt + 10) > 0.8
+
+
+def test_trainer_evaluate_rejects_labels_the_output_layer_has_no_unit_for():
+    from mnistlab.nn import build_mlp
+    from mnistlab.optim import get_optimizer
+    from mnistlab.train import Trainer
+
+    model = build_mlp([4], 3).build(5, seed=0)
+    trainer = Trainer(model, get_optimizer("sgd", model.parameters()))
+    x = np.zeros((4, 5), np.float32)
+    with pytest.raises(UsageError, match=r"labels must lie in \[0, 3\), got \[0, 3\]"):
+        trainer.evaluate(x, np.array([0, 1, 2, 3]))
+    with pytest.raises(UsageError, match="x has 4 rows but y has shape"):
+        trainer.evaluate(x, np.array([0, 1]))
+    loss, accuracy = trainer.evaluate(x, np.array([0, 1, 2, 0]))
+    assert np.isfinite(loss) and 0 <= accuracy <= 1

@@ -81,7 +81,8 @@ class Optimizer:
     def gradient_sink(self, l2: float = 0.0) -> GradientSink | None:
         """Where this step's backward pass should write the weights' gradients, or None (the
         default: to their .grad, where step() reads them). Ask once per step, after setting the
-        learning rate, and pass the answer to model.backward() and then to step().
+        learning rate, and pass the answer to model.backward() and then to step(); the sink is
+        valid until the next call (SGD hands out one object with new coefficients each time).
 
         l2: the coefficient of the L2 penalty coupled to the loss (the trainer's l2), whose
         gradient l2 * W the trainer adds to the weights' gradients when there is no sink; with
@@ -178,6 +179,9 @@ class SGD(Optimizer):
             raise UsageError("nesterov=True needs momentum > 0")
         self.nesterov = bool(nesterov)
         self.velocity = np.zeros_like(self.params.data) if self.momentum else None
+        # the sink handed out every step (its alpha, beta and l2 set anew each time)
+        buffer = self.velocity if self.velocity is not None else self.params.data
+        self._sink = _SinkWithL2(buffer, 1.0, 1.0, 0.0)
 
     def _update(self, lr):
         data, grad = self.params.data, self.params.grad
@@ -197,12 +201,14 @@ class SGD(Optimizer):
         params = self.params
         if self.nesterov or params.n_decay == 0 or not params.weights_take_sink:
             return None  # Nesterov's step reads the gradient itself, not only the velocity
-        lr = self.learning_rate
+        lr, sink = self.learning_rate, self._sink
         if self.velocity is None:
             # W <- W - lr * (wd * W + l2 * W + g): the weights' whole update in their GEMMs
-            beta = 1.0 - lr * (self.weight_decay + l2)
-            return _SinkWithL2(params.data, -lr, beta, l2)
-        return _SinkWithL2(self.velocity, 1.0, self.momentum, l2)
+            sink.alpha, sink.beta = -lr, 1.0 - lr * (self.weight_decay + l2)
+        else:
+            sink.alpha, sink.beta = 1.0, self.momentum
+        sink.l2 = float(l2)
+        return sink
 
     def _update_after_sink(self, lr, sink):
         n = self.params.n_decay

@@ -312,6 +312,12 @@ class Trainer:
         """(mean loss, accuracy) in inference mode; loss without the L2 penalty."""
         x = np.asarray(x, dtype=self.model.dtype).reshape(len(x), -1)
         y = np.asarray(y, dtype=np.int64)
+        if y.shape != (x.shape[0],):
+            raise UsageError(f"x has {x.shape[0]} rows but y has shape {y.shape}")
+        if y.size and (y.min() < 0 or y.max() >= self.model.output_features):
+            raise UsageError(
+                f"labels must lie in [0, {self.model.output_features}), got [{y.min()}, {y.max()}]"
+            )
         # A loss object of its own: the training loss's buffers hold the current step's state.
         loss_fn = type(self.loss)()
         total, correct = 0.0, 0
