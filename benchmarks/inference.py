@@ -1,10 +1,12 @@
 """Inference on the 10,000 Fashion-MNIST test images: where the time goes, next to PyTorch.
 
 Times, alternating and after a short rest each (medians of --repeats): mnistlab's
-predict_logits for 784-100-200-10 ReLU; the 3 bare GEMMs of it in NumPy (preallocated outputs,
-no bias, no ReLU: NumPy's BLAS with every core); the bias and ReLU passes alone; and, where
-PyTorch is installed (the `bench` extra), the same 3 GEMMs with torch.mm and the same network as
-torch.nn layers under no_grad. Both libraries use every core.
+predict_logits for 784-100-200-10 ReLU; the 3 bare GEMMs of it (preallocated outputs, no bias,
+no ReLU) in NumPy's BLAS and in SciPy's, each with every core and the other BLAS at one thread;
+the bias and ReLU passes alone, with NumPy's broadcast addition and with BLAS's rank-1 update
+(GER, what predict_logits does); and, where PyTorch is installed (the `bench` extra), the same 3
+GEMMs with torch.mm and the same network as torch.nn layers under no_grad. Every library uses
+every core.
 
     .venv/bin/python benchmarks/inference.py [--repeats 40]
 """
@@ -18,9 +20,12 @@ import statistics
 import time
 
 import numpy as np
+from scipy.linalg import blas
 
+from mnistlab._blas import available_threads, blas_threads
 from mnistlab.data import flatten, load_dataset, to_float
 from mnistlab.nn import build_mlp
+from mnistlab.nn.functional import add_rows
 
 REST = 0.2  # seconds: longer than an idle OpenBLAS worker spins (see mnistlab.bench.workloads)
 
@@ -37,23 +42,49 @@ def main() -> None:
     biases = [layer.bias.data for layer in dense]
     outs = [np.empty((len(x), w.shape[1]), dtype=np.float32) for w in weights]
 
+    ones = np.ones(len(x), dtype=np.float32)
+    cores = available_threads()
+
+    def in_library(library, fn):
+        def case():
+            with blas_threads(cores, library):
+                fn()
+
+        return case
+
     def numpy_gemms():
         h = x
         for w, out in zip(weights, outs, strict=True):
             h = np.matmul(h, w, out=out)
 
-    def bias_and_relu():  # on the GEMMs' outputs, as predict_logits does after each GEMM
-        for i, (b, out) in enumerate(zip(biases, outs, strict=True)):
-            out += b
-            if i < len(outs) - 1:
-                np.maximum(out, 0, out=out)
+    def scipy_gemms():  # out.T = w.T @ h.T, as nn.functional.gemm asks SciPy's BLAS
+        h = x
+        for w, out in zip(weights, outs, strict=True):
+            blas.sgemm(1.0, w.T, h.T, 0.0, out.T, 0, 0, 1)
+            h = out
+
+    def bias_and_relu(add):  # on the GEMMs' outputs, as a forward pass does after each GEMM
+        def passes():
+            for i, (b, out) in enumerate(zip(biases, outs, strict=True)):
+                add(out, b)
+                if i < len(outs) - 1:
+                    np.maximum(out, 0, out=out)
+
+        return passes
+
+    def numpy_add(out, b):
+        out += b
 
     numpy_gemms()  # the outputs hold products, not whatever np.empty found
 
     cases = {
         "mnistlab predict_logits": lambda: model.predict_logits(x, batch_size=len(x)),
-        "numpy: the 3 GEMMs": numpy_gemms,
-        "numpy: bias and ReLU passes": bias_and_relu,
+        "numpy: the 3 GEMMs": in_library("numpy", numpy_gemms),
+        "scipy: the 3 GEMMs": in_library("scipy", scipy_gemms),
+        "bias (numpy +=) and ReLU": in_library("numpy", bias_and_relu(numpy_add)),
+        "bias (GER) and ReLU": in_library(
+            "scipy", bias_and_relu(lambda out, b: add_rows(out, b, ones))
+        ),
     }
     if importlib.util.find_spec("torch") is not None:
         import torch
