@@ -180,10 +180,7 @@ class Trainer:
             )
         if x.shape[0] != y.shape[0]:
             raise UsageError(f"x has {x.shape[0]} rows but y has {y.shape[0]} labels")
-        if y.min() < 0 or y.max() >= self.model.output_features:
-            raise UsageError(
-                f"labels must lie in [0, {self.model.output_features}), got [{y.min()}, {y.max()}]"
-            )
+        self._check_labels(y)
         n = x.shape[0]
         self.epochs, self.batch_size, self.shuffle = int(epochs), int(batch_size), shuffle
         self.steps_per_epoch = math.ceil(n / self.batch_size)
@@ -302,6 +299,13 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_epoch_end(self, epoch, logs)
 
+    def _check_labels(self, y: np.ndarray) -> None:
+        """Labels the output layer has a unit for: the loss trusts them at every step."""
+        if y.size and (y.min() < 0 or y.max() >= self.model.output_features):
+            raise UsageError(
+                f"labels must lie in [0, {self.model.output_features}), got [{y.min()}, {y.max()}]"
+            )
+
     def l2_penalty(self) -> float:
         if not self.l2:
             return 0.0
@@ -314,10 +318,7 @@ class Trainer:
         y = np.asarray(y, dtype=np.int64)
         if y.shape != (x.shape[0],):
             raise UsageError(f"x has {x.shape[0]} rows but y has shape {y.shape}")
-        if y.size and (y.min() < 0 or y.max() >= self.model.output_features):
-            raise UsageError(
-                f"labels must lie in [0, {self.model.output_features}), got [{y.min()}, {y.max()}]"
-            )
+        self._check_labels(y)
         # A loss object of its own: the training loss's buffers hold the current step's state.
         loss_fn = type(self.loss)()
         total, correct = 0.0, 0
