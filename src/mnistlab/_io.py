@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from mnistlab.errors import UsageError
+
 
 def _default_mode() -> int:
     """The permissions open() would give a new file (0666 less the umask)."""
@@ -57,3 +59,26 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write `text` to `path` atomically (UTF-8)."""
     with atomic_open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+def check_destination(path: str | os.PathLike, what: str, folder: bool = False) -> Path:
+    """Check, before any work, that `path` can be written later (as a file, or as a folder with
+    `folder`); create nothing. Raises UsageError naming `what` (the option) and the problem: a
+    part of the path that is a file, a destination of the wrong kind, a place without write
+    permission. What only the write itself can find (a full disk) is left to it."""
+    path = Path(path)
+    if path.exists():
+        if folder and not path.is_dir():
+            raise UsageError(f"{what} {path}: is a file, not a folder")
+        if not folder and path.is_dir():
+            raise UsageError(f"{what} {path}: is a folder, not a file")
+        place = path if folder else path.parent
+    else:
+        place = path.parent
+        while not place.exists() and place != place.parent:
+            place = place.parent
+        if not place.is_dir():
+            raise UsageError(f"{what} {path}: {place} is a file, not a folder")
+    if not os.access(place, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path}: no permission to write in {place}")
+    return path

@@ -7,6 +7,7 @@ errors); `--debug` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import traceback
 
@@ -40,6 +41,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: errno values that mean a path given on the command line cannot be used: exit code 2
+PATH_ERRORS = {
+    errno.ENOENT,
+    errno.EEXIST,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENAMETOOLONG,
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """`path: reason` for an OSError, e.g. 'runs/x: File exists'."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    if exc.filename2 is not None:
+        return f"{exc.filename} -> {exc.filename2}: {reason}"
+    return f"{exc.filename}: {reason}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -55,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except OSError as exc:
+        # the file system refused a path the user gave (or a full disk): one line, no traceback
+        if args.debug:
+            traceback.print_exc()
+        print(f"mnistlab: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2 if exc.errno in PATH_ERRORS else 1
     except Exception as exc:  # noqa: BLE001 - last line of defence for the user
         if args.debug:
             raise

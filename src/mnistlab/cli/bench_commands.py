@@ -26,8 +26,11 @@ def register(commands) -> None:
 def cmd_bench(args) -> int:
     import sys
 
+    from mnistlab._io import check_destination
     from mnistlab.bench import FRAMEWORKS, format_report, run_bench, write_json
 
+    if args.json:  # before a run of several minutes, not after it
+        check_destination(args.json, "--json")
     frameworks = FRAMEWORKS
     if args.only:
         frameworks = tuple(f.strip() for f in args.only.split(",") if f.strip())

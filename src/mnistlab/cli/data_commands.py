@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from mnistlab._io import check_destination
 from mnistlab.data import REGISTRY, fetch, get_spec, load_dataset
 from mnistlab.data.digits import digits_file
 from mnistlab.data.sources import locate
@@ -113,6 +114,7 @@ def cmd_show(args) -> int:
         raise UsageError(f"--per-class must be positive, got {args.per_class}")
     if not args.out.lower().endswith((".png", ".svg")):
         raise UsageError(f"--out must end in .png or .svg, got {args.out!r}")
+    check_destination(args.out, "--out")
     dataset = _load(args)
     if args.hist:
         fig = plots.class_distribution(

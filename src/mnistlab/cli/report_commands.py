@@ -31,11 +31,14 @@ def register(commands) -> None:
 
 
 def cmd_report(args) -> int:
+    from mnistlab._io import check_destination
     from mnistlab.report import build_comparison, build_report
 
     for run_dir in args.run_dirs:
         if not Path(run_dir).is_dir():
             raise UsageError(f"{run_dir}: no such run folder")
+    if args.figures:
+        check_destination(args.figures, "--figures", folder=True)
     if len(args.run_dirs) == 1:
         if args.out:
             raise UsageError(
@@ -55,5 +58,6 @@ def cmd_report(args) -> int:
     out = Path(args.out or "compare.html")
     if out.suffix != ".html":
         raise UsageError(f"--out must end in .html, got {str(out)!r}")
+    check_destination(out, "--out")
     print(build_comparison(args.run_dirs, out))
     return 0

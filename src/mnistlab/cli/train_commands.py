@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnistlab._io import check_destination
 from mnistlab.cli.data_commands import add_source_options
 from mnistlab.errors import DataError, UsageError
 from mnistlab.presets import PRESETS
@@ -176,6 +177,7 @@ def cmd_train(args) -> int:
             options = {**read_config_file(args.config), **given}
         config = resolve_config(options)
         run_dir = Path(args.out) if args.out else default_run_dir(config)
+        check_destination(run_dir, "--out", folder=True)
         if (run_dir / "config.json").exists():
             raise UsageError(
                 f"--out {run_dir} already holds a run; choose another folder or "
