@@ -296,9 +296,16 @@ def test_npz_object_arrays_are_never_unpickled(tmp_path):
     assert "allow_pickle=False" in _error(tmp_path / "d.npz")
 
 
-def test_npz_not_a_zip(tmp_path):
-    (tmp_path / "d.npz").write_bytes(b"garbage")
-    assert "d.npz" in _error(tmp_path / "d.npz")
+@pytest.mark.parametrize("content", [b"garbage", b"", "npy"])
+def test_npz_not_a_zip(tmp_path, content):
+    if content == "npy":  # one array saved with np.save, under the .npz name
+        np.save(tmp_path / "d.npy", np.zeros(3))
+        (tmp_path / "d.npy").rename(tmp_path / "d.npz")
+    else:
+        (tmp_path / "d.npz").write_bytes(content)
+    message = _error(tmp_path / "d.npz")
+    assert "d.npz: not a .npz file (a zip archive of .npy arrays" in message
+    assert "pickle" not in message  # NumPy's own message would send the user the wrong way
 
 
 def test_unknown_name(tmp_path):

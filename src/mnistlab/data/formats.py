@@ -356,6 +356,11 @@ def load_png_tree(folder: Path, *, name: str) -> Dataset:
 def load_npz(path: Path, *, name: str) -> Dataset:
     """x_train, y_train, x_test, y_test from a .npz file, never unpickling anything."""
     keys = ("x_train", "y_train", "x_test", "y_test")
+    # np.load takes what is not a zip archive for a pickle, and says so: name the real problem
+    if not zipfile.is_zipfile(path):
+        raise DataError(
+            f"{path}: not a .npz file (a zip archive of .npy arrays, as np.savez writes)"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in keys if k not in archive.files]
