@@ -174,15 +174,17 @@ def test_save_load_identical_predictions(digits, tmp_path):
     assert loaded.get_params() == {**model.get_params(), "hidden": list(model.hidden)}
 
 
-def test_corrupted_weights_file_gets_a_clear_error(digits, tmp_path):
+@pytest.mark.parametrize("damage", ["truncated", "text"])
+def test_corrupted_weights_file_gets_a_clear_error(digits, tmp_path, damage):
     from mnistlab.models import load_model
 
     x, y, _, _ = digits
     MLPClassifier(hidden=(8,), epochs=1).fit(x, y).save(tmp_path / "run")
     weights = tmp_path / "run" / "weights.npz"
-    weights.write_bytes(weights.read_bytes()[:100])
-    with pytest.raises(DataError, match=r"weights.npz: corrupt or unreadable weights file"):
+    weights.write_bytes(weights.read_bytes()[:100] if damage == "truncated" else b"junk\n")
+    with pytest.raises(DataError, match=r"weights.npz: corrupt or unreadable weights file") as e:
         load_model(tmp_path / "run")
+    assert "pickle" not in str(e.value)  # NumPy's own message advises unpickling the file
 
 
 def test_float64_training(digits):

@@ -34,6 +34,9 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict 
 def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict | None]:
     """Read arrays and metadata written by save_npz; DataError naming the file if corrupt."""
     path = Path(path)
+    # np.load takes what is not a zip archive for a pickle, and would advise unpickling it
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: corrupt or unreadable weights file (not a .npz zip archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
