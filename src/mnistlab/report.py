@@ -104,16 +104,35 @@ def _read_json(path: Path) -> dict:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
 
 
+#: history columns that, where the header has them, every row must fill
+CURVE_KEYS = ("val_loss", "val_accuracy")
+
+
 def read_history(run_dir: Path) -> list[dict]:
+    """history.csv of a run folder as one dict per epoch ([] where there is none: classical
+    models); DataError for a file that is not what the trainer writes."""
     path = run_dir / "history.csv"
     if not path.exists():
         return []
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    return [
-        {k: (float(v) if k != "epoch" else int(float(v))) for k, v in row.items() if v != ""}
-        for row in rows
-    ]
+    history = []
+    for line, row in enumerate(rows, start=2):
+        if None in row or None in row.values():  # more or fewer fields than the header names
+            raise DataError(f"{path}: line {line} does not have one value per column of the header")
+        # what every epoch of a run records, and the plots read from every row
+        blank = [k for k in CURVE_KEYS if not row.get(k, "x")] + [
+            k for k in ("epoch", "loss", "accuracy") if not row.get(k)
+        ]
+        if blank:
+            raise DataError(f"{path}: line {line} has no value for {', '.join(sorted(blank))}")
+        try:
+            history.append(
+                {k: (float(v) if k != "epoch" else int(float(v))) for k, v in row.items() if v}
+            )
+        except ValueError as exc:
+            raise DataError(f"{path}: line {line} is not a row of numbers ({exc})") from None
+    return history
 
 
 def _model_summary(model) -> str:

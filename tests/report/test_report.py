@@ -101,6 +101,41 @@ def test_report_of_a_missing_folder_is_one_line(tmp_path, capsys):
     assert "config.json: missing" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("epoch,loss,accuracy\n1,0.5,abc\n", "line 2 is not a row of numbers"),
+        ("epoch,loss,accuracy\n1,0.5,0.8\n2,0.4\n", "line 3 does not have one value per"),
+        ("epoch,loss,accuracy\n1,0.5,0.8,9\n", "line 2 does not have one value per"),
+        ("epoch,loss,accuracy\n1,,0.8\n", "line 2 has no value for loss"),
+        ("epoch,loss,accuracy,val_loss\n1,0.5,0.8,\n", "line 2 has no value for val_loss"),
+        ("epoch,loss\n1,0.5\n", "line 2 has no value for accuracy"),
+    ],
+)
+def test_a_damaged_history_is_one_line(runs, tmp_path, capsys, text, message):
+    run = tmp_path / "run"
+    shutil.copytree(runs["mlp"], run)
+    (run / "history.csv").write_text(text)
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"mnistlab: error: {run / 'history.csv'}: {message}" + err.split(message)[1]
+    assert err.count("\n") == 1
+
+
+def test_blank_optional_history_values_are_kept_out(runs, tmp_path):
+    from mnistlab.report import read_history
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.csv").write_text(
+        "epoch,loss,accuracy,learning_rate\n1,0.5,0.8,\n2,0.4,0.9,0.1\n"
+    )
+    assert read_history(run) == [
+        {"epoch": 1, "loss": 0.5, "accuracy": 0.8},
+        {"epoch": 2, "loss": 0.4, "accuracy": 0.9, "learning_rate": 0.1},
+    ]
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
