@@ -121,9 +121,8 @@ def read_history(run_dir: Path) -> list[dict]:
         if None in row or None in row.values():  # more or fewer fields than the header names
             raise DataError(f"{path}: line {line} does not have one value per column of the header")
         # what every epoch of a run records, and the plots read from every row
-        blank = [k for k in CURVE_KEYS if not row.get(k, "x")] + [
-            k for k in ("epoch", "loss", "accuracy") if not row.get(k)
-        ]
+        required = ["epoch", "loss", "accuracy", *(k for k in CURVE_KEYS if k in row)]
+        blank = [k for k in required if not row.get(k)]
         if blank:
             raise DataError(f"{path}: line {line} has no value for {', '.join(sorted(blank))}")
         try:
