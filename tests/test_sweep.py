@@ -250,6 +250,12 @@ def test_sweep_usage_errors(tmp_path, capsys):
     assert main(["sweep", str(tmp_path / "none.toml")]) == 2
     assert main(["sweep", str(study), "--dry-run"]) == 0
     assert capsys.readouterr().out.count("lr=") == 8
+    # a dry run checks the options that the real run would refuse
+    assert main(["sweep", str(study), "--dry-run", "--workers", "0"]) == 2
+    assert "--workers must be at least 1, got 0" in capsys.readouterr().err
+    assert main(["sweep", str(study), "--dry-run", "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "--scheduler is for --executor dask" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def _dask_cli() -> str | None:

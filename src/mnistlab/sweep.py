@@ -233,6 +233,22 @@ class _Dask:
         self.client.close()
 
 
+def check_options(workers: int | None, executor: str, scheduler: str | None) -> None:
+    """UsageError for a combination of sweep options that cannot run (also before --dry-run)."""
+    if executor not in EXECUTORS:
+        raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if executor == "dask" and not scheduler:
+        raise UsageError("--executor dask needs --scheduler ADDRESS (or a scheduler file)")
+    if executor == "local" and scheduler:
+        raise UsageError("--scheduler is for --executor dask")
+    if workers is not None and (workers < 1 or executor == "dask"):
+        raise UsageError(
+            f"--workers must be at least 1, got {workers}"
+            if workers < 1
+            else "--workers is for the local executor; a Dask cluster has its own workers"
+        )
+
+
 def run_sweep(
     study: Study,
     out: str | os.PathLike,
@@ -246,18 +262,7 @@ def run_sweep(
     report: bool = True,
 ) -> dict:
     """Run every trial of `study` not yet finished in `out`; return the sweep summary."""
-    if executor not in EXECUTORS:
-        raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-    if executor == "dask" and not scheduler:
-        raise UsageError("--executor dask needs --scheduler ADDRESS (or a scheduler file)")
-    if executor == "local" and scheduler:
-        raise UsageError("--scheduler is for --executor dask")
-    if workers is not None and (workers < 1 or executor == "dask"):
-        raise UsageError(
-            f"--workers must be at least 1, got {workers}"
-            if workers < 1
-            else "--workers is for the local executor; a Dask cluster has its own workers"
-        )
+    check_options(workers, executor, scheduler)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "study.toml", study.text)

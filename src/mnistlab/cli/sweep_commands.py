@@ -39,11 +39,12 @@ def register(commands) -> None:
 def cmd_sweep(args) -> int:
     from mnistlab._io import check_destination
     from mnistlab.study import load_study
-    from mnistlab.sweep import run_sweep
+    from mnistlab.sweep import check_options, run_sweep
 
     study = load_study(args.study)
     out = Path(args.out) if args.out else Path("runs") / study.name
     check_destination(out, "--out", folder=True)
+    check_options(args.workers, args.executor, args.scheduler)
     if args.dry_run:
         print(f"study {study.name}: {len(study.trials)} trials, ranked by {study.metric}")
         for trial in study.trials:
