@@ -256,6 +256,86 @@ def test_resume_needs_a_run_folder(tmp_path):
     assert result.returncode == 2 and "no config.json there" in result.stderr
 
 
+def test_resume_with_more_epochs_continues_and_records_them(tmp_path, capsys):
+    out = tmp_path / "run"
+    db = tmp_path / "runs.db"
+    assert main(["train", *SMALL, "--out", str(out)]) == 0
+    assert main(["train", "--resume", str(out), "--epochs", "5", "--quiet"]) == 0
+    assert "trained 5 epochs" in capsys.readouterr().out
+    assert len((out / "history.csv").read_text().splitlines()) == 1 + 5
+    # the run folder and the store say what it was trained for, not the first request
+    assert json.loads((out / "config.json").read_text())["epochs"] == 5
+    from mnistlab.store import RunStore
+
+    with RunStore(db) as store:
+        (row,) = store.list()
+        assert store.get(row["id"])["config"]["epochs"] == 5
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished 3-epoch run that the tests using it only try to resume (and must not change)."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["train", *SMALL, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("epochs", [None, "3", "2"])
+def test_resume_that_would_train_nothing_is_refused(finished_run, capsys, epochs):
+    out = finished_run
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    capsys.readouterr()
+    extra = [] if epochs is None else ["--epochs", epochs]
+    assert main(["train", "--resume", str(out), *extra, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"nothing to resume: {out} has already trained 3 epochs" in err
+    assert "--epochs N with N > 3" in err
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # nothing rewritten
+
+
+def test_resume_finishes_a_run_stopped_before_its_metrics(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--out", str(out)]) == 0
+    first = json.loads((out / "metrics.json").read_text())
+    (out / "metrics.json").unlink()  # as if killed after the last epoch's checkpoint
+    (out / "report.html").unlink()
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["epochs_run"] == 3 and again["test_accuracy"] == first["test_accuracy"]
+    assert (out / "report.html").is_file()
+
+
+def test_resume_of_an_early_stopped_run_needs_epochs(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--epochs", "60", "--early-stopping", "1", "--validation", "0.2", "--lr", "0.05"]
+    small = ["--dataset", "digits", "--hidden", "32", "--batch-size", "32", "--quiet"]
+    assert main(["train", *small, *args, "--out", str(out)]) == 0
+    done = json.loads((out / "metrics.json").read_text())["epochs_run"]
+    assert done < 60
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"finished at epoch {done} (early stopping:" in err
+    assert f"give --epochs N (N > {done})" in err
+    assert main(["train", "--resume", str(out), "--epochs", str(done + 1), "--quiet"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs_run"] == done + 1
+
+
+def test_resume_refuses_options_that_would_change_the_run(finished_run, tmp_path, capsys):
+    out = finished_run
+    capsys.readouterr()
+    code = main(
+        ["train", "--resume", str(out), "--epochs", "5", "--lr", "0.5", "--batchnorm",
+         "--out", str(tmp_path / "other")]
+    )  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--batchnorm, --lr, --out cannot change it" in err
+    assert not (tmp_path / "other").exists()
+    assert json.loads((out / "config.json").read_text())["epochs"] == 3
+
+
 def test_list_presets(capsys):
     assert main(["train", "--list-presets"]) == 0
     out = capsys.readouterr().out

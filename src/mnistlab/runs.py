@@ -20,7 +20,7 @@ import numpy as np
 from mnistlab import __version__
 from mnistlab._io import write_text_atomic
 from mnistlab.data import Dataset, flatten, load_dataset, to_float, train_validation_split
-from mnistlab.errors import MnistlabError
+from mnistlab.errors import MnistlabError, UsageError
 
 
 class RunDiverged(MnistlabError):
@@ -257,11 +257,13 @@ def train_run(
     from mnistlab.store import RunStore, default_store_path
 
     run_dir = Path(run_dir)
+    if resume:
+        check_resumable(config, run_dir)
     if store is False or store is None:
         return _train_run(config, run_dir, resume, offline, progress, echo, report)
     path = default_store_path(run_dir) if store is True else Path(store)
     with RunStore(path) as runs:
-        run_id = runs.restart(run_dir.resolve()) if resume else None
+        run_id = runs.restart(run_dir.resolve(), config) if resume else None
         if run_id is None:
             run_id = runs.start(run_dir.resolve(), config, study=study, trial=trial)
         try:
@@ -276,14 +278,50 @@ def train_run(
         return metrics
 
 
+def resume_point(run_dir: Path) -> tuple[int | None, dict | None]:
+    """Where resuming `run_dir` would start: the epochs its checkpoint has completed (None
+    without a checkpoint), and the run's metrics if it also finished them (metrics.json written
+    for that many epochs; None for a run stopped between its last epoch and its metrics)."""
+    from mnistlab.train.checkpoint import read_npz_meta
+
+    checkpoint = run_dir / "checkpoint.npz"
+    if not checkpoint.exists():
+        return None, None
+    done = (read_npz_meta(checkpoint) or {}).get("epoch")
+    if not isinstance(done, int):
+        return None, None
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return done, None
+    finished = isinstance(metrics, dict) and metrics.get("epochs_run") == done
+    return done, metrics if finished else None
+
+
+def check_resumable(config: dict, run_dir: Path) -> None:
+    """UsageError when resuming `run_dir` with `config` would train nothing: an MLP run asked
+    for fewer epochs than its checkpoint has done, or for as many when it also finished them.
+    (Keras's fit with epochs <= initial_epoch returns silently; here the run folder's files
+    would be rewritten as if it had trained.)"""
+    if config["model"] != "mlp":
+        return
+    done, finished = resume_point(run_dir)
+    if done is None or config["epochs"] > done or (config["epochs"] == done and not finished):
+        return
+    raise UsageError(
+        f"nothing to resume: {run_dir} has already trained {done} epochs and asks for "
+        f"{config['epochs']}; ask for more (--epochs N with N > {done}) to train it further"
+    )
+
+
 def _train_run(config, run_dir, resume, offline, progress, echo, report) -> dict:
     from mnistlab.train.callbacks import LambdaCallback
     from mnistlab.train.trainer import TrainingInterrupted
 
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / "checkpoint.npz"
-    if not resume:
-        write_json(run_dir / "config.json", config)
+    # on resume too: config.json must say how many epochs the run is now trained for
+    write_json(run_dir / "config.json", config)
     data = prepare_data(config, offline=offline)
     write_json(run_dir / "dataset.json", dataset_meta(data.dataset))
     model = make_model(config, progress=progress)

@@ -142,16 +142,20 @@ class RunStore:
             )
         )
 
-    def restart(self, run_dir) -> int | None:
-        """Mark the latest row of `run_dir` running again (a resumed run); its id, or None."""
+    def restart(self, run_dir, config: dict | None = None) -> int | None:
+        """Mark the latest row of `run_dir` running again (a resumed run, whose configuration
+        becomes `config` when given: more epochs); its id, or None."""
         row = self._connection.execute(
             "SELECT id FROM runs WHERE run_dir=? ORDER BY id DESC LIMIT 1", (str(run_dir),)
         ).fetchone()
         if row is None:
             return None
+        text = None if config is None else json.dumps(config, sort_keys=True)
         self._write(
             lambda c: c.execute(
-                "UPDATE runs SET status='running', error=NULL WHERE id=?", (row[0],)
+                "UPDATE runs SET status='running', error=NULL, config=COALESCE(?, config) "
+                "WHERE id=?",
+                (text, row[0]),
             )
         )
         return int(row[0])

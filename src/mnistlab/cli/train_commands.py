@@ -119,7 +119,11 @@ def register(commands) -> None:
     classical.add_argument("--metric", help="knn: l2 or l1")
     classical.add_argument("--block-size", type=int, metavar="N", help="knn: test rows per block")
     p.add_argument("--out", metavar="RUN_DIR", help="default runs/<timestamp>-<model>-<dataset>")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run, or a finished one with more --epochs",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch rows")
     p.add_argument("--list-presets", action="store_true", help="print the presets and exit")
     add_source_options(p)
@@ -146,7 +150,7 @@ def register(commands) -> None:
 
 def cmd_train(args) -> int:
     from mnistlab.config import DEFAULTS, resolve_config
-    from mnistlab.runs import default_run_dir, train_run
+    from mnistlab.runs import default_run_dir, resume_point, train_run
 
     if args.list_presets:
         for name, preset in PRESETS.items():
@@ -155,6 +159,18 @@ def cmd_train(args) -> int:
     echo = (lambda *a, **k: None) if args.quiet else print
     if args.resume:
         run_dir = Path(args.resume)
+        # A resumed run keeps its configuration (its checkpoint and optimizer state are for
+        # it); only how far to train and where its data lies may change.
+        refused = [
+            "--" + key.replace("_", "-")
+            for key in [*DEFAULTS, "config", "out"]
+            if key not in ("epochs", "data_dir") and getattr(args, key, None) is not None
+        ]
+        if refused:
+            raise UsageError(
+                f"--resume {run_dir} continues the run as it was configured; "
+                f"{', '.join(refused)} cannot change it (only --epochs and --data-dir can)"
+            )
         config_path = run_dir / "config.json"
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
@@ -164,9 +180,17 @@ def cmd_train(args) -> int:
             ) from None
         except json.JSONDecodeError as exc:
             raise DataError(f"{config_path}: not valid JSON ({exc})") from None
-        if args.epochs is not None:
-            config["epochs"] = args.epochs
+        for key in ("epochs", "data_dir"):
+            if getattr(args, key) is not None:
+                config[key] = getattr(args, key)
         config = resolve_config(config)  # validates, and fills keys an older version lacked
+        done, finished = resume_point(run_dir)
+        if finished and finished.get("stop_reason") and args.epochs is None:
+            # (a run that finished all its epochs is refused by train_run, --epochs or not)
+            raise UsageError(
+                f"nothing to resume: {run_dir} finished at epoch {done} "
+                f"({finished['stop_reason']}); give --epochs N (N > {done}) to train it further"
+            )
         echo(f"resuming {run_dir}")
         resume = True
     else:

@@ -33,21 +33,36 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict 
 
 def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict | None]:
     """Read arrays and metadata written by save_npz; DataError naming the file if corrupt."""
+    arrays = _read(path, None)
+    meta = _decode_meta(path, arrays.pop(META_KEY)) if META_KEY in arrays else None
+    return arrays, meta
+
+
+def read_npz_meta(path: str | os.PathLike) -> dict | None:
+    """Only the metadata of a file save_npz wrote (None if it has none), no other array read:
+    what a resumed run needs to know of its checkpoint."""
+    arrays = _read(path, [META_KEY])
+    return _decode_meta(path, arrays[META_KEY]) if META_KEY in arrays else None
+
+
+def _read(path, keys: list[str] | None) -> dict[str, np.ndarray]:
+    """The arrays named `keys` (all if None) that the archive has; DataError if unreadable."""
     path = Path(path)
     # np.load takes what is not a zip archive for a pickle, and would advise unpickling it
     if path.is_file() and not zipfile.is_zipfile(path):
         raise DataError(f"{path}: corrupt or unreadable weights file (not a .npz zip archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
+            wanted = archive.files if keys is None else [k for k in keys if k in archive.files]
+            return {key: archive[key] for key in wanted}
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
         raise DataError(f"{path}: corrupt or unreadable weights file ({exc})") from None
-    meta = None
-    if META_KEY in arrays:
-        try:
-            meta = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: corrupt metadata ({exc})") from None
-    return arrays, meta
+
+
+def _decode_meta(path, raw: np.ndarray) -> dict:
+    try:
+        return json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: corrupt metadata ({exc})") from None
