@@ -308,8 +308,9 @@ def check_resumable(config: dict, run_dir: Path) -> None:
     done, finished = resume_point(run_dir)
     if done is None or config["epochs"] > done or (config["epochs"] == done and not finished):
         return
+    trained = f"{done} epoch" + ("s" if done != 1 else "")
     raise UsageError(
-        f"nothing to resume: {run_dir} has already trained {done} epochs and asks for "
+        f"nothing to resume: {run_dir} has already trained {trained} and asks for "
         f"{config['epochs']}; ask for more (--epochs N with N > {done}) to train it further"
     )
 

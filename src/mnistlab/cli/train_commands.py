@@ -212,7 +212,8 @@ def cmd_train(args) -> int:
     metrics = train_run(
         config, run_dir, resume=resume, offline=args.offline, progress=progress, echo=echo
     )
-    epochs = f"{metrics['epochs_run']} epochs in " if metrics.get("epochs_run") else ""
+    run = metrics.get("epochs_run")
+    epochs = f"{run} epoch{'s' if run != 1 else ''} in " if run else ""
     report = run_dir / "report.html"
     print(
         f"test accuracy {metrics['test_accuracy']:.4f} ({metrics['test_errors']} errors out of "
