@@ -97,6 +97,9 @@ def test_grid_random_and_repeats_expand(tmp_path):
     ("text", "message"),
     [
         ("[bse]\nlr = 1", "unknown section [bse] (did you mean 'base'?)"),
+        ('name = "x"\n[grid]\nlr = [1]', "name = 'x' lies outside any table; put it under [study]"),
+        ("epochs = 3\n[grid]\nlr = [1]", "epochs = 3 lies outside any table; put it under [base]"),
+        ("foo = 3\n[grid]\nlr = [1]", "foo = 3 lies outside any table; a study file has the"),
         ("[base]\nlearning_rat = 0.1", "[base] unknown key 'learning_rat'"),
         ("[base]\nlr = -0.1", "[base] lr must be a positive number, got -0.1"),
         ("[base]\nbatch_size = 'big'", "[base] batch_size must be a positive integer, got 'big'"),

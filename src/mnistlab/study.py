@@ -148,6 +148,14 @@ def parse_study(text: str, *, name: str = "study", path: Path | None = None) -> 
         raise UsageError(f"{where}: {message}")
 
     for section, value in document.items():
+        if section not in SECTIONS and not isinstance(value, dict):
+            # a key above the first table: `name = "x"` meant for [study], or `lr` for [base]
+            home = "study" if section in STUDY_KEYS else "base" if section in DEFAULTS else None
+            fail(
+                f"{section} = {value!r} lies outside any table"
+                + (f"; put it under [{home}]" if home else "")
+                + f"; a study file has the tables {', '.join(f'[{s}]' for s in SECTIONS)}"
+            )
         if section not in SECTIONS:
             fail(
                 f"unknown section [{section}]{_suggest(section, SECTIONS)}; valid: "
