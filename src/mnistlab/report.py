@@ -223,7 +223,10 @@ def _activations(model, x_test, y_test, names, layer: int | None = None) -> str:
     if hasattr(model, "model_"):
         count = len(model.model_.layers)
         if layer is not None and not -count <= layer < count:
-            raise UsageError(f"--layer must be a layer index in [0, {count}), got {layer}")
+            raise UsageError(
+                f"--layer must be a layer index from 0 to {count - 1} (or -1 to -{count} from "
+                f"the end), got {layer}"
+            )
         index = last_hidden_index(model.model_) if layer is None else layer % count
         layer = model.model_.layers[index]
         values = layer_activations(model.model_, x_test[sample], index)

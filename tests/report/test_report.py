@@ -212,4 +212,6 @@ def test_a_two_unit_bottleneck_is_mapped_directly_and_figures_can_be_svg(tmp_pat
     svgs = sorted(p.name for p in (tmp_path / "figs").iterdir())
     assert "confusion-matrix.svg" in svgs and "activation-map.svg" in svgs
     assert (tmp_path / "figs" / "learning-curves.svg").read_text().lstrip().startswith("<?xml")
+    capsys.readouterr()
     assert main(["report", str(out), "--layer", "99"]) == 2
+    assert "--layer must be a layer index from 0 to " in capsys.readouterr().err
