@@ -39,31 +39,24 @@ def example_grid(
     title: str = "",
 ):
     """A figure with one row per class and `per_class` random examples of it."""
-    plt = _pyplot()
     rng = np.random.default_rng(seed)
-    n_classes = len(class_names)
-    fig, axes = plt.subplots(
-        n_classes,
-        per_class,
-        figsize=(per_class * 0.75 + 1.6, n_classes * 0.75 + 0.4),
-        squeeze=False,
-    )
-    for cls in range(n_classes):
+    tiles: list[np.ndarray | None] = []
+    for cls in range(len(class_names)):
         members = np.flatnonzero(labels == cls)
         chosen = rng.choice(members, size=min(per_class, members.size), replace=False)
-        for col in range(per_class):
-            ax = axes[cls, col]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if col < chosen.size:
-                ax.imshow(images[chosen[col]], cmap="gray_r", interpolation="nearest")
-        axes[cls, 0].set_ylabel(class_names[cls], rotation=0, ha="right", va="center", fontsize=9)
-    if title:
-        fig.suptitle(title)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05)
-    return fig
+        tiles += [images[i] for i in chosen] + [None] * (per_class - chosen.size)
+    shown = [t for t in tiles if t is not None]
+    low = min((float(t.min()) for t in shown), default=0.0)
+    high = max((float(t.max()) for t in shown), default=1.0)
+    return tile_figure(
+        tiles,
+        per_class,
+        tile_inches=0.7,
+        cmap="gray_r",
+        limits=(low, high if high > low else low + 1.0),
+        row_labels=class_names,
+        title=title,
+    )
 
 
 def class_distribution(
@@ -166,26 +159,30 @@ def per_class_accuracy(matrix: np.ndarray, class_names, title: str = "accuracy p
 
 def confident_mistakes(images, y_true, y_pred, confidence, class_names, n: int = 16):
     """The n wrong predictions made with the highest probability, true and predicted names."""
-    plt = _pyplot()
     wrong = np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred))
     order = wrong[np.argsort(-np.asarray(confidence)[wrong], kind="stable")][:n]
-    columns = 4
-    rows = max(1, -(-len(order) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 2.3, rows * 2.5), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, index in zip(axes.flat, order, strict=False):
-        ax.imshow(images[index], cmap="gray_r", interpolation="nearest")
-        ax.set_title(
-            f"true {class_names[y_true[index]]}\npredicted "
-            f"{class_names[y_pred[index]]}\n{confidence[index]:.1%}",
-            fontsize=8,
-        )
     if not len(order):
-        axes.flat[0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
-    fig.suptitle("most confident mistakes")
-    fig.tight_layout()
-    return fig
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(4, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no mistakes", ha="center", va="center")
+        fig.suptitle("most confident mistakes")
+        return fig
+    tiles = [images[i] for i in order]
+    return tile_figure(
+        tiles,
+        min(4, len(tiles)),
+        tile_inches=1.6,
+        cmap="gray_r",
+        limits=(min(float(t.min()) for t in tiles), max(float(t.max()) for t in tiles)),
+        labels=[
+            f"true {class_names[y_true[i]]}\npredicted {class_names[y_pred[i]]}\n"
+            f"{confidence[i]:.1%}"
+            for i in order
+        ],
+        label_lines=3,
+        title="most confident mistakes",
+    )
 
 
 def weight_images(
@@ -193,20 +190,71 @@ def weight_images(
 ):
     """Rows of `weights` (one per unit or class, each image_shape pixels) as image tiles;
     blue is negative, red positive, each tile on its own symmetric scale."""
+    weights = np.asarray(weights, dtype=np.float64)[:max_tiles]
+    limits = np.abs(weights).max(axis=1, keepdims=True)
+    scaled = weights / np.where(limits > 0, limits, 1.0)  # each tile in [-1, 1]
+    return tile_figure(
+        [row.reshape(image_shape) for row in scaled],
+        min(8, len(weights)),
+        tile_inches=1.1,
+        cmap="bwr",
+        limits=(-1.0, 1.0),
+        labels=None if titles is None else [str(t) for t in titles[: len(weights)]],
+        label_lines=1,
+        title=title,
+    )
+
+
+def tile_figure(
+    tiles,
+    columns: int,
+    *,
+    tile_inches: float,
+    cmap: str,
+    limits: tuple[float, float],
+    labels=None,
+    label_lines: int = 1,
+    row_labels=None,
+    title: str = "",
+):
+    """Equal-shaped 2-D `tiles` (None leaves a cell empty) row by row, `columns` to a row, drawn
+    as one image in one Axes, with `labels` above the tiles and `row_labels` left of the rows.
+
+    One image rather than an Axes per tile: making and drawing an Axes costs about 30 ms, and a
+    report's 80-tile example grid took 1.5 s that way (0.1 s as one image).
+    """
     plt = _pyplot()
-    weights = np.asarray(weights)[:max_tiles]
-    columns = min(8, len(weights))
-    rows = -(-len(weights) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.45), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, (ax, row) in enumerate(zip(axes.flat, weights, strict=False)):
-        limit = float(np.abs(row).max()) or 1.0
-        ax.imshow(row.reshape(image_shape), cmap="bwr", vmin=-limit, vmax=limit)
-        if titles is not None:
-            ax.set_title(str(titles[i]), fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
+    h, w = next(t for t in tiles if t is not None).shape
+    scale = tile_inches / w  # inches per pixel
+    gap = max(1, round(0.08 / scale))
+    room = round(label_lines * 0.16 / scale) if labels is not None else 0  # for the labels
+    rows = -(-len(tiles) // columns)
+    cell_h, cell_w = room + h + gap, w + gap
+    canvas = np.full((rows * cell_h - gap, columns * cell_w - gap), np.nan)
+    for i, tile in enumerate(tiles):
+        if tile is not None:
+            top, left = (i // columns) * cell_h + room, (i % columns) * cell_w
+            canvas[top : top + h, left : left + w] = tile
+    # the Axes fills the figure, so that a pixel is `scale` inches and the labels' room (in
+    # points) is what was reserved; titles and row labels lie outside it (bbox_inches="tight")
+    fig = plt.figure(figsize=(canvas.shape[1] * scale, canvas.shape[0] * scale))
+    ax = fig.add_axes((0, 0, 1, 1))
+    colors = plt.get_cmap(cmap).with_extremes(bad="white")  # NaN: the gaps
+    ax.imshow(canvas, cmap=colors, vmin=limits[0], vmax=limits[1], interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if row_labels is not None:
+        ax.set_yticks([r * cell_h + room + (h - 1) / 2 for r in range(rows)])
+        ax.set_yticklabels(row_labels[:rows], fontsize=9)
+        ax.tick_params(axis="y", length=0)
+    for i, label in enumerate(labels or ()):
+        x = (i % columns) * cell_w + (w - 1) / 2
+        y = (i // columns) * cell_h + room - 1
+        ax.text(x, y, label, ha="center", va="bottom", fontsize=7 if label_lines == 1 else 8)
+    if title:
+        ax.set_title(title)
     return fig
 
 
