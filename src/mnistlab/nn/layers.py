@@ -337,18 +337,23 @@ class BatchNorm(Layer):
 
     def forward(self, x, training=False):
         out = self._buffer("out", x.shape)
+        xhat = self._buffer("xhat", x.shape)
+        features = (x.shape[1],)
         if training:
-            mean = x.mean(axis=0)
-            var = x.var(axis=0)
+            # the batch's mean and biased variance as x.mean(0) and x.var(0) compute them (same
+            # operations, so the same bits), in work buffers instead of full-size temporaries
+            mean = np.mean(x, axis=0, out=self._buffer("mean", features))
+            np.subtract(x, mean, out=xhat)
+            squares = np.multiply(xhat, xhat, out=self._buffer("scratch", x.shape))
+            var = np.mean(squares, axis=0, out=self._buffer("var", features))
             self.running_mean *= self.momentum
             self.running_mean += (1.0 - self.momentum) * mean
             self.running_var *= self.momentum
             self.running_var += (1.0 - self.momentum) * var
         else:
             mean, var = self.running_mean, self.running_var
+            np.subtract(x, mean, out=xhat)
         inv_std = 1.0 / np.sqrt(var + self.eps)
-        xhat = self._buffer("xhat", x.shape)
-        np.subtract(x, mean, out=xhat)
         xhat *= inv_std
         np.multiply(xhat, self.gamma.data, out=out)
         out += self.beta.data
@@ -374,7 +379,7 @@ class BatchNorm(Layer):
         # The batch statistics depend on x too:
         # dx = gamma * inv_std / n * (n * g - sum(g) - xhat * sum(g * xhat))
         np.multiply(xhat, self.gamma.grad, out=grad_in)
-        np.subtract(grad_out * n, grad_in, out=grad_in)
+        np.subtract(np.multiply(grad_out, n, out=scratch), grad_in, out=grad_in)
         grad_in -= self.beta.grad
         grad_in *= self.gamma.data * inv_std / n
         return grad_in
