@@ -463,3 +463,38 @@ def test_metrics_json_has_the_classification_report(tmp_path, capsys):
     assert main(["evaluate", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "precision" in printed and "weighted avg" in printed and "top-2 accuracy" in printed
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (
+            ["--model", "knn", "--hidden", "64", "--lr", "0.1"],
+            "--hidden, --lr do not apply to the knn model (its options: --k, --weights, "
+            "--metric, --block-size)",
+        ),
+        (["--preset", "knn", "--epochs", "3"], "--epochs does not apply to the knn model"),
+        (["--model", "mlp", "--k", "3"], "--k does not apply to the mlp model (its options: --h"),
+        (["--k", "3"], "--k does not apply to the mlp model"),
+        (["--model", "gaussian", "--batch-size", "8"], "--batch-size does not apply to the gau"),
+    ],
+)
+def test_options_the_model_does_not_use_are_refused(tmp_path, capsys, arguments, message):
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", "digits", "--quiet", "--out", str(out), *arguments])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mnistlab: error: {message}") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_a_configuration_file_may_hold_keys_another_model_uses(tmp_path, capsys):
+    """--config names a whole configuration; switching its model on the command line drops the
+    keys the new model does not use instead of refusing them."""
+    config = tmp_path / "mlp.toml"
+    config.write_text('model = "mlp"\nhidden = [16]\nepochs = 2\n')
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "digits", "--config", str(config), "--model", "knn"]
+    assert main([*args, "--k", "3", "--quiet", "--out", str(out)]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"] == "knn" and saved["k"] == 3 and "hidden" not in saved

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from mnistlab.errors import DataError, UsageError
 from mnistlab.store import RunStore
 from mnistlab.study import load_study, parse_study
 from mnistlab.sweep import run_sweep
+from mnistlab.sweep_report import rerun_command
 
 DIGITS_STUDY = """
 [study]
@@ -206,6 +208,17 @@ def test_rerun_command_of_the_best_trial_reproduces_it(tmp_path, capsys):
     assert main(["train", "--config", str(config), "--out", str(again), "--quiet"]) == 0
     for key, value in weights_of(best["run_dir"]).items():
         np.testing.assert_array_equal(weights_of(again)[key], value)
+
+
+def test_rerun_flags_leave_out_base_keys_the_trials_model_does_not_use(tmp_path, capsys):
+    base = {"dataset": "digits", "epochs": 2, "hidden": [16]}
+    _, flags = rerun_command(tmp_path / "config.json", {"model": "knn", "k": 3}, base)
+    assert flags == "mnistlab train --dataset digits --model knn --k 3"
+    out = tmp_path / "again"
+    assert main([*shlex.split(flags)[1:], "--quiet", "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["k"] == 3
+    _, flags = rerun_command(tmp_path / "config.json", {"model": "mlp"}, base)
+    assert flags == "mnistlab train --dataset digits --epochs 2 --hidden 16 --model mlp"
 
 
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):

@@ -128,6 +128,19 @@ def relevant_keys(model: str) -> tuple[str, ...]:
     return COMMON_KEYS + MODEL_KEYS.get(model, ())
 
 
+def check_applicable(keys, model: str, style: str = "cli") -> None:
+    """Refuse options given for a model that does not use them (--hidden with --model knn), as
+    a Keras layer or a scikit-learn estimator refuses an argument it does not take; a preset's
+    or a configuration file's other keys are not checked (they are dropped)."""
+    relevant = relevant_keys(model)
+    stray = [key for key in keys if key not in relevant]
+    if stray:
+        names = ", ".join(_name(key, style) for key in stray)
+        own = ", ".join(_name(key, style) for key in MODEL_KEYS.get(model, ()))
+        verb = "does" if len(stray) == 1 else "do"
+        raise UsageError(f"{names} {verb} not apply to the {model} model (its options: {own})")
+
+
 #: configuration keys whose Python (estimator) name differs
 PYTHON_NAMES = {"lr": "learning_rate"}
 

@@ -283,6 +283,11 @@ def _build_report(run_dir: Path, offline, data, layer) -> Path:
     metrics = _read_json(run_dir / "metrics.json")
     dataset = _read_json(run_dir / "dataset.json")
     model = load_model(run_dir)
+    if layer is not None and not hasattr(model, "model_"):
+        raise UsageError(
+            f"--layer picks a layer of an MLP; {run_dir} holds a {config.get('model')} model, "
+            "whose map shows its class probabilities"
+        )
     history = read_history(run_dir)
     data = data if data is not None else prepare_data(config, offline=offline)
     names = list(dataset["class_names"])

@@ -17,6 +17,7 @@ import numpy as np
 
 from mnistlab import plots
 from mnistlab._io import write_text_atomic
+from mnistlab.config import relevant_keys, resolve_config
 from mnistlab.errors import DataError
 from mnistlab.report import _img, _page, _read_json, _section, _table, read_history
 from mnistlab.study import Study, format_value, load_study
@@ -63,8 +64,12 @@ def rerun_command(config_path: Path, params: dict, base: dict) -> tuple[str, str
     """The exact rerun (--config) and, where every value has a flag, the same with options."""
     exact = f"mnistlab train --config {shlex.quote(str(config_path))}"
     options = {**base, **params}
+    # train refuses options its model does not use (a base's epochs for a knn trial)
+    relevant = relevant_keys(resolve_config(options, style="key")["model"])
     parts = ["mnistlab", "train"]
     for key, value in options.items():
+        if key not in relevant:
+            continue
         flag = "--" + key.replace("_", "-")
         if key == "C":
             flag = "--C"

@@ -102,6 +102,30 @@ def test_report_of_a_missing_folder_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["knn", "--layer", "1"], "--layer picks a layer of an MLP; {knn} holds a knn model"),
+        (["mlp", "knn", "--layer", "1"], "--layer applies to one run's report, not to a compar"),
+        (["mlp", "knn", "--figures", "{tmp}/figs"], "--figures applies to one run's report"),
+        (["mlp", "--format", "svg"], "--format svg is the file format for --figures DIR; give"),
+    ],
+)
+def test_report_options_that_would_be_ignored_are_refused(
+    runs, tmp_path, capsys, arguments, message
+):
+    def fill(text):
+        return text.format(tmp=tmp_path, knn=runs["knn"])
+
+    before = (runs["knn"] / "report.html").stat().st_mtime_ns
+    args = [str(runs[a]) if a in runs else fill(a) for a in arguments]
+    assert main(["report", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mnistlab: error: {fill(message)}") and err.count("\n") == 1
+    assert (runs["knn"] / "report.html").stat().st_mtime_ns == before
+    assert not (tmp_path / "figs").exists()
+
+
+@pytest.mark.parametrize(
     "text, message",
     [
         ("epoch,loss,accuracy\n1,0.5,abc\n", "line 2 is not a row of numbers"),

@@ -25,7 +25,7 @@ def register(commands) -> None:
         help="MLP layer whose activations are mapped (default: the last hidden one)",
     )
     p.add_argument("--figures", metavar="DIR", help="also save every figure as a file here")
-    p.add_argument("--format", choices=["png", "svg"], default="png", help="for --figures")
+    p.add_argument("--format", choices=["png", "svg"], help="for --figures (default png)")
     add_source_options(p)
     p.set_defaults(handler=cmd_report)
 
@@ -37,6 +37,17 @@ def cmd_report(args) -> int:
     for run_dir in args.run_dirs:
         if not Path(run_dir).is_dir():
             raise UsageError(f"{run_dir}: no such run folder")
+    if len(args.run_dirs) > 1:
+        # a comparison has no activation map and writes no figure files
+        for option, value in (("--layer", args.layer), ("--figures", args.figures)):
+            if value is not None:
+                raise UsageError(
+                    f"{option} applies to one run's report, not to a comparison of several runs"
+                )
+    if args.format and not args.figures:
+        raise UsageError(
+            f"--format {args.format} is the file format for --figures DIR; give it too"
+        )
     if args.figures:
         check_destination(args.figures, "--figures", folder=True)
     if len(args.run_dirs) == 1:
@@ -51,7 +62,7 @@ def cmd_report(args) -> int:
                 offline=args.offline,
                 layer=args.layer,
                 figures=args.figures,
-                figure_format=args.format,
+                figure_format=args.format or "png",
             )
         )
         return 0

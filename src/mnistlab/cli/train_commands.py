@@ -149,7 +149,7 @@ def register(commands) -> None:
 
 
 def cmd_train(args) -> int:
-    from mnistlab.config import DEFAULTS, resolve_config
+    from mnistlab.config import DEFAULTS, check_applicable, resolve_config
     from mnistlab.runs import default_run_dir, resume_point, train_run
 
     if args.list_presets:
@@ -196,10 +196,11 @@ def cmd_train(args) -> int:
     else:
         # every configuration key is an option of the same name (None when not given)
         options = {key: getattr(args, key, None) for key in DEFAULTS}
+        given = {k: v for k, v in options.items() if v is not None}
         if args.config:
-            given = {k: v for k, v in options.items() if v is not None}
             options = {**read_config_file(args.config), **given}
         config = resolve_config(options)
+        check_applicable(given, config["model"])
         run_dir = Path(args.out) if args.out else default_run_dir(config)
         check_destination(run_dir, "--out", folder=True)
         if (run_dir / "config.json").exists():
