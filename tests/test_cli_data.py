@@ -113,6 +113,25 @@ def test_offline_fails_fast_for_a_missing_dataset(tmp_path):
             ["data", "show", "digits", "--out", "x.png", "--per-class", "0"],
             "--per-class must be positive",
         ),
+        (
+            ["data", "show", "digits", "--out", "x.png", "--seed", "-1"],
+            "error: --seed must be a non-negative integer, got -1\n",
+        ),
+        (
+            [
+                "data",
+                "show",
+                "digits",
+                "--out",
+                "x.png",
+                "--hist",
+                "--split",
+                "test",
+                "--seed",
+                "0",
+            ],
+            "error: --split, --seed are for the example grid; --hist counts every image of both",
+        ),
     ],
 )
 def test_usage_errors(args, message, capsys):

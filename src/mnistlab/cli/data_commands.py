@@ -48,9 +48,9 @@ def register(commands) -> None:
     p.add_argument("dataset", metavar="NAME|PATH")
     p.add_argument("--out", required=True, metavar="FILE.png", help="image to write (.png/.svg)")
     p.add_argument("--hist", action="store_true", help="train-versus-test class distribution")
-    p.add_argument("--split", choices=["train", "test"], default="train")
-    p.add_argument("--per-class", type=int, default=10, metavar="N")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", choices=["train", "test"], help="images from (default train)")
+    p.add_argument("--per-class", type=int, metavar="N", help="examples of each class (10)")
+    p.add_argument("--seed", type=int, help="which examples are drawn (0)")
     add_source_options(p)
     p.set_defaults(handler=cmd_show)
 
@@ -110,8 +110,22 @@ def cmd_info(args) -> int:
 def cmd_show(args) -> int:
     from mnistlab import plots
 
-    if args.per_class <= 0:
-        raise UsageError(f"--per-class must be positive, got {args.per_class}")
+    if args.hist:
+        # the distribution counts both splits, all of their images
+        keys = ("split", "per_class", "seed")
+        given = [f"--{k.replace('_', '-')}" for k in keys if getattr(args, k) is not None]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for the example grid; "
+                "--hist counts every image of both splits"
+            )
+    split = args.split or "train"
+    per_class = 10 if args.per_class is None else args.per_class
+    seed = 0 if args.seed is None else args.seed
+    if per_class <= 0:
+        raise UsageError(f"--per-class must be positive, got {per_class}")
+    if seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {seed}")
     if not args.out.lower().endswith((".png", ".svg")):
         raise UsageError(f"--out must end in .png or .svg, got {args.out!r}")
     check_destination(args.out, "--out")
@@ -124,15 +138,15 @@ def cmd_show(args) -> int:
             title=f"{dataset.name}: class distribution",
         )
     else:
-        images = dataset.x_train if args.split == "train" else dataset.x_test
-        labels = dataset.y_train if args.split == "train" else dataset.y_test
+        images = dataset.x_train if split == "train" else dataset.x_test
+        labels = dataset.y_train if split == "train" else dataset.y_test
         fig = plots.example_grid(
             images,
             labels,
             dataset.class_names,
-            per_class=args.per_class,
-            seed=args.seed,
-            title=f"{dataset.name} ({args.split})",
+            per_class=per_class,
+            seed=seed,
+            title=f"{dataset.name} ({split})",
         )
     path = plots.save_figure(fig, args.out)
     print(path)
