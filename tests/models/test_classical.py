@@ -12,6 +12,7 @@ from mnistlab.errors import UsageError
 from mnistlab.models import (
     GaussianClassifier,
     KNeighborsClassifier,
+    MLPClassifier,
     OneVsAllLogistic,
     SoftmaxRegression,
     load_model,
@@ -249,3 +250,34 @@ def test_bad_inputs_get_one_line_errors(digits):
         KNeighborsClassifier(metric="cosine").fit(x, y)
     with pytest.raises(UsageError, match="singular"):
         GaussianClassifier(smoothing=0.0).fit(x, y)
+
+
+ESTIMATORS = [SoftmaxRegression, OneVsAllLogistic, GaussianClassifier, KNeighborsClassifier]
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS + [MLPClassifier])
+def test_the_estimators_share_the_input_checks(digits, estimator):
+    """Every model, as scikit-learn's check_array: not fitted, NaN or infinite values (fit and
+    predict), empty input (an empty prediction, also for images)."""
+    x, y, xt, _ = digits
+    with pytest.raises(UsageError, match=f"this {estimator.__name__} is not fitted yet"):
+        estimator().predict(xt)
+    bad = x.copy()
+    bad[7, 3] = np.nan
+    bad[9, 1] = np.inf
+    with pytest.raises(
+        UsageError, match="X holds 2 NaN or infinite values \\(the first at row 7, column 3: nan\\)"
+    ):
+        estimator().fit(bad, y)
+    model = estimator(epochs=1) if estimator is MLPClassifier else estimator()
+    model.fit(x, y)
+    with pytest.raises(
+        UsageError, match="X holds 64 NaN or infinite values .*row 0, column 0: -inf"
+    ):
+        model.predict(np.full((1, x.shape[1]), -np.inf, dtype=np.float32))
+    assert model.predict(xt[:0]).shape == (0,)
+    assert model.predict_proba(xt[:0].reshape(0, 8, 8)).shape == (0, 10)
+    # finite values so large that their sum overflows are still accepted
+    huge = np.full((3, x.shape[1]), 3e38, dtype=np.float32)
+    with np.errstate(all="ignore"):  # (the models' own products overflow on them)
+        assert model.predict(huge).shape == (3,)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 from pathlib import Path
 
@@ -48,12 +49,13 @@ class Classifier:
 
     def _check_X(self, X, *, fitting: bool = False) -> np.ndarray:
         X = np.asarray(X)
-        if X.ndim > 2:
-            X = X.reshape(X.shape[0], -1)
+        if X.ndim > 2:  # images: one row of pixels each
+            X = X.reshape(X.shape[0], math.prod(X.shape[1:]))
         if X.ndim != 2:
             raise UsageError(f"X must be (n_samples, n_features), got shape {X.shape}")
         if X.dtype.kind not in "fiub":
             raise UsageError(f"X must be numeric, got dtype {X.dtype}")
+        _check_finite(X)
         if not fitting:
             self._check_fitted()
             if X.shape[1] != self.n_features_in_:
@@ -135,6 +137,24 @@ class Classifier:
         save_npz(folder / "weights.npz", self._arrays())
         write_text_atomic(folder / "model.json", json.dumps(meta, indent=2) + "\n")
         return folder
+
+
+def _check_finite(X: np.ndarray) -> None:
+    """Refuse NaN and infinities, as scikit-learn's check_array does: no model here can learn
+    from them, and a NaN pixel silently turns a prediction into the first class."""
+    if X.dtype.kind != "f" or X.size == 0:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(X.sum()):  # one fast pass; inconclusive only when the sum overflows
+            return
+    bad = ~np.isfinite(X)
+    if not bad.any():  # the sum overflowed on large finite values
+        return
+    row, column = np.argwhere(bad)[0]
+    raise UsageError(
+        f"X holds {int(bad.sum())} NaN or infinite values (the first at row {row}, column "
+        f"{column}: {X[row, column]}); the models need finite inputs"
+    )
 
 
 def _jsonable(value):

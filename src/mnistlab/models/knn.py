@@ -183,7 +183,8 @@ class KNeighborsClassifier(Classifier):
 
     def predict(self, X) -> np.ndarray:
         # argmax returns the first maximum: equal votes go to the smaller class label
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # first: it checks that the model is fitted
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def _arrays(self):
         return {"train_x": self.train_x_, "train_y": self.train_y_}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -97,7 +98,8 @@ class Sequential:
 
         Subnormal floats are computed as zero on this thread meanwhile (mnistlab._fpu), and
         SciPy's BLAS runs the products and bias additions (mnistlab._blas.inference_blas)."""
-        x = np.asarray(x, dtype=self.dtype).reshape(len(x), -1)
+        x = np.asarray(x, dtype=self.dtype)
+        x = x.reshape(x.shape[0], math.prod(x.shape[1:]))  # (an empty x has no -1 to infer)
         out = np.empty((x.shape[0], self.output_features), dtype=self.dtype)
         with inference_blas(), flush_subnormals():
             for start in range(0, x.shape[0], batch_size):
