@@ -374,6 +374,8 @@ def load_npz(path: Path, *, name: str) -> Dataset:
             )
     except (zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{path}: not a valid .npz file ({exc})") from None
+    except DataError:  # (a ValueError too) already names the file
+        raise
     except ValueError as exc:
         raise DataError(f"{path}: {exc}") from None
     images = {}
