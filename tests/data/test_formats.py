@@ -206,34 +206,33 @@ def test_missing_idx_file_is_named(tmp_path):
     assert "IDX files missing: ['t10k-labels-idx1-ubyte']" in _error(tmp_path / "d")
 
 
-def test_csv_non_numeric_cell(tmp_path):
-    _csv_separate(tmp_path / "c")
+@pytest.mark.parametrize("header", [False, True])
+@pytest.mark.parametrize(
+    "cell, problem",
+    [
+        ("abc", "line {line}, column 1: 'abc' is not a number"),
+        ("", "line {line}, column 1: '' is not a number"),
+        ("nan", "line {line}, column 1: nan is not a finite number"),
+        ("inf", "line {line}, column 1: inf is not a finite number"),
+    ],
+)
+def test_csv_bad_cell_is_named_by_line_and_column(tmp_path, header, cell, problem):
+    _csv_separate(tmp_path / "c", header=header)
     path = tmp_path / "c" / "trainData.csv"
     lines = path.read_text().splitlines()
-    lines[3] = "x" + lines[3][1:] if not lines[3].startswith("x") else lines[3]
-    lines[3] = ",".join(["abc"] + lines[3].split(",")[1:])
+    lines[3] = ",".join([cell] + lines[3].split(",")[1:])  # the file's 4th line
     path.write_text("\n".join(lines) + "\n")
-    message = _error(tmp_path / "c")
-    assert "trainData.csv" in message and "abc" in message
+    assert _error(tmp_path / "c") == f"{path}: " + problem.format(line=4)
 
 
-def test_csv_missing_cell(tmp_path):
-    _csv_separate(tmp_path / "c")
-    path = tmp_path / "c" / "testData.csv"
-    lines = path.read_text().splitlines()
-    lines[2] = ",".join([""] + lines[2].split(",")[1:])
-    path.write_text("\n".join(lines) + "\n")
-    assert "testData.csv" in _error(tmp_path / "c")
-
-
-def test_csv_rows_of_different_lengths(tmp_path):
-    _csv_separate(tmp_path / "c")
+@pytest.mark.parametrize("header", [False, True])
+def test_csv_rows_of_different_lengths(tmp_path, header):
+    _csv_separate(tmp_path / "c", header=header)
     path = tmp_path / "c" / "trainData.csv"
     lines = path.read_text().splitlines()
     lines[5] = lines[5] + ",0"
     path.write_text("\n".join(lines) + "\n")
-    message = _error(tmp_path / "c")
-    assert "trainData.csv" in message and "columns" in message
+    assert _error(tmp_path / "c") == f"{path}: line 6 has 37 values, the lines before it 36"
 
 
 def test_csv_not_square(tmp_path):

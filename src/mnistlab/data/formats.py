@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -173,16 +174,34 @@ def _read_csv(path: Path, *, ndmin: int = 2) -> np.ndarray:
         skip = 1 if _has_header(path) else 0
         data = np.loadtxt(path, delimiter=",", dtype=np.float32, skiprows=skip, ndmin=ndmin)
     except ValueError as exc:
-        message = str(exc).splitlines()[0]
-        raise DataError(f"{path}: {message}") from None
+        raise DataError(f"{path}: {_csv_problem(str(exc).splitlines()[0], skip)}") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc})") from None
     if data.size == 0:
         raise DataError(f"{path}: no data rows")
     if not np.isfinite(data).all():
-        row = int(np.argwhere(~np.isfinite(data))[0][0]) + 1 + skip
-        raise DataError(f"{path}: non-finite value in row {row}")
+        row, column = np.argwhere(~np.isfinite(data))[0]
+        raise DataError(
+            f"{path}: line {row + 1 + skip}, column {column + 1}: {data[row, column]} is not a "
+            "finite number"
+        )
     return data
+
+
+def _csv_problem(message: str, skip: int) -> str:
+    """NumPy's loadtxt message with its row (0-based in one message, 1-based in the other,
+    neither counting the header) as the file's line and without its advice on `usecols`."""
+    if match := re.match(
+        r"could not convert string (.*) to \w+ at row (\d+), column (\d+)", message
+    ):
+        value, row, column = match.groups()
+        return f"line {int(row) + 1 + skip}, column {column}: {value} is not a number"
+    if match := re.match(
+        r"the number of columns changed from (\d+) to (\d+) at row (\d+)", message
+    ):
+        before, after, row = match.groups()
+        return f"line {int(row) + skip} has {after} values, the lines before it {before}"
+    return message
 
 
 def _square(rows: np.ndarray, where: Path) -> np.ndarray:
