@@ -122,6 +122,15 @@ def test_grid_random_and_repeats_expand(tmp_path):
         ("[study]\nname = 'a/b'", "[study] name must be letters"),
         ("[study]\nmetric = 'val_accuracy'", "needs a validation split"),
         ("[study]\nmetrc = 'x'", "[study] unknown key 'metrc' (did you mean 'metric'?)"),
+        (
+            "[base]\nmodel = 'knn'\n[grid]\nlr = [0.1, 0.2]",
+            "[grid] lr does not apply to the knn model its trials train; varying it would only",
+        ),
+        (
+            "[grid]\nmodel = ['gaussian', 'knn']\nepochs = [1, 2]",
+            "[grid] epochs does not apply to the gaussian or knn model its trials train",
+        ),
+        ("[random]\ntrials = 2\nk = { choice = [1, 3] }", "[random] k does not apply to the mlp"),
     ],
 )
 def test_study_errors_name_the_key_and_the_value(tmp_path, text, message):

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistlab.config import DEFAULTS, resolve_config
+from mnistlab.config import DEFAULTS, relevant_keys, resolve_config
 from mnistlab.errors import DataError, UsageError
 
 if sys.version_info >= (3, 11):
@@ -255,6 +255,14 @@ def parse_study(text: str, *, name: str = "study", path: Path | None = None) -> 
         text=text,
     )
     study.trials = _expand(study, random, n_random or 0, random_seed, fail)
+    models = sorted({t.config["model"] for t in study.trials})
+    for section, keys in (("grid", grid), ("random", random)):
+        for key in keys:
+            if not any(key in relevant_keys(model) for model in models):
+                fail(
+                    f"[{section}] {key} does not apply to the {' or '.join(models)} model its "
+                    "trials train; varying it would only repeat the same run"
+                )
     if metric.startswith("val_") and any(t.config.get("validation") is None for t in study.trials):
         fail(
             f"[study] metric {metric!r} needs a validation split: set [base] validation "
