@@ -498,3 +498,20 @@ def test_a_configuration_file_may_hold_keys_another_model_uses(tmp_path, capsys)
     assert main([*args, "--k", "3", "--quiet", "--out", str(out)]) == 0
     saved = json.loads((out / "config.json").read_text())
     assert saved["model"] == "knn" and saved["k"] == 3 and "hidden" not in saved
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--dataset", "{tmp}/nothing-here"], "nothing-here"),
+        (["--dataset", "digits", "--validation", "5000"], "5000"),
+    ],
+)
+def test_data_that_cannot_be_used_leaves_no_run_behind(tmp_path, capsys, arguments, message):
+    """The dataset is read (and split) before the run folder and the store record exist."""
+    out = tmp_path / "run"
+    arguments = [a.format(tmp=tmp_path) for a in arguments]
+    assert main(["train", *arguments, "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mnistlab: error: ") and message in err and err.count("\n") == 1
+    assert not out.exists() and not (tmp_path / "runs.db").exists()

@@ -92,6 +92,14 @@ def test_single_runs_record_themselves_and_the_cli_reads_them(tmp_path, capsys):
     assert main(["runs", "compare", "1", "2", "--db", db]) == 0
     compared = capsys.readouterr().out
     assert "model" in compared and "test_accuracy" in compared and "dataset" not in compared
+    # a filter that matches nothing says so instead of printing a bare header
+    assert main(["runs", "list", "--db", db, "--status", "failed"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"no runs with status 'failed' in {db}\n"
+    with RunStore(db) as store:
+        store.start(tmp_path / "elsewhere", {"model": "mlp"}, study="depth", trial="a")
+    assert main(["runs", "list", "--db", db, "--study", "lr"]) == 0
+    assert capsys.readouterr().err == f"no runs of study 'lr' in {db} (its studies: depth)\n"
 
 
 def test_a_failed_run_is_recorded_as_failed(tmp_path):

@@ -248,11 +248,14 @@ def train_run(
     store: str | os.PathLike | None | bool = True,
     study: str | None = None,
     trial: str | None = None,
+    data: PreparedData | None = None,
 ) -> dict:
     """Train `config` into `run_dir` (continuing its checkpoint if `resume`); return metrics.
 
     With `report`, also write run_dir/report.html. The run is recorded in the run store: `store`
     True means runs.db beside the run folder, a path means that database, False none.
+    data: prepare_data(config) done beforehand (so that a dataset that cannot be read stops the
+    command before a run folder or a store record exists); loaded here when None.
     """
     from mnistlab.store import RunStore, default_store_path
 
@@ -260,14 +263,14 @@ def train_run(
     if resume:
         check_resumable(config, run_dir)
     if store is False or store is None:
-        return _train_run(config, run_dir, resume, offline, progress, echo, report)
+        return _train_run(config, run_dir, resume, offline, progress, echo, report, data)
     path = default_store_path(run_dir) if store is True else Path(store)
     with RunStore(path) as runs:
         run_id = runs.restart(run_dir.resolve(), config) if resume else None
         if run_id is None:
             run_id = runs.start(run_dir.resolve(), config, study=study, trial=trial)
         try:
-            metrics = _train_run(config, run_dir, resume, offline, progress, echo, report)
+            metrics = _train_run(config, run_dir, resume, offline, progress, echo, report, data)
         except BaseException as exc:
             runs.fail(run_id, f"{type(exc).__name__}: {exc}")
             raise
@@ -315,7 +318,7 @@ def check_resumable(config: dict, run_dir: Path) -> None:
     )
 
 
-def _train_run(config, run_dir, resume, offline, progress, echo, report) -> dict:
+def _train_run(config, run_dir, resume, offline, progress, echo, report, data=None) -> dict:
     from mnistlab.train.callbacks import LambdaCallback
     from mnistlab.train.trainer import TrainingInterrupted
 
@@ -323,7 +326,8 @@ def _train_run(config, run_dir, resume, offline, progress, echo, report) -> dict
     checkpoint = run_dir / "checkpoint.npz"
     # on resume too: config.json must say how many epochs the run is now trained for
     write_json(run_dir / "config.json", config)
-    data = prepare_data(config, offline=offline)
+    if data is None:
+        data = prepare_data(config, offline=offline)
     write_json(run_dir / "dataset.json", dataset_meta(data.dataset))
     model = make_model(config, progress=progress)
     validation = (data.x_val, data.y_val) if data.x_val is not None else None

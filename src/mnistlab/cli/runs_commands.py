@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from mnistlab.errors import UsageError
@@ -60,6 +61,17 @@ def _cell(value) -> str:
 def cmd_list(args) -> int:
     with _open(args) as store:
         records = store.list(study=args.study, sort=args.sort, status=args.status)
+        studies = sorted({r["study"] for r in store.list() if r["study"]}) if not records else []
+    if not records:
+        # a filter that matches nothing says so, and what it could have matched
+        wanted = [
+            f"{label} {value!r}"
+            for label, value in (("of study", args.study), ("with status", args.status))
+            if value is not None
+        ]
+        known = f" (its studies: {', '.join(studies)})" if args.study and studies else ""
+        print(" ".join(["no runs", *wanted, f"in {args.db}{known}"]), file=sys.stderr)
+        return 0
     with_val = any(_metric(r, "val_accuracy") is not None for r in records)
     print(
         f"{'id':>4}  {'status':<8}  {'model':<12}  {'dataset':<14}  "

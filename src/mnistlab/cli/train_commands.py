@@ -150,7 +150,13 @@ def register(commands) -> None:
 
 def cmd_train(args) -> int:
     from mnistlab.config import DEFAULTS, check_applicable, resolve_config
-    from mnistlab.runs import default_run_dir, resume_point, train_run
+    from mnistlab.runs import (
+        check_resumable,
+        default_run_dir,
+        prepare_data,
+        resume_point,
+        train_run,
+    )
 
     if args.list_presets:
         for name, preset in PRESETS.items():
@@ -210,8 +216,19 @@ def cmd_train(args) -> int:
             )
         resume = False
     progress = None if not args.quiet else False
+    # the data first (after the cheap checks): a dataset that cannot be read leaves no run
+    # folder and no store record
+    if resume:
+        check_resumable(config, run_dir)
+    data = prepare_data(config, offline=args.offline)
     metrics = train_run(
-        config, run_dir, resume=resume, offline=args.offline, progress=progress, echo=echo
+        config,
+        run_dir,
+        resume=resume,
+        offline=args.offline,
+        progress=progress,
+        echo=echo,
+        data=data,
     )
     run = metrics.get("epochs_run")
     epochs = f"{run} epoch{'s' if run != 1 else ''} in " if run else ""
