@@ -281,3 +281,21 @@ def test_the_estimators_share_the_input_checks(digits, estimator):
     huge = np.full((3, x.shape[1]), 3e38, dtype=np.float32)
     with np.errstate(all="ignore"):  # (the models' own products overflow on them)
         assert model.predict(huge).shape == (3,)
+
+
+@pytest.mark.parametrize("estimator", [MLPClassifier, SoftmaxRegression])
+def test_validation_data_is_checked_like_the_training_data(digits, estimator):
+    x, y, xt, yt = digits
+    cases = [
+        (xt, "validation_data must be a pair \\(X_val, y_val\\), got ndarray"),
+        ((xt, yt, yt), "validation_data must be a pair \\(X_val, y_val\\), got tuple of 3"),
+        ((xt[:, :10], yt), "validation X has 10 features, X has 64"),
+        ((xt, yt[:5]), "validation y must be one label per row of validation X \\(359\\), got"),
+        ((xt, yt + 20), "validation labels \\[20, 21, .*\\] do not occur in y"),
+        ((np.full_like(xt, np.nan), yt), "X holds .* NaN or infinite values"),
+    ]
+    for validation_data, message in cases:
+        with pytest.raises(UsageError, match=message):
+            estimator(epochs=1).fit(x, y, validation_data=validation_data)
+    model = estimator(epochs=1).fit(x, y, validation_data=[xt, list(yt)])
+    assert "val_accuracy" in model.history_.records[-1]

@@ -78,6 +78,29 @@ class Classifier:
             )
         return y
 
+    def _check_validation(self, X: np.ndarray, validation_data) -> tuple[np.ndarray, np.ndarray]:
+        """(X_val, y_val) checked against the training X and classes_ (set by fit before this);
+        returns X_val and y_val as class indices."""
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            size = f" of {len(validation_data)}" if isinstance(validation_data, tuple) else ""
+            raise UsageError(
+                "validation_data must be a pair (X_val, y_val), got "
+                f"{type(validation_data).__name__}{size}"
+            )
+        x_val = self._check_X(validation_data[0], fitting=True)
+        if x_val.shape[1] != X.shape[1]:
+            raise UsageError(f"validation X has {x_val.shape[1]} features, X has {X.shape[1]}")
+        y_val = np.asarray(validation_data[1])
+        if y_val.shape != (x_val.shape[0],):
+            raise UsageError(
+                "validation y must be one label per row of validation X "
+                f"({x_val.shape[0]}), got shape {y_val.shape}"
+            )
+        unknown = np.setdiff1d(np.unique(y_val), self.classes_)
+        if unknown.size:
+            raise UsageError(f"validation labels {unknown.tolist()} do not occur in y")
+        return x_val, np.searchsorted(self.classes_, y_val)
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):
             raise UsageError(f"this {type(self).__name__} is not fitted yet; call fit first")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistlab.errors import UsageError
 from mnistlab.models.base import Classifier
 from mnistlab.nn.functional import softmax
 from mnistlab.nn.model import Sequential, build_mlp
@@ -170,12 +169,7 @@ class MLPClassifier(Classifier):
             X, y_index, x_val, y_val = train_validation_split(X, y_index, self.validation)
             validation_data = (x_val, self.classes_[y_val])
         if validation_data is not None:
-            x_val, y_val = validation_data
-            x_val = self._check_X(x_val, fitting=True)
-            unknown = np.setdiff1d(np.unique(y_val), self.classes_)
-            if unknown.size:
-                raise UsageError(f"validation labels {unknown.tolist()} do not occur in y")
-            validation_data = (x_val, np.searchsorted(self.classes_, np.asarray(y_val)))
+            validation_data = self._check_validation(X, validation_data)
         self._has_validation = validation_data is not None
         return X, y_index, validation_data
 

@@ -98,9 +98,8 @@ class SoftmaxRegression(Classifier):
         X = np.ascontiguousarray(X, dtype=dtype)
         y_index = np.searchsorted(self.classes_, y)
         if validation_data is not None:
-            x_val = self._check_X(validation_data[0], fitting=True).astype(dtype, copy=False)
-            y_val = np.searchsorted(self.classes_, np.asarray(validation_data[1]))
-            validation_data = (x_val, y_val)
+            x_val, y_val = self._check_validation(X, validation_data)
+            validation_data = (x_val.astype(dtype, copy=False), y_val)
         if self.solver == "gd":
             self._fit_gd(X, y_index, validation_data)
         else:
