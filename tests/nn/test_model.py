@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -75,6 +77,20 @@ def test_unknown_names_list_the_valid_ones():
         Dropout(1.0)
     with pytest.raises(UsageError, match="hidden sizes must be positive integers"):
         build_mlp([10, 0], 3)
+
+
+def test_forward_and_predict_logits_name_a_wrong_input():
+    with pytest.raises(UsageError, match="this Sequential is not built yet; call build"):
+        build_mlp([4], 3).forward(np.zeros((2, 6), np.float32))
+    model = build_mlp([4], 3).build(6, seed=0)
+    for x in (np.zeros((2, 5), np.float32), np.zeros(6, np.float32)):
+        message = re.escape(f"x must be (batch, 6), got shape {x.shape}")
+        with pytest.raises(UsageError, match=message):
+            model.forward(x)
+        with pytest.raises(UsageError, match=message):
+            model.predict_logits(x)
+    assert model.predict_logits(np.zeros((0, 6), np.float32)).shape == (0, 3)
+    assert model.predict_logits(np.zeros((2, 2, 3), np.float32)).shape == (2, 3)
 
 
 def test_forward_never_modifies_the_callers_data():

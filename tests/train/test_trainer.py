@@ -227,3 +227,29 @@ def test_trainer_evaluate_rejects_labels_the_output_layer_has_no_unit_for():
         trainer.evaluate(x, np.array([0, 1]))
     loss, accuracy = trainer.evaluate(x, np.array([0, 1, 2, 0]))
     assert np.isfinite(loss) and 0 <= accuracy <= 1
+
+
+def test_trainer_refuses_labels_and_validation_data_it_cannot_use_before_training():
+    from mnistlab.nn import build_mlp
+    from mnistlab.optim import get_optimizer
+    from mnistlab.train import Trainer
+
+    model = build_mlp([4], 3).build(5, seed=0)
+    trainer = Trainer(model, get_optimizer("sgd", model.parameters()))
+    x, y = np.zeros((8, 5), np.float32), np.zeros(8, int)
+    before = model.params.data.copy()
+    cases = [
+        ({"y": np.full(8, 0.5)}, "labels must be integer class indices, got 0.5"),  # not 0
+        ({"y": np.full(8, np.nan)}, "labels must be integer class indices, got nan"),
+        ({"y": np.array(["a"] * 8)}, "labels must be integer class indices, got 'a'"),
+        ({"validation": x}, "validation must be a pair \\(x_val, y_val\\), got ndarray"),
+        ({"validation": (x[:, :2], y)}, "validation x must be \\(n, 5\\), got shape \\(8, 2\\)"),
+        ({"validation": (x, y[:3])}, "validation x has 8 rows but y has shape \\(3,\\)"),
+        ({"validation": (x, np.full(8, 7))}, "labels must lie in \\[0, 3\\), got \\[7, 7\\]"),
+    ]
+    for arguments, message in cases:
+        arguments = {"y": y, **arguments}
+        with pytest.raises(UsageError, match=message):
+            trainer.fit(x, arguments.pop("y"), epochs=1, batch_size=4, **arguments)
+    np.testing.assert_array_equal(model.params.data, before)  # not one step was taken
+    assert trainer.fit(x, y.astype(float), epochs=1, batch_size=4, validation=(x, y))

@@ -81,6 +81,11 @@ class Sequential:
         return self.params
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Outputs (batch, output_features) for x: (batch, input_features)."""
+        if not self.built:
+            raise UsageError("this Sequential is not built yet; call build(input_features) first")
+        if x.ndim != 2 or x.shape[1] != self.input_features:
+            raise UsageError(f"x must be (batch, {self.input_features}), got shape {x.shape}")
         for layer in self.layers:
             x = layer.forward(x, training)
         return x
@@ -99,7 +104,10 @@ class Sequential:
         Subnormal floats are computed as zero on this thread meanwhile (mnistlab._fpu), and
         SciPy's BLAS runs the products and bias additions (mnistlab._blas.inference_blas)."""
         x = np.asarray(x, dtype=self.dtype)
-        x = x.reshape(x.shape[0], math.prod(x.shape[1:]))  # (an empty x has no -1 to infer)
+        if x.ndim > 2:  # images: one row of pixels each (an empty x has no -1 to infer)
+            x = x.reshape(x.shape[0], math.prod(x.shape[1:]))
+        if not self.built or x.ndim != 2 or x.shape[1] != self.input_features:
+            self.forward(x)  # (raises the error that says what is wrong)
         out = np.empty((x.shape[0], self.output_features), dtype=self.dtype)
         with inference_blas(), flush_subnormals():
             for start in range(0, x.shape[0], batch_size):

@@ -173,14 +173,15 @@ class Trainer:
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs <= 0:
             raise UsageError(f"epochs must be a positive integer, got epochs={epochs!r}")
         x = np.ascontiguousarray(x, dtype=self.model.dtype).reshape(len(x), -1)
-        y = np.ascontiguousarray(y, dtype=np.int64)
+        y = self._labels(y)
         if x.shape[1] != self.model.input_features:
             raise UsageError(
                 f"x has {x.shape[1]} features, the model expects {self.model.input_features}"
             )
         if x.shape[0] != y.shape[0]:
             raise UsageError(f"x has {x.shape[0]} rows but y has {y.shape[0]} labels")
-        self._check_labels(y)
+        if validation is not None:  # checked now, not after the first epoch
+            validation = self._validation(validation)
         n = x.shape[0]
         self.epochs, self.batch_size, self.shuffle = int(epochs), int(batch_size), shuffle
         self.steps_per_epoch = math.ceil(n / self.batch_size)
@@ -299,12 +300,38 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_epoch_end(self, epoch, logs)
 
-    def _check_labels(self, y: np.ndarray) -> None:
-        """Labels the output layer has a unit for: the loss trusts them at every step."""
+    def _validation(self, validation) -> tuple[np.ndarray, np.ndarray]:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise UsageError(
+                f"validation must be a pair (x_val, y_val), got {type(validation).__name__}"
+            )
+        x_val = np.asarray(validation[0], dtype=self.model.dtype)
+        x_val = x_val.reshape(x_val.shape[0], -1) if x_val.ndim > 2 else x_val
+        if x_val.ndim != 2 or x_val.shape[1] != self.model.input_features:
+            raise UsageError(
+                f"validation x must be (n, {self.model.input_features}), got shape {x_val.shape}"
+            )
+        y_val = self._labels(validation[1])
+        if y_val.shape != (x_val.shape[0],):
+            raise UsageError(
+                f"validation x has {x_val.shape[0]} rows but y has shape {y_val.shape}"
+            )
+        return x_val, y_val
+
+    def _labels(self, y) -> np.ndarray:
+        """y as int64 class indices the output layer has a unit for (the loss trusts them at
+        every step); a label that is not a whole number is refused, not truncated."""
+        y = np.asarray(y)
+        if y.dtype.kind not in "iu":
+            if y.dtype.kind != "f" or not np.array_equal(y, np.floor(y)):  # (NaN fails too)
+                bad = y[y != np.floor(y)][0] if y.dtype.kind == "f" else y.flat[0]
+                raise UsageError(f"labels must be integer class indices, got {bad.item()!r}")
+        y = np.ascontiguousarray(y, dtype=np.int64)
         if y.size and (y.min() < 0 or y.max() >= self.model.output_features):
             raise UsageError(
                 f"labels must lie in [0, {self.model.output_features}), got [{y.min()}, {y.max()}]"
             )
+        return y
 
     def l2_penalty(self) -> float:
         if not self.l2:
@@ -315,10 +342,9 @@ class Trainer:
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 8192) -> tuple[float, float]:
         """(mean loss, accuracy) in inference mode; loss without the L2 penalty."""
         x = np.asarray(x, dtype=self.model.dtype).reshape(len(x), -1)
-        y = np.asarray(y, dtype=np.int64)
+        y = self._labels(y)
         if y.shape != (x.shape[0],):
             raise UsageError(f"x has {x.shape[0]} rows but y has shape {y.shape}")
-        self._check_labels(y)
         # A loss object of its own: the training loss's buffers hold the current step's state.
         loss_fn = type(self.loss)()
         total, correct = 0.0, 0
