@@ -82,13 +82,16 @@ class Sequential:
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Outputs (batch, output_features) for x: (batch, input_features)."""
+        self._check_input(x)
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def _check_input(self, x: np.ndarray) -> None:
         if not self.built:
             raise UsageError("this Sequential is not built yet; call build(input_features) first")
         if x.ndim != 2 or x.shape[1] != self.input_features:
             raise UsageError(f"x must be (batch, {self.input_features}), got shape {x.shape}")
-        for layer in self.layers:
-            x = layer.forward(x, training)
-        return x
 
     def backward(self, grad: np.ndarray, sink: GradientSink | None = None) -> None:
         """Fill every parameter's .grad from the loss's gradient `grad` (the weights' go to
@@ -106,8 +109,7 @@ class Sequential:
         x = np.asarray(x, dtype=self.dtype)
         if x.ndim > 2:  # images: one row of pixels each (an empty x has no -1 to infer)
             x = x.reshape(x.shape[0], math.prod(x.shape[1:]))
-        if not self.built or x.ndim != 2 or x.shape[1] != self.input_features:
-            self.forward(x)  # (raises the error that says what is wrong)
+        self._check_input(x)
         out = np.empty((x.shape[0], self.output_features), dtype=self.dtype)
         with inference_blas(), flush_subnormals():
             for start in range(0, x.shape[0], batch_size):
