@@ -22,7 +22,7 @@ import time
 import numpy as np
 from scipy.linalg import blas
 
-from mnistlab._blas import available_threads, blas_threads
+from mnistlab.backend.blas import available_threads, blas_threads
 from mnistlab.data import flatten, load_dataset, to_float
 from mnistlab.nn import build_mlp
 from mnistlab.nn.functional import add_rows

@@ -1,4 +1,4 @@
-"""Epoch times with and without subnormal floats flushed to zero (mnistlab._fpu).
+"""Epoch times with and without subnormal floats flushed to zero (mnistlab.backend.fpu).
 
 Two identical models (784-100-200-10 ReLU, same seed) train side by side on Fashion-MNIST,
 their epochs alternating so that the machine's drift falls on both: one as the Trainer runs
@@ -16,7 +16,7 @@ import contextlib
 import time
 
 import mnistlab.train.trainer as trainer_module
-from mnistlab import _fpu
+from mnistlab.backend import fpu as _fpu
 from mnistlab.data import flatten, load_dataset, to_float
 from mnistlab.nn import build_mlp
 from mnistlab.optim import get_optimizer

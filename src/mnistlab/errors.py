@@ -33,3 +33,24 @@ class DownloadError(MnistlabError):
     """Every mirror failed; the message lists what each one answered."""
 
     exit_code = 1
+
+
+class Interrupted(MnistlabError):
+    """Ctrl-C or SIGTERM stopped the work between two of its steps; the message says what was
+    kept (a checkpoint, the trials already finished)."""
+
+    exit_code = 130
+
+
+class TrainingInterrupted(Interrupted):
+    """Ctrl-C during fit; a checkpoint was saved if the trainer had a checkpoint path."""
+
+
+class SweepInterrupted(Interrupted):
+    """Ctrl-C during a sweep; finished trials are kept and a rerun continues with the rest."""
+
+
+class RunDiverged(MnistlabError):
+    """Training stopped at a non-finite loss; the last finite weights were saved."""
+
+    exit_code = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnistlab._blas import blas_threads
+from mnistlab.backend.blas import blas_threads
 from mnistlab.nn import Dense, ReLU
 
 

@@ -128,7 +128,7 @@ def test_momentum_with_l2_resumes_bit_exactly_after_an_interrupt(digits, tmp_pat
 
     def interrupt(trainer, loss):
         if trainer.step == 29 + 7:
-            trainer._interrupt = True
+            trainer.interrupt()
 
     checkpoint = tmp_path / "checkpoint.npz"
     with pytest.raises(TrainingInterrupted):

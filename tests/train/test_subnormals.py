@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from mnistlab import _fpu
-from mnistlab._fpu import flush_subnormals
+from mnistlab.backend import fpu as _fpu
+from mnistlab.backend.fpu import flush_subnormals
 from mnistlab.nn import build_mlp
 from mnistlab.optim import get_optimizer
 from mnistlab.train import Callback, Trainer

@@ -9,8 +9,8 @@ import pytest
 import scipy.linalg.blas  # noqa: F401  (loads SciPy's BLAS, if it has its own)
 from threadpoolctl import threadpool_info
 
-from mnistlab import _blas
-from mnistlab._blas import available_threads, blas_paths, blas_threads
+from mnistlab.backend import blas as _blas
+from mnistlab.backend.blas import available_threads, blas_paths, blas_threads
 from mnistlab.nn import build_mlp
 from mnistlab.nn.functional import gemm
 from mnistlab.optim import get_optimizer
@@ -52,7 +52,7 @@ def test_nested_blas_threads_restore_the_enclosing_library_and_count():
 def test_inference_runs_in_scipys_blas_with_the_threads_the_products_have():
     from threadpoolctl import threadpool_limits
 
-    from mnistlab._blas import inference_blas
+    from mnistlab.backend.blas import inference_blas
 
     scipys = set(blas_paths("scipy"))
     cores = available_threads()

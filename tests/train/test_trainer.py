@@ -77,7 +77,7 @@ def test_interrupt_mid_epoch_then_resume_is_exact(digits, tmp_path):
 
     def interrupt(trainer, loss):
         if trainer.step == 2 * 29 + 7:  # 29 steps per epoch: step 7 of the third epoch
-            trainer._interrupt = True
+            trainer.interrupt()
 
     checkpoint = tmp_path / "checkpoint.npz"
     with pytest.raises(TrainingInterrupted, match="checkpoint saved to"):

@@ -89,8 +89,8 @@ def run_mnistlab(data: dict, spec: dict) -> dict:
 
 
 def _mnistlab_classical(data: dict, spec: dict) -> dict:
+    from mnistlab.experiments.presets import get_preset
     from mnistlab.models import GaussianClassifier, KNeighborsClassifier, SoftmaxRegression
-    from mnistlab.presets import get_preset
 
     x, y, yt = data["x_train"], data["y_train"], data["y_test"]
     xk = data["x_test"][: spec["knn_test"]]
@@ -122,7 +122,7 @@ def run_floor(data: dict, spec: dict) -> dict:
     itself is timed between each framework's epochs: see floor_probe)."""
     from threadpoolctl import threadpool_info
 
-    from mnistlab._blas import blas_threads
+    from mnistlab.backend.blas import blas_threads
 
     n = data["x_train"].shape[0]
     cores = os.cpu_count() or 1

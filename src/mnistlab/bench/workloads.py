@@ -183,7 +183,7 @@ def floor_probe(n: int, batch_size: int):
     """A function timing one floor epoch with one BLAS thread and with one per core: [the
     faster]. The floor is what no implementation goes below, so it gets the faster setting
     (on the 2-core machine: two threads at batch 128, 0.31 s against 0.45 s)."""
-    from mnistlab._blas import blas_threads
+    from mnistlab.backend.blas import blas_threads
 
     settings = sorted({1, os.cpu_count() or 1})
 

@@ -108,7 +108,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from mnistlab import plots
+    from mnistlab.reports import plots
 
     if args.hist:
         # the distribution counts both splits, all of their images

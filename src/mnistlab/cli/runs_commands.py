@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from mnistlab.errors import UsageError
-from mnistlab.store import SORTABLE, RunStore
+from mnistlab.experiments.store import SORTABLE, RunStore
 
 
 def register(commands) -> None:

@@ -38,8 +38,8 @@ def register(commands) -> None:
 
 def cmd_sweep(args) -> int:
     from mnistlab._io import check_destination
-    from mnistlab.study import load_study
-    from mnistlab.sweep import check_options, run_sweep
+    from mnistlab.experiments.study import load_study
+    from mnistlab.experiments.sweep import check_options, run_sweep
 
     study = load_study(args.study)
     out = Path(args.out) if args.out else Path("runs") / study.name
@@ -62,7 +62,7 @@ def cmd_sweep(args) -> int:
         echo=echo,
         report=not args.no_report,
     )
-    from mnistlab.sweep_report import configurations
+    from mnistlab.reports.sweep_report import configurations
 
     best = configurations(summary["trials"], study.metric, study.goal)
     failed = sum(t["status"] != "finished" for t in summary["trials"])

@@ -11,7 +11,7 @@ import numpy as np
 from mnistlab._io import check_destination
 from mnistlab.cli.data_commands import add_source_options
 from mnistlab.errors import DataError, UsageError
-from mnistlab.presets import PRESETS
+from mnistlab.experiments.presets import PRESETS
 
 
 def _hidden(text: str) -> list[int]:
@@ -149,8 +149,8 @@ def register(commands) -> None:
 
 
 def cmd_train(args) -> int:
-    from mnistlab.config import DEFAULTS, check_applicable, resolve_config
-    from mnistlab.runs import (
+    from mnistlab.experiments.config import DEFAULTS, check_applicable, resolve_config
+    from mnistlab.experiments.runs import (
         check_resumable,
         default_run_dir,
         prepare_data,
@@ -243,7 +243,7 @@ def cmd_train(args) -> int:
 
 def read_config_file(path: str) -> dict:
     """A configuration from JSON (a run's config.json) or TOML (top level, or a study's [base])."""
-    from mnistlab.config import DEFAULTS
+    from mnistlab.experiments.config import DEFAULTS
 
     file = Path(path)
     try:
@@ -253,7 +253,7 @@ def read_config_file(path: str) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"--config {path}: cannot read it ({exc})") from None
     if file.suffix == ".toml":
-        from mnistlab.study import tomllib
+        from mnistlab.experiments.study import tomllib
 
         try:
             config = tomllib.loads(text)
@@ -288,7 +288,7 @@ def _load_run(run_dir: Path):
 
 
 def cmd_evaluate(args) -> int:
-    from mnistlab.runs import prepare_data
+    from mnistlab.experiments.runs import prepare_data
 
     run_dir = Path(args.run_dir)
     model, config, _ = _load_run(run_dir)
@@ -302,8 +302,8 @@ def cmd_evaluate(args) -> int:
             f"{config['dataset']}: images have {data.x_test.shape[1]} pixels, the "
             f"model expects {model.n_features_in_}"
         )
+    from mnistlab.experiments.runs import test_metrics
     from mnistlab.metrics import report_from_confusion
-    from mnistlab.runs import test_metrics
 
     out = {
         "dataset": data.dataset.name,

@@ -126,7 +126,7 @@ class MLPClassifier(Classifier):
         )
 
     def _validate_params(self) -> None:
-        from mnistlab.config import validate_config
+        from mnistlab.experiments.config import validate_config
 
         validate_config(
             {

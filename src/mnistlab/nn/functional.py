@@ -1,7 +1,7 @@
 """Small array functions shared by layers, losses and models, and the network's matrix products.
 
 gemm() computes out <- alpha * a @ b + beta * out. A plain product (alpha 1, beta 0) is np.matmul
-(NumPy's BLAS), unless the products have been sent to SciPy's BLAS (mnistlab._blas.blas_threads:
+(NumPy's BLAS), unless the products have been sent to SciPy's BLAS (backend.blas.blas_threads:
 the training loop does so while the optimizer applies its step inside the weight-gradient GEMMs,
 nn.parameters.GradientSink; inference does so too). Anything else calls GEMM through
 `scipy.linalg.blas`, since np.matmul has no alpha or beta. add_rows() adds a bias to every row
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import blas
 
-from mnistlab import _blas
+from mnistlab.backend import blas as _blas
 
 _GEMM = {np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm}
 _GER = {np.dtype(np.float32): blas.sger, np.dtype(np.float64): blas.dger}

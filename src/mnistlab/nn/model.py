@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mnistlab._blas import inference_blas
-from mnistlab._fpu import flush_subnormals
+from mnistlab.backend.blas import inference_blas
+from mnistlab.backend.fpu import flush_subnormals
 from mnistlab.errors import UsageError
 from mnistlab.nn.init import get_initializer
 from mnistlab.nn.layers import (
@@ -104,8 +104,8 @@ class Sequential:
     def predict_logits(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         """Outputs in inference mode, computed in chunks; a fresh array (n, outputs).
 
-        Subnormal floats are computed as zero on this thread meanwhile (mnistlab._fpu), and
-        SciPy's BLAS runs the products and bias additions (mnistlab._blas.inference_blas)."""
+        Subnormal floats are computed as zero on this thread meanwhile (mnistlab.backend.fpu), and
+        SciPy's BLAS runs the products and bias additions (mnistlab.backend.blas.inference_blas)."""
         x = np.asarray(x, dtype=self.dtype)
         if x.ndim > 2:  # images: one row of pixels each (an empty x has no -1 to infer)
             x = x.reshape(x.shape[0], math.prod(x.shape[1:]))

@@ -20,7 +20,7 @@ weight-gradient GEMMs then write W <- (1 - lr * decay) * W - lr * dL/dW themselv
 v <- mu * v + dL/dW), so the weights' gradients are never written to a buffer and read back, and
 step(sink) updates only what remains (biases and BatchNorm's scale and shift, and momentum's
 W -= lr * v). Same arithmetic as the unfused step, rounded differently in the last place.
-GEMM's beta comes from SciPy's BLAS (mnistlab._blas). Measured on 784-100-200-10, epochs with and
+GEMM's beta comes from SciPy's BLAS (backend.blas). Measured on 784-100-200-10, epochs with and
 without the sink alternating (benchmarks/sink.py, median of the per-epoch ratios): plain SGD
 0.92 at batch 32 (one BLAS thread), 0.96-0.97 at batch 128 (two); momentum 0.955-0.99 at 128.
 """

@@ -1,5 +1,6 @@
 """Training: the loop, callbacks, history and checkpoints."""
 
+from mnistlab.errors import TrainingInterrupted
 from mnistlab.train.callbacks import (
     Callback,
     EarlyStopping,
@@ -8,7 +9,7 @@ from mnistlab.train.callbacks import (
     ProgressBar,
     TerminateOnNaN,
 )
-from mnistlab.train.trainer import History, Trainer, TrainingInterrupted
+from mnistlab.train.trainer import History, Trainer
 
 __all__ = [
     "Callback",

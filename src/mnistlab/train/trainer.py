@@ -10,19 +10,16 @@ the weights of an uninterrupted one.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from mnistlab._blas import available_threads, blas_threads, inference_blas
-from mnistlab._fpu import flush_subnormals
-from mnistlab.errors import MnistlabError, UsageError
+from mnistlab.backend.blas import available_threads, blas_threads, inference_blas
+from mnistlab.backend.fpu import flush_subnormals
+from mnistlab.errors import TrainingInterrupted, UsageError
 from mnistlab.nn.losses import Loss, get_loss
 from mnistlab.nn.model import Sequential
 from mnistlab.optim.optimizers import Optimizer
@@ -30,13 +27,7 @@ from mnistlab.optim.schedules import Constant, Schedule
 from mnistlab.train.batches import PrefetchedBatches
 from mnistlab.train.callbacks import Callback
 from mnistlab.train.checkpoint import FORMAT_VERSION, load_npz, save_npz
-
-
-class TrainingInterrupted(MnistlabError):
-    """Ctrl-C during fit; a checkpoint was saved if the trainer had a checkpoint path."""
-
-    exit_code = 130
-
+from mnistlab.train.interrupts import InterruptFlag
 
 HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 
@@ -139,7 +130,7 @@ class Trainer:
         self.stop_reason = ""
         self.diverged = False
         self.restored_epoch: int | None = None
-        self._interrupt = False
+        self._interrupt = InterruptFlag()
 
     # ------------------------------------------------------------------ fit
 
@@ -160,7 +151,7 @@ class Trainer:
         validation: (x_val, y_val) evaluated after every epoch.
         Returns the History (also self.history).
         Subnormal floats are computed as zero on this thread meanwhile, callbacks included
-        (mnistlab._fpu: they make the arithmetic that meets them tens of times slower).
+        (mnistlab.backend.fpu: they make the arithmetic that meets them tens of times slower).
         """
         if (
             isinstance(batch_size, bool)
@@ -194,7 +185,7 @@ class Trainer:
         )
         # An optimizer that applies its step in the weight-gradient GEMMs needs GEMM's beta,
         # which only SciPy's BLAS offers; with more than one thread, all the products go there
-        # (two multi-threaded pools fight over the cores: mnistlab._blas).
+        # (two multi-threaded pools fight over the cores: mnistlab.backend.blas).
         sink = self.optimizer.gradient_sink(self.l2) is not None
         library = "scipy" if sink and threads > 1 else "numpy"
         # a helper thread gathers the minibatches only while the BLAS leaves a core free for it
@@ -203,7 +194,7 @@ class Trainer:
         with (
             blas_threads(threads, library),
             flush_subnormals(),
-            self._sigint_guard(),
+            self._interrupt,
             np.errstate(over="ignore", invalid="ignore"),
         ):
             for callback in self.callbacks:
@@ -249,7 +240,7 @@ class Trainer:
             x, y, order, batch_size, first, self.steps_per_epoch, self._gather_in_background
         ) as batches:
             for batch, (x_batch, y_batch) in enumerate(batches, start=first):
-                if self._interrupt:
+                if self._interrupt.is_set():
                     position.update(
                         batch=batch,
                         loss_sum=loss_sum,
@@ -358,33 +349,17 @@ class Trainer:
 
     # ------------------------------------------------------------------ interrupts
 
-    @contextlib.contextmanager
-    def _sigint_guard(self):
-        """Turn Ctrl-C into a flag checked between steps, so no step is left half-done."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = signal.getsignal(signal.SIGINT)
-
-        def handler(signum, frame):
-            if self._interrupt:  # a second Ctrl-C: give up at once
-                signal.signal(signal.SIGINT, previous)
-                raise KeyboardInterrupt
-            self._interrupt = True
-
-        signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            self._interrupt = False
+    def interrupt(self) -> None:
+        """Stop as Ctrl-C does: before the next step, saving a checkpoint if there is a path,
+        then raise TrainingInterrupted (for callbacks and tests; Ctrl-C calls nothing else)."""
+        self._interrupt.set()
 
     def _handle_interrupt(self):
         saved = ""
         if self.checkpoint_path is not None:
             self.save_checkpoint(self.checkpoint_path)
             saved = f"; checkpoint saved to {self.checkpoint_path}"
-        self._interrupt = False
+        self._interrupt.clear()
         raise TrainingInterrupted(
             f"interrupted in epoch {self.epoch + 1} after {self.step} steps{saved}"
         )

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistlab import plots
 from mnistlab._io import write_text_atomic
-from mnistlab.config import relevant_keys, resolve_config
 from mnistlab.errors import DataError
-from mnistlab.report import _img, _page, _read_json, _section, _table, read_history
-from mnistlab.study import Study, format_value, load_study
+from mnistlab.experiments.config import relevant_keys, resolve_config
+from mnistlab.experiments.study import Study, format_value, load_study
+from mnistlab.reports import plots
+from mnistlab.reports.run_report import _img, _page, _read_json, _section, _table, read_history
 
 SECTIONS = ("ranking", "trials", "parameters", "curves", "best", "timing")
 

@@ -28,8 +28,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from mnistlab._io import write_text_atomic
-from mnistlab.errors import MnistlabError, UsageError
-from mnistlab.study import Study
+from mnistlab.errors import MnistlabError, SweepInterrupted, TrainingInterrupted, UsageError
+from mnistlab.experiments.study import Study
+from mnistlab.train.interrupts import InterruptFlag
 
 EXECUTORS = ("local", "dask")
 #: the metrics a trial's result carries back (the full set is in its metrics.json)
@@ -49,16 +50,11 @@ RESULT_METRICS = (
 _TRIAL_LOCK = threading.Lock()
 
 
-class SweepInterrupted(MnistlabError):
-    exit_code = 130
-
-
 def run_trial(task: dict) -> dict:
     """Train one trial (in a worker process or a Dask worker); never raises for a failed run."""
     from threadpoolctl import threadpool_limits
 
-    from mnistlab.runs import train_run
-    from mnistlab.train.trainer import TrainingInterrupted
+    from mnistlab.experiments.runs import train_run
 
     started = time.perf_counter()
     result = {"label": task["label"], "run_dir": task["run_dir"], "worker": _worker_name()}
@@ -107,7 +103,7 @@ def _init_local_worker() -> None:
 
 def plan_trials(study: Study, out: Path) -> list[dict]:
     """Each trial's task, with its state: finished (skipped), resume, or new."""
-    from mnistlab.store import RunStore
+    from mnistlab.experiments.store import RunStore
 
     tasks = []
     store_path = out / "runs.db"
@@ -148,7 +144,7 @@ def plan_trials(study: Study, out: Path) -> list[dict]:
 
 
 def _finished_result(task: dict, store_path: Path) -> dict:
-    from mnistlab.store import RunStore
+    from mnistlab.experiments.store import RunStore
 
     with RunStore(store_path) as store:
         row = store.latest(Path(task["run_dir"]))
@@ -321,7 +317,7 @@ def run_sweep(
     summary["wall_seconds"] = sum(s["wall_seconds"] for s in summary["sessions"])
     _write_summary(out, summary)
     if report:
-        from mnistlab.sweep_report import build_sweep_report
+        from mnistlab.reports.sweep_report import build_sweep_report
 
         summary["report"] = str(build_sweep_report(out, study=study))
     if status == "interrupted":
@@ -423,9 +419,8 @@ def _run(pool, todo, results, tasks, summary, out, progress, echo, started) -> s
                 queue.insert(0, task)
             pool.renew()
 
-    stop = threading.Event()
     try:
-        with _sigint_flag(stop):
+        with InterruptFlag() as stop:
             submit()
             while running:
                 finished, _ = cf.wait(list(running), timeout=0.3, return_when=cf.FIRST_COMPLETED)
@@ -442,27 +437,3 @@ def _run(pool, todo, results, tasks, summary, out, progress, echo, started) -> s
     finally:
         bar.close()
     return "interrupted" if interrupted else "finished"
-
-
-class _sigint_flag:
-    """Ctrl-C sets `flag` (a second one raises KeyboardInterrupt); main thread only."""
-
-    def __init__(self, flag: threading.Event) -> None:
-        self.flag = flag
-        self.previous = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.flag.is_set():
-            signal.signal(signal.SIGINT, self.previous)
-            raise KeyboardInterrupt
-        self.flag.set()
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistlab import plots
 from mnistlab._io import atomic_path, write_text_atomic
 from mnistlab.errors import DataError, UsageError
+from mnistlab.reports import plots
 
 SECTIONS = (
     "configuration",
@@ -217,7 +217,7 @@ def _learned(model, run_dir: Path, dataset: dict, x_train, y_train) -> str:
 
 
 def _activations(model, x_test, y_test, names, layer: int | None = None) -> str:
-    from mnistlab.analysis import last_hidden_index, layer_activations, pca_2d
+    from mnistlab.reports.analysis import last_hidden_index, layer_activations, pca_2d
 
     sample = np.arange(min(3000, x_test.shape[0]))
     if hasattr(model, "model_"):
@@ -275,9 +275,9 @@ def build_report(
 
 
 def _build_report(run_dir: Path, offline, data, layer) -> Path:
+    from mnistlab.experiments.runs import prepare_data
     from mnistlab.metrics import report_from_confusion
     from mnistlab.models import load_model
-    from mnistlab.runs import prepare_data
 
     config = _read_json(run_dir / "config.json")
     metrics = _read_json(run_dir / "metrics.json")

@@ -11,11 +11,18 @@ import math
 import numpy as np
 
 from mnistlab.errors import UsageError
+from mnistlab.experiments.presets import DEFAULT_PRESETS, get_preset
+from mnistlab.models import (
+    GaussianClassifier,
+    KNeighborsClassifier,
+    MLPClassifier,
+    OneVsAllLogistic,
+    SoftmaxRegression,
+)
 from mnistlab.nn.init import get_initializer
 from mnistlab.nn.layers import get_activation
 from mnistlab.optim.optimizers import OPTIMIZER_NAMES
 from mnistlab.optim.schedules import SCHEDULES
-from mnistlab.presets import DEFAULT_PRESETS, get_preset
 
 #: every key of a run configuration, with its default
 DEFAULTS: dict = {
@@ -290,3 +297,60 @@ def _validate_classical(config: dict, name, style: str) -> None:
         raise UsageError(
             f"{name('metric')} must be one of {', '.join(METRICS)}, got {config['metric']!r}"
         )
+
+
+def make_model(config: dict, *, progress: bool | None = False):
+    """The estimator a configuration describes."""
+    model = config["model"]
+    if model == "softmax":
+        return SoftmaxRegression(
+            solver=config["solver"],
+            learning_rate=config["lr"],
+            final_learning_rate=config["final_lr"],
+            epochs=config["epochs"],
+            iterations=config["iterations"],
+            batch_size=config["batch_size"],
+            l2=config["l2"],
+            seed=config["seed"],
+            dtype=config["dtype"],
+        )
+    if model == "logistic-ova":
+        return OneVsAllLogistic(C=config["C"], max_iter=config["max_iter"], dtype=config["dtype"])
+    if model == "gaussian":
+        return GaussianClassifier(
+            smoothing=config["smoothing"],
+            shrinkage=config["shrinkage"],
+            diagonal=config["diagonal"],
+            seed=config["seed"],
+        )
+    if model == "knn":
+        return KNeighborsClassifier(
+            k=config["k"],
+            weights=config["weights"],
+            metric=config["metric"],
+            block_size=config["block_size"],
+        )
+
+    return MLPClassifier(
+        hidden=tuple(config["hidden"]),
+        activation=config["activation"],
+        init=config["init"],
+        batchnorm=config["batchnorm"],
+        dropout=config["dropout"],
+        leaky_slope=config["leaky_slope"],
+        optimizer=config["optimizer"],
+        learning_rate=config["lr"],
+        momentum=config["momentum"],
+        beta1=config.get("beta1"),
+        beta2=config.get("beta2"),
+        rho=config.get("rho"),
+        batch_size=config["batch_size"],
+        epochs=config["epochs"],
+        l2=config["l2"],
+        weight_decay=config["weight_decay"],
+        schedule=config["schedule"],
+        early_stopping=config["early_stopping"],
+        seed=config["seed"],
+        dtype=config["dtype"],
+        progress=progress,
+    )

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from mnistlab.cli import main
-from mnistlab.report import SECTIONS
+from mnistlab.reports.run_report import SECTIONS
 
 MODELS = {
     "mlp": ["--hidden", "32", "--epochs", "3"],
@@ -147,7 +147,7 @@ def test_a_damaged_history_is_one_line(runs, tmp_path, capsys, text, message):
 
 
 def test_blank_optional_history_values_are_kept_out(runs, tmp_path):
-    from mnistlab.report import read_history
+    from mnistlab.reports.run_report import read_history
 
     run = tmp_path / "run"
     run.mkdir()

@@ -44,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistlab.config import DEFAULTS, relevant_keys, resolve_config
 from mnistlab.errors import DataError, UsageError
+from mnistlab.experiments.config import DEFAULTS, relevant_keys, resolve_config
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -12,7 +12,7 @@ import pytest
 
 from mnistlab.cli import main
 from mnistlab.errors import UsageError
-from mnistlab.store import RunStore
+from mnistlab.experiments.store import RunStore
 
 
 def _writer(path: str, worker: int, rows: int) -> None:

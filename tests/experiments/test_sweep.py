@@ -17,10 +17,10 @@ import pytest
 
 from mnistlab.cli import main
 from mnistlab.errors import DataError, UsageError
-from mnistlab.store import RunStore
-from mnistlab.study import load_study, parse_study
-from mnistlab.sweep import run_sweep
-from mnistlab.sweep_report import rerun_command
+from mnistlab.experiments.store import RunStore
+from mnistlab.experiments.study import load_study, parse_study
+from mnistlab.experiments.sweep import run_sweep
+from mnistlab.reports.sweep_report import rerun_command
 
 DIGITS_STUDY = """
 [study]
@@ -149,7 +149,7 @@ def test_bad_toml_and_missing_file(tmp_path):
 
 
 def test_shipped_studies_are_valid():
-    folder = Path(__file__).resolve().parents[1] / "studies"
+    folder = Path(__file__).resolve().parents[2] / "studies"
     studies = sorted(folder.glob("*.toml"))
     names = {p.stem for p in studies}
     for wanted in (

@@ -20,78 +20,8 @@ import numpy as np
 from mnistlab import __version__
 from mnistlab._io import write_text_atomic
 from mnistlab.data import Dataset, flatten, load_dataset, to_float, train_validation_split
-from mnistlab.errors import MnistlabError, UsageError
-
-
-class RunDiverged(MnistlabError):
-    """Training stopped at a non-finite loss; the last finite weights were saved."""
-
-    exit_code = 1
-
-
-def make_model(config: dict, *, progress: bool | None = False):
-    """The estimator a configuration describes."""
-    from mnistlab.models import (
-        GaussianClassifier,
-        KNeighborsClassifier,
-        MLPClassifier,
-        OneVsAllLogistic,
-        SoftmaxRegression,
-    )
-
-    model = config["model"]
-    if model == "softmax":
-        return SoftmaxRegression(
-            solver=config["solver"],
-            learning_rate=config["lr"],
-            final_learning_rate=config["final_lr"],
-            epochs=config["epochs"],
-            iterations=config["iterations"],
-            batch_size=config["batch_size"],
-            l2=config["l2"],
-            seed=config["seed"],
-            dtype=config["dtype"],
-        )
-    if model == "logistic-ova":
-        return OneVsAllLogistic(C=config["C"], max_iter=config["max_iter"], dtype=config["dtype"])
-    if model == "gaussian":
-        return GaussianClassifier(
-            smoothing=config["smoothing"],
-            shrinkage=config["shrinkage"],
-            diagonal=config["diagonal"],
-            seed=config["seed"],
-        )
-    if model == "knn":
-        return KNeighborsClassifier(
-            k=config["k"],
-            weights=config["weights"],
-            metric=config["metric"],
-            block_size=config["block_size"],
-        )
-
-    return MLPClassifier(
-        hidden=tuple(config["hidden"]),
-        activation=config["activation"],
-        init=config["init"],
-        batchnorm=config["batchnorm"],
-        dropout=config["dropout"],
-        leaky_slope=config["leaky_slope"],
-        optimizer=config["optimizer"],
-        learning_rate=config["lr"],
-        momentum=config["momentum"],
-        beta1=config.get("beta1"),
-        beta2=config.get("beta2"),
-        rho=config.get("rho"),
-        batch_size=config["batch_size"],
-        epochs=config["epochs"],
-        l2=config["l2"],
-        weight_decay=config["weight_decay"],
-        schedule=config["schedule"],
-        early_stopping=config["early_stopping"],
-        seed=config["seed"],
-        dtype=config["dtype"],
-        progress=progress,
-    )
+from mnistlab.errors import RunDiverged, TrainingInterrupted, UsageError
+from mnistlab.experiments.config import make_model
 
 
 @dataclass
@@ -257,7 +187,7 @@ def train_run(
     data: prepare_data(config) done beforehand (so that a dataset that cannot be read stops the
     command before a run folder or a store record exists); loaded here when None.
     """
-    from mnistlab.store import RunStore, default_store_path
+    from mnistlab.experiments.store import RunStore, default_store_path
 
     run_dir = Path(run_dir)
     if resume:
@@ -274,7 +204,7 @@ def train_run(
         except BaseException as exc:
             runs.fail(run_id, f"{type(exc).__name__}: {exc}")
             raise
-        from mnistlab.report import read_history
+        from mnistlab.reports.run_report import read_history
 
         runs.finish(run_id, metrics, read_history(run_dir))
         metrics["run_id"] = run_id
@@ -320,7 +250,6 @@ def check_resumable(config: dict, run_dir: Path) -> None:
 
 def _train_run(config, run_dir, resume, offline, progress, echo, report, data=None) -> dict:
     from mnistlab.train.callbacks import LambdaCallback
-    from mnistlab.train.trainer import TrainingInterrupted
 
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / "checkpoint.npz"
@@ -378,7 +307,7 @@ def _train_run(config, run_dir, resume, offline, progress, echo, report, data=No
 def _report(run_dir: Path, data: PreparedData, report: bool, echo) -> None:
     if not report:
         return
-    from mnistlab.report import build_report
+    from mnistlab.reports.run_report import build_report
 
     echo(f"report: {build_report(run_dir, data=data)}")
 

@@ -265,7 +265,7 @@ def test_resume_with_more_epochs_continues_and_records_them(tmp_path, capsys):
     assert len((out / "history.csv").read_text().splitlines()) == 1 + 5
     # the run folder and the store say what it was trained for, not the first request
     assert json.loads((out / "config.json").read_text())["epochs"] == 5
-    from mnistlab.store import RunStore
+    from mnistlab.experiments.store import RunStore
 
     with RunStore(db) as store:
         (row,) = store.list()

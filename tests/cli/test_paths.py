@@ -2,6 +2,7 @@
 
 import errno
 import os
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,7 @@ def a_file(tmp_path):
     ],
 )
 def test_unwritable_destination_is_refused_first(tmp_path, a_file, capsys, args, monkeypatch):
-    monkeypatch.chdir(os.path.dirname(os.path.dirname(__file__)))  # studies/ is in the repo root
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # studies/ is in the repo root
     args = [a.format(file=a_file, tmp=tmp_path) for a in args]
     # each of these would run for seconds to minutes before writing: the check comes first
     assert main(args) == 2

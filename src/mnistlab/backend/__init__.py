@@ -1,0 +1,6 @@
+"""Process-wide machine state that the engine's speed depends on, owned here and nowhere else.
+
+`blas`: which BLAS library (NumPy's or SciPy's OpenBLAS) runs the network's matrix products, and
+with how many threads. `fpu`: subnormal floats computed as zero while training and predicting.
+Every other package reaches this state only through these two modules' context managers.
+"""
