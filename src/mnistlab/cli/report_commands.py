@@ -32,7 +32,8 @@ def register(commands) -> None:
 
 def cmd_report(args) -> int:
     from mnistlab._io import check_destination
-    from mnistlab.reports.run_report import build_comparison, build_report
+    from mnistlab.reports.comparison import build_comparison
+    from mnistlab.reports.run_report import build_report
 
     for run_dir in args.run_dirs:
         if not Path(run_dir).is_dir():

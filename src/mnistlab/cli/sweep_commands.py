@@ -40,6 +40,7 @@ def cmd_sweep(args) -> int:
     from mnistlab._io import check_destination
     from mnistlab.experiments.study import load_study
     from mnistlab.experiments.sweep import check_options, run_sweep
+    from mnistlab.reports.sweep_report import build_sweep_report, configurations
 
     study = load_study(args.study)
     out = Path(args.out) if args.out else Path("runs") / study.name
@@ -60,10 +61,8 @@ def cmd_sweep(args) -> int:
         offline=args.offline,
         progress=False if args.quiet else None,
         echo=echo,
-        report=not args.no_report,
+        report=None if args.no_report else build_sweep_report,
     )
-    from mnistlab.reports.sweep_report import configurations
-
     best = configurations(summary["trials"], study.metric, study.goal)
     failed = sum(t["status"] != "finished" for t in summary["trials"])
     line = f"{len(summary['trials'])} trials ({failed} failed) in {summary['wall_seconds']:.1f} s"

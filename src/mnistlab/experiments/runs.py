@@ -1,8 +1,9 @@
 """A training run: a configuration in, a run folder out.
 
 The run folder holds config.json (everything needed to rerun it), dataset.json, model.json and
-weights.npz, history.csv, metrics.json, and checkpoint.npz while it can still be resumed. Used by
-`mnistlab train` and by anything that runs many trainings.
+weights.npz, history.csv, metrics.json, and checkpoint.npz while it can still be resumed (see
+`run_folder`). Used by `mnistlab train` and by anything that runs many trainings. A run's report
+is built by whoever asks for one: `train_run` calls the `report` hook it is given.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,8 +22,14 @@ import numpy as np
 from mnistlab import __version__
 from mnistlab._io import write_text_atomic
 from mnistlab.data import Dataset, flatten, load_dataset, to_float, train_validation_split
+from mnistlab.data.registry import REGISTRY
 from mnistlab.errors import RunDiverged, TrainingInterrupted, UsageError
 from mnistlab.experiments.config import make_model
+from mnistlab.experiments.run_folder import read_history, write_json
+from mnistlab.experiments.store import RunStore, default_store_path
+from mnistlab.metrics import classification_summary, confusion_matrix, log_loss, top_k_accuracy
+from mnistlab.train.callbacks import LambdaCallback
+from mnistlab.train.checkpoint import read_npz_meta, save_npz
 
 
 @dataclass
@@ -51,25 +59,19 @@ def prepare_data(config: dict, *, offline: bool | None = None) -> PreparedData:
     return PreparedData(dataset, x_train, y_train, x_val, y_val, x_test, dataset.y_test)
 
 
+#: Writes the report of a finished run from its folder and its data; returns the report's path.
+#: A module-level function (as `mnistlab.reports.run_report.build_report` is), so that a task
+#: that carries it can be pickled to a worker process.
+RunReport = Callable[[Path, PreparedData], Path]
+
+
 def default_run_dir(config: dict, root: str | Path = "runs") -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     name = Path(str(config["dataset"])).name.replace(" ", "_") or "data"
     return Path(root) / f"{stamp}-{config['model']}-{name}"
 
 
-def write_json(path: Path, value) -> None:
-    write_text_atomic(path, json.dumps(value, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
 def machine() -> dict:
-    import os
-
     return {
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -81,8 +83,6 @@ def machine() -> dict:
 
 
 def dataset_meta(dataset: Dataset) -> dict:
-    from mnistlab.data.registry import REGISTRY
-
     spec = REGISTRY.get(dataset.name)
     return {
         "box_fraction": spec.box_fraction if spec else 20 / 28,
@@ -131,8 +131,6 @@ def finish_run(run_dir: Path, config: dict, model, data: PreparedData, train_sec
 def test_metrics(model, x_test, y_test, n_classes: int) -> dict:
     """Everything measured on the test split: accuracy, errors, loss, top-2, per-class scores,
     macro and weighted averages, and the confusion matrix (rows: true class)."""
-    from mnistlab.metrics import classification_summary, confusion_matrix, log_loss, top_k_accuracy
-
     proba = model.predict_proba(x_test)
     n_classes = max(n_classes, int(np.max(model.classes_)) + 1, int(np.max(y_test)) + 1)
     # probabilities for every class index of the dataset, even if one was absent in training
@@ -174,7 +172,7 @@ def train_run(
     offline: bool | None = None,
     progress: bool | None = False,
     echo=print,
-    report: bool = True,
+    report: RunReport | None = None,
     store: str | os.PathLike | None | bool = True,
     study: str | None = None,
     trial: str | None = None,
@@ -182,13 +180,12 @@ def train_run(
 ) -> dict:
     """Train `config` into `run_dir` (continuing its checkpoint if `resume`); return metrics.
 
-    With `report`, also write run_dir/report.html. The run is recorded in the run store: `store`
-    True means runs.db beside the run folder, a path means that database, False none.
+    With `report`, also write the run's report: report(run_dir, data) once the run has finished
+    (echoing its path). The run is recorded in the run store: `store` True means runs.db beside
+    the run folder, a path means that database, False none.
     data: prepare_data(config) done beforehand (so that a dataset that cannot be read stops the
     command before a run folder or a store record exists); loaded here when None.
     """
-    from mnistlab.experiments.store import RunStore, default_store_path
-
     run_dir = Path(run_dir)
     if resume:
         check_resumable(config, run_dir)
@@ -204,8 +201,6 @@ def train_run(
         except BaseException as exc:
             runs.fail(run_id, f"{type(exc).__name__}: {exc}")
             raise
-        from mnistlab.reports.run_report import read_history
-
         runs.finish(run_id, metrics, read_history(run_dir))
         metrics["run_id"] = run_id
         return metrics
@@ -215,8 +210,6 @@ def resume_point(run_dir: Path) -> tuple[int | None, dict | None]:
     """Where resuming `run_dir` would start: the epochs its checkpoint has completed (None
     without a checkpoint), and the run's metrics if it also finished them (metrics.json written
     for that many epochs; None for a run stopped between its last epoch and its metrics)."""
-    from mnistlab.train.checkpoint import read_npz_meta
-
     checkpoint = run_dir / "checkpoint.npz"
     if not checkpoint.exists():
         return None, None
@@ -249,8 +242,6 @@ def check_resumable(config: dict, run_dir: Path) -> None:
 
 
 def _train_run(config, run_dir, resume, offline, progress, echo, report, data=None) -> dict:
-    from mnistlab.train.callbacks import LambdaCallback
-
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / "checkpoint.npz"
     # on resume too: config.json must say how many epochs the run is now trained for
@@ -267,8 +258,6 @@ def _train_run(config, run_dir, resume, offline, progress, echo, report, data=No
         echo(trainer.model.summary())
         initial = run_dir / "init_weights.npz"
         if trainer.step == 0 and not initial.exists():  # for "now versus at initialization"
-            from mnistlab.train.checkpoint import save_npz
-
             save_npz(initial, trainer.model.state_arrays())
 
     printer = LambdaCallback(
@@ -304,12 +293,9 @@ def _train_run(config, run_dir, resume, offline, progress, echo, report, data=No
     return metrics
 
 
-def _report(run_dir: Path, data: PreparedData, report: bool, echo) -> None:
-    if not report:
-        return
-    from mnistlab.reports.run_report import build_report
-
-    echo(f"report: {build_report(run_dir, data=data)}")
+def _report(run_dir: Path, data: PreparedData, report: RunReport | None, echo) -> None:
+    if report is not None:
+        echo(f"report: {report(run_dir, data)}")
 
 
 def _train_classical(config, run_dir, model, data, validation, echo, report) -> dict:

@@ -8,7 +8,7 @@ Layout of the output folder::
     OUT/runs.db             the run store: one row per trial (and per resumed attempt)
     OUT/trials/<label>/     each trial's run folder (config.json, weights.npz, history.csv, ...)
     OUT/sweep.json          every trial's status and metrics, rewritten as trials finish
-    OUT/report.html         the sweep report
+    OUT/report.html         the sweep report, written by the `report` hook run_sweep is given
 
 A trial that raises is recorded as failed with its error and the sweep goes on. Ctrl-C stops the
 running trials at their next step (each saves a checkpoint) and submits no more; running the same
@@ -19,16 +19,23 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
+import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
 from mnistlab._io import write_text_atomic
 from mnistlab.errors import MnistlabError, SweepInterrupted, TrainingInterrupted, UsageError
+from mnistlab.experiments.runs import train_run
+from mnistlab.experiments.store import RunStore
 from mnistlab.experiments.study import Study
 from mnistlab.train.interrupts import InterruptFlag
 
@@ -48,14 +55,12 @@ RESULT_METRICS = (
 )
 # one trial at a time per process: BLAS thread limits are per process, not per thread
 _TRIAL_LOCK = threading.Lock()
+#: Writes the sweep's report from its output folder and its study; returns the report's path.
+SweepReport = Callable[[Path, Study], Path]
 
 
 def run_trial(task: dict) -> dict:
     """Train one trial (in a worker process or a Dask worker); never raises for a failed run."""
-    from threadpoolctl import threadpool_limits
-
-    from mnistlab.experiments.runs import train_run
-
     started = time.perf_counter()
     result = {"label": task["label"], "run_dir": task["run_dir"], "worker": _worker_name()}
     with _TRIAL_LOCK, threadpool_limits(limits=task.get("blas_threads", 1)):
@@ -67,7 +72,6 @@ def run_trial(task: dict) -> dict:
                 offline=task.get("offline"),
                 progress=False,
                 echo=lambda *args, **kwargs: None,
-                report=False,
                 store=task["store"],
                 study=task["study"],
                 trial=task["label"],
@@ -103,8 +107,6 @@ def _init_local_worker() -> None:
 
 def plan_trials(study: Study, out: Path) -> list[dict]:
     """Each trial's task, with its state: finished (skipped), resume, or new."""
-    from mnistlab.experiments.store import RunStore
-
     tasks = []
     store_path = out / "runs.db"
     with RunStore(store_path) as store:
@@ -144,8 +146,6 @@ def plan_trials(study: Study, out: Path) -> list[dict]:
 
 
 def _finished_result(task: dict, store_path: Path) -> dict:
-    from mnistlab.experiments.store import RunStore
-
     with RunStore(store_path) as store:
         row = store.latest(Path(task["run_dir"]))
     metrics = row["metrics"] or {}
@@ -165,8 +165,6 @@ class _Local:
     """A process pool that can forward one Ctrl-C to its workers and be replaced if it breaks."""
 
     def __init__(self, workers: int) -> None:
-        import multiprocessing
-
         self.workers = workers
         self.context = multiprocessing.get_context("spawn")
         self.executor = self._new()
@@ -255,9 +253,13 @@ def run_sweep(
     offline: bool | None = None,
     progress: bool | None = None,
     echo=print,
-    report: bool = True,
+    report: SweepReport | None = None,
 ) -> dict:
-    """Run every trial of `study` not yet finished in `out`; return the sweep summary."""
+    """Run every trial of `study` not yet finished in `out`; return the sweep summary.
+
+    With `report`, also write the sweep's report: report(out, study) once the trials are done
+    (interrupted or not); its path is the summary's "report".
+    """
     check_options(workers, executor, scheduler)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -272,18 +274,7 @@ def run_sweep(
     todo = [t for t in tasks if t["state"] != "finished"]
     if workers is None:
         workers = max(1, min(os.cpu_count() or 1, len(todo)))
-    summary = {
-        "study": study.name,
-        "description": study.description,
-        "metric": study.metric,
-        "goal": study.goal,
-        "varied": study.varied,
-        "executor": executor,
-        "workers": workers if executor == "local" else None,
-        "scheduler": scheduler,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "trials": [],
-    }
+    summary = _new_summary(study, executor, workers, scheduler)
     echo(
         f"study {study.name}: {len(tasks)} trials, {len(results)} already finished, "
         f"{sum(t['resume'] for t in todo)} to resume; ranking by {study.metric} ({study.goal})"
@@ -298,28 +289,17 @@ def run_sweep(
                 f"dask: {len(pool.client.nthreads())} workers, {pool.slots} threads at {scheduler}"
             )
         try:
-            status = _run(pool, todo, results, tasks, summary, out, progress, echo, started)
+            loop = _TrialLoop(pool, tasks, todo, results, summary, out, progress, echo, started)
+            status = loop.run()
         finally:
             pool.close()
     summary["trials"] = _ordered(tasks, results)
     summary["status"] = status
-    wall = time.perf_counter() - started
-    summary["sessions"] = sessions + [
-        {
-            "started": summary["started"],
-            "wall_seconds": wall,
-            "trials_run": len(todo),
-            "executor": executor,
-            "workers": summary["workers"],
-            "status": status,
-        }
-    ]
-    summary["wall_seconds"] = sum(s["wall_seconds"] for s in summary["sessions"])
+    session = {"wall_seconds": time.perf_counter() - started, "trials_run": len(todo)}
+    _add_session(summary, sessions, session, status)
     _write_summary(out, summary)
-    if report:
-        from mnistlab.reports.sweep_report import build_sweep_report
-
-        summary["report"] = str(build_sweep_report(out, study=study))
+    if report is not None:
+        summary["report"] = str(report(out, study))
     if status == "interrupted":
         done = sum(r["status"] == "finished" for r in results.values())
         raise SweepInterrupted(
@@ -327,6 +307,37 @@ def run_sweep(
             f"to go on (finished trials are skipped, interrupted ones resume)"
         )
     return summary
+
+
+def _new_summary(study: Study, executor: str, workers: int, scheduler: str | None) -> dict:
+    """sweep.json as this session starts: the study, the executor, no trial yet."""
+    return {
+        "study": study.name,
+        "description": study.description,
+        "metric": study.metric,
+        "goal": study.goal,
+        "varied": study.varied,
+        "executor": executor,
+        "workers": workers if executor == "local" else None,
+        "scheduler": scheduler,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trials": [],
+    }
+
+
+def _add_session(summary: dict, sessions: list[dict], session: dict, status: str) -> None:
+    """This session after the earlier ones; the wall time of them all."""
+    summary["sessions"] = sessions + [
+        {
+            "started": summary["started"],
+            "wall_seconds": session["wall_seconds"],
+            "trials_run": session["trials_run"],
+            "executor": summary["executor"],
+            "workers": summary["workers"],
+            "status": status,
+        }
+    ]
+    summary["wall_seconds"] = sum(s["wall_seconds"] for s in summary["sessions"])
 
 
 def _previous_sessions(out: Path) -> list[dict]:
@@ -358,46 +369,61 @@ def _write_summary(out: Path, summary: dict) -> None:
     write_text_atomic(out / "sweep.json", json.dumps(summary, indent=2, default=str) + "\n")
 
 
-def _run(pool, todo, results, tasks, summary, out, progress, echo, started) -> str:
-    from tqdm import tqdm
+class _TrialLoop:
+    """Submits trials while the executor has free slots and records each result as it arrives
+    (sweep.json rewritten every time). On Ctrl-C it cancels the trials not yet started, asks
+    the running ones to stop at their next step, and submits no more."""
 
-    queue = list(todo)
-    running: dict[cf.Future, dict] = {}
-    interrupted = False
-    total = len(tasks)
-    bar = tqdm(
-        total=total,
-        initial=total - len(todo),
-        unit="trial",
-        disable=(not sys.stderr.isatty()) if progress is None else not progress,
-        file=sys.stderr,
-    )
+    def __init__(self, pool, tasks, todo, results, summary, out, progress, echo, started) -> None:
+        self.pool = pool
+        self.tasks, self.results, self.summary, self.out = tasks, results, summary, out
+        self.echo, self.started = echo, started
+        self.queue = list(todo)
+        self.running: dict[cf.Future, dict] = {}
+        self.interrupted = False
+        self.bar = tqdm(
+            total=len(tasks),
+            initial=len(tasks) - len(todo),
+            unit="trial",
+            disable=(not sys.stderr.isatty()) if progress is None else not progress,
+            file=sys.stderr,
+        )
 
-    def submit():
-        while queue and len(running) < pool.slots and not interrupted:
-            task = queue.pop(0)
-            running[pool.executor.submit(run_trial, task)] = task
+    def run(self) -> str:
+        """Until every trial has a result (or Ctrl-C): "finished" or "interrupted"."""
+        try:
+            with InterruptFlag() as stop:
+                self._submit()
+                while self.running:
+                    finished, _ = cf.wait(
+                        list(self.running), timeout=0.3, return_when=cf.FIRST_COMPLETED
+                    )
+                    if stop.is_set() and not self.interrupted:
+                        self._interrupt()
+                    self._collect(finished)
+                    self._submit()
+        finally:
+            self.bar.close()
+        return "interrupted" if self.interrupted else "finished"
 
-    def record(task, result):
-        results[task["label"]] = result
-        bar.update(1)
-        done = sum(1 for r in results.values())
-        line = f"[{done}/{total}] {task['label']}: {result['status']}"
-        if result["status"] == "finished":
-            metric = result["metrics"].get(summary["metric"])
-            shown = f"{metric:.4f}" if isinstance(metric, float) else str(metric)
-            line += f", {summary['metric']} {shown}"
-        elif result.get("error"):
-            line += f" ({result['error']})"
-        (echo if bar.disable else bar.write)(f"{line} ({result['seconds']:.1f} s)")
-        summary["trials"] = _ordered(tasks, results)
-        summary["wall_seconds"] = time.perf_counter() - started
-        _write_summary(out, summary)
+    def _submit(self) -> None:
+        while self.queue and len(self.running) < self.pool.slots and not self.interrupted:
+            task = self.queue.pop(0)
+            self.running[self.pool.executor.submit(run_trial, task)] = task
 
-    def collect(finished):
+    def _interrupt(self) -> None:
+        self.interrupted = True
+        self.echo("interrupt: stopping the running trials at their next step ...")
+        for future in list(self.running):
+            if future.cancel():
+                self.running.pop(future)
+        self.pool.interrupt()
+        self.queue.clear()
+
+    def _collect(self, finished) -> None:
         broken = False
         for future in finished:
-            task = running.pop(future)
+            task = self.running.pop(future)
             try:
                 result = future.result()
             except cf.CancelledError:
@@ -412,28 +438,25 @@ def _run(pool, todo, results, tasks, summary, out, progress, echo, started) -> s
                     "seconds": 0.0,
                     "metrics": {},
                 }
-            record(task, result)
+            self._record(task, result)
         if broken:
-            for future, task in list(running.items()):  # collateral of the same pool
-                running.pop(future)
-                queue.insert(0, task)
-            pool.renew()
+            for future, task in list(self.running.items()):  # collateral of the same pool
+                self.running.pop(future)
+                self.queue.insert(0, task)
+            self.pool.renew()
 
-    try:
-        with InterruptFlag() as stop:
-            submit()
-            while running:
-                finished, _ = cf.wait(list(running), timeout=0.3, return_when=cf.FIRST_COMPLETED)
-                if stop.is_set() and not interrupted:
-                    interrupted = True
-                    echo("interrupt: stopping the running trials at their next step ...")
-                    for future in list(running):
-                        if future.cancel():
-                            running.pop(future)
-                    pool.interrupt()
-                    queue.clear()
-                collect(finished)
-                submit()
-    finally:
-        bar.close()
-    return "interrupted" if interrupted else "finished"
+    def _record(self, task: dict, result: dict) -> None:
+        self.results[task["label"]] = result
+        self.bar.update(1)
+        metric = self.summary["metric"]
+        line = f"[{len(self.results)}/{len(self.tasks)}] {task['label']}: {result['status']}"
+        if result["status"] == "finished":
+            value = result["metrics"].get(metric)
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            line += f", {metric} {shown}"
+        elif result.get("error"):
+            line += f" ({result['error']})"
+        (self.echo if self.bar.disable else self.bar.write)(f"{line} ({result['seconds']:.1f} s)")
+        self.summary["trials"] = _ordered(self.tasks, self.results)
+        self.summary["wall_seconds"] = time.perf_counter() - self.started
+        _write_summary(self.out, self.summary)

@@ -18,9 +18,10 @@ import numpy as np
 from mnistlab._io import write_text_atomic
 from mnistlab.errors import DataError
 from mnistlab.experiments.config import relevant_keys, resolve_config
+from mnistlab.experiments.run_folder import read_history, read_json
 from mnistlab.experiments.study import Study, format_value, load_study
 from mnistlab.reports import plots
-from mnistlab.reports.run_report import _img, _page, _read_json, _section, _table, read_history
+from mnistlab.reports.html import EMBEDDED, nav, page, section, table
 
 SECTIONS = ("ranking", "trials", "parameters", "curves", "best", "timing")
 
@@ -89,9 +90,11 @@ def rerun_command(config_path: Path, params: dict, base: dict) -> tuple[str, str
 
 
 def build_sweep_report(out: str | os.PathLike, study: Study | None = None) -> Path:
-    """Write OUT/report.html from OUT/sweep.json, the trials' histories and OUT/study.toml."""
+    """Write OUT/report.html from OUT/sweep.json, the trials' histories and OUT/study.toml.
+
+    `build_sweep_report(out, study)` is the report hook `experiments.sweep.run_sweep` takes."""
     out = Path(out)
-    summary = _read_json(out / "sweep.json")
+    summary = read_json(out / "sweep.json")
     if study is None:
         study = load_study(out / "study.toml")
     metric, goal = summary["metric"], summary["goal"]
@@ -99,26 +102,46 @@ def build_sweep_report(out: str | os.PathLike, study: Study | None = None) -> Pa
     varied = [k for k in summary["varied"] if k != "seed"]
     configs = configurations(trials, metric, goal)
     finished = [t for t in trials if t["status"] == "finished"]
-    failed = [t for t in trials if t["status"] not in ("finished",)]
+    body = [
+        _head(summary, trials, finished),
+        section("ranking", "Ranking", _ranking(configs, varied, metric)),
+        section("trials", "Every trial", _trial_table(trials, metric, goal)),
+        section("parameters", "Each varied parameter", _parameter_charts(finished, varied, metric)),
+        section("curves", "Validation curves of all trials", _curves(finished)),
+        section("best", "Best configuration", _best(configs, study)),
+        section("timing", "Timing", _timing(trials, summary)),
+    ]
+    path = out / "report.html"
+    write_text_atomic(path, page(f"mnistlab sweep: {summary['study']}", "\n".join(body)))
+    return path
 
-    head = (
+
+def _head(summary: dict, trials: list[dict], finished: list[dict]) -> str:
+    """The title, the study's description, one line on the sweep, the links to the sections."""
+    metric, goal = summary["metric"], summary["goal"]
+    failed = len(trials) - len(finished)
+    return (
         f"<h1>mnistlab sweep: {html.escape(summary['study'])}</h1>"
         + (f"<p>{html.escape(summary['description'])}</p>" if summary.get("description") else "")
         + "<p>"
         + html.escape(
-            f"{len(trials)} trials: {len(finished)} finished, {len(failed)} failed or not run; "
+            f"{len(trials)} trials: {len(finished)} finished, {failed} failed or not run; "
             f"ranked by {metric} ({'higher' if goal == 'max' else 'lower'} is better); "
             f"executor {summary['executor']}"
             + (f" with {summary['workers']} workers" if summary.get("workers") else "")
             + (f" at {summary['scheduler']}" if summary.get("scheduler") else "")
             + f"; wall time {summary.get('wall_seconds', 0.0):.1f} s."
         )
-        + "</p><nav>"
-        + "".join(f'<a href="#{s}">{s}</a>' for s in SECTIONS)
-        + "</nav>"
+        + "</p>"
+        + nav(SECTIONS)
     )
 
-    ranking_rows = [
+
+def _ranking(configs: list[dict], varied: list[str], metric: str) -> str:
+    """One row per configuration, best first: its varied values and the metric over seeds."""
+    if not configs:
+        return "<p>No trial finished.</p>"
+    rows = [
         [
             rank,
             *[format_value(c["params"].get(k)) for k in varied],
@@ -129,27 +152,24 @@ def build_sweep_report(out: str | os.PathLike, study: Study | None = None) -> Pa
         ]
         for rank, c in enumerate(configs, 1)
     ]
-    ranking = (
-        _table(
-            ranking_rows,
-            header=[
-                "rank",
-                *varied,
-                f"{metric} (mean ± std over seeds)",
-                "seeds",
-                "test_accuracy",
-                "train_seconds",
-            ],
-        )
-        if configs
-        else "<p>No trial finished.</p>"
-    )
+    header = [
+        "rank",
+        *varied,
+        f"{metric} (mean ± std over seeds)",
+        "seeds",
+        "test_accuracy",
+        "train_seconds",
+    ]
+    return table(rows, header=header)
 
+
+def _trial_table(trials: list[dict], metric: str, goal: str) -> str:
+    """Every trial, best first, with its status, metrics, timing and error."""
     shown = [metric] + [k for k in ("test_accuracy", "val_accuracy") if k != metric]
-    trial_rows = []
+    rows = []
     for t in sorted(trials, key=lambda t: _sort_key(t, metric, goal)):
         m = t.get("metrics") or {}
-        trial_rows.append(
+        rows.append(
             [
                 t["label"],
                 t["status"],
@@ -160,31 +180,11 @@ def build_sweep_report(out: str | os.PathLike, study: Study | None = None) -> Pa
                 t.get("error") or "",
             ]
         )
-    trial_table = _table(
-        trial_rows,
-        header=["trial", "status", *shown, "epochs", "train_seconds", "wall_seconds", "error"],
-    )
-    trial_table += (
+    header = ["trial", "status", *shown, "epochs", "train_seconds", "wall_seconds", "error"]
+    return table(rows, header=header) + (
         "<p>Each trial's run folder is <code>trials/&lt;trial&gt;</code> beside this report; "
         "<code>mnistlab report</code> on it writes that trial's own report.</p>"
     )
-
-    body = [
-        head,
-        _section("ranking", "Ranking", ranking),
-        _section("trials", "Every trial", trial_table),
-    ]
-    body.append(
-        _section(
-            "parameters", "Each varied parameter", _parameter_charts(finished, varied, metric, goal)
-        )
-    )
-    body.append(_section("curves", "Validation curves of all trials", _curves(finished, out)))
-    body.append(_section("best", "Best configuration", _best(configs, finished, study, out)))
-    body.append(_section("timing", "Timing", _timing(trials, summary)))
-    path = out / "report.html"
-    write_text_atomic(path, _page(f"mnistlab sweep: {summary['study']}", "\n".join(body)))
-    return path
 
 
 def _sort_key(trial, metric, goal):
@@ -194,61 +194,64 @@ def _sort_key(trial, metric, goal):
     return (0, -value if goal == "max" else value)
 
 
-def _parameter_charts(finished: list[dict], varied: list[str], metric: str, goal: str) -> str:
-    """Seed 000's horizontal bars: the metric's mean per value, error bars over seeds."""
+def _parameter_charts(finished: list[dict], varied: list[str], metric: str) -> str:
+    """For each varied parameter, horizontal bars of the metric's mean per value with error
+    bars over seeds: whether a value is better by more than the seeds' own spread."""
     if not varied:
         return "<p>The study varies only the seed.</p>"
     if not finished:
         return "<p>No trial finished.</p>"
-    plt = plots._pyplot()
     parts = []
     for key in varied:
-        by_value: dict[str, dict[int | None, list[float]]] = {}
-        order: list[str] = []
-        for t in finished:
-            if metric not in t["metrics"] or key not in t["params"]:
-                continue
-            label = format_value(t["params"][key])
-            if label not in by_value:
-                order.append(label)
-            seeds = by_value.setdefault(label, {})
-            seeds.setdefault(t["params"].get("seed"), []).append(t["metrics"][metric])
-        if not order:
-            continue
-        # per seed, the mean over everything else varied; then mean and spread over seeds
-        stats = [
-            _mean_std([float(np.mean(v)) for v in by_value[label].values()]) for label in order
-        ]
-        height = 0.6 + 0.45 * len(order)
-        fig, ax = plt.subplots(figsize=(7, height))
-        means = [s[0] for s in stats]
-        ax.barh(
-            range(len(order)),
-            means,
-            xerr=[s[1] for s in stats],
-            color="#4c72b0",
-            capsize=4,
-            alpha=0.85,
-        )
-        ax.set_yticks(range(len(order)), [f"{key}={label}" for label in order])
-        ax.invert_yaxis()
-        lo, hi = min(means), max(means)
-        pad = max((hi - lo) * 0.5, 0.005)
-        ax.set_xlim(max(0.0, lo - pad) if "accuracy" in metric else lo - pad, hi + pad)
-        for i, (mean, std) in enumerate(stats):
-            ax.text(
-                mean, i, f" {mean:.4f}" + (f" ± {std:.4f}" if std else ""), va="center", fontsize=8
+        by_value = _by_value_and_seed(finished, key, metric)
+        if by_value:
+            parts.append(
+                EMBEDDED.embed(_parameter_chart(key, by_value, metric), f"{metric} by {key}")
             )
-        ax.set_xlabel(f"{metric} (mean over seeds; error bar: standard deviation)")
-        ax.grid(axis="x", alpha=0.3)
-        fig.tight_layout()
-        parts.append(_img(fig, f"{metric} by {key}"))
-        plt.close(fig)
     return "\n".join(parts)
 
 
-def _curves(finished: list[dict], out: Path) -> str:
-    plt = plots._pyplot()
+def _by_value_and_seed(finished: list[dict], key: str, metric: str) -> dict[str, dict]:
+    """{value of `key` as shown: {seed: [the metric of each trial]}}, values in trial order."""
+    by_value: dict[str, dict[int | None, list[float]]] = {}
+    for t in finished:
+        if metric not in t["metrics"] or key not in t["params"]:
+            continue
+        seeds = by_value.setdefault(format_value(t["params"][key]), {})
+        seeds.setdefault(t["params"].get("seed"), []).append(t["metrics"][metric])
+    return by_value
+
+
+def _parameter_chart(key: str, by_value: dict[str, dict], metric: str):
+    plt = plots.pyplot()
+    order = list(by_value)
+    # per seed, the mean over everything else varied; then mean and spread over seeds
+    stats = [_mean_std([float(np.mean(v)) for v in by_value[label].values()]) for label in order]
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.45 * len(order)))
+    means = [s[0] for s in stats]
+    ax.barh(
+        range(len(order)),
+        means,
+        xerr=[s[1] for s in stats],
+        color="#4c72b0",
+        capsize=4,
+        alpha=0.85,
+    )
+    ax.set_yticks(range(len(order)), [f"{key}={label}" for label in order])
+    ax.invert_yaxis()
+    lo, hi = min(means), max(means)
+    pad = max((hi - lo) * 0.5, 0.005)
+    ax.set_xlim(max(0.0, lo - pad) if "accuracy" in metric else lo - pad, hi + pad)
+    for i, (mean, std) in enumerate(stats):
+        ax.text(mean, i, f" {mean:.4f}" + (f" ± {std:.4f}" if std else ""), va="center", fontsize=8)
+    ax.set_xlabel(f"{metric} (mean over seeds; error bar: standard deviation)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _curves(finished: list[dict]) -> str:
+    plt = plots.pyplot()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
     drawn = 0
     kind = "validation"
@@ -275,22 +278,18 @@ def _curves(finished: list[dict], out: Path) -> str:
         ax.grid(alpha=0.3)
     ax_acc.legend(fontsize=7, loc="lower right", ncol=2 if drawn > 8 else 1)
     fig.tight_layout()
-    text = _img(fig, "validation curves of all trials")
-    plt.close(fig)
-    return text
+    return EMBEDDED.embed(fig, "validation curves of all trials")
 
 
-def _best(configs: list[dict], finished: list[dict], study: Study, out: Path) -> str:
+def _best(configs: list[dict], study: Study) -> str:
+    """The best configuration, its best trial, the commands that rerun it, its configuration."""
     if not configs:
         return "<p>No trial finished.</p>"
     best = configs[0]
-    trial = (
-        max(best["trials"], key=lambda t: t["metrics"][study.metric])
-        if study.goal == "max"
-        else min(best["trials"], key=lambda t: t["metrics"][study.metric])
-    )
+    pick = max if study.goal == "max" else min
+    trial = pick(best["trials"], key=lambda t: t["metrics"][study.metric])
     config_path = Path(trial["run_dir"]) / "config.json"
-    config = _read_json(config_path)
+    config = read_json(config_path)
     exact, flags = rerun_command(config_path, trial["params"], study.base)
     what = ", ".join(f"{k}={format_value(v)}" for k, v in best["params"].items())
     text = (
@@ -306,6 +305,8 @@ def _best(configs: list[dict], finished: list[dict], study: Study, out: Path) ->
 
 
 def _timing(trials: list[dict], summary: dict) -> str:
+    """Wall time, worker time and the trials running at once; the sessions (a rerun of the
+    study adds one); a bar per trial of its seconds."""
     rows = [t for t in trials if t.get("seconds") is not None]
     total = sum(t["seconds"] for t in rows)
     wall = summary.get("wall_seconds") or 0.0
@@ -318,39 +319,28 @@ def _timing(trials: list[dict], summary: dict) -> str:
         text += f", {total / wall:.2f} trials running at once on average"
     text += ".</p>"
     if len(sessions) > 1:
-        text += _table(
-            [
-                [
-                    s.get("started"),
-                    s.get("executor"),
-                    s.get("workers"),
-                    s.get("trials_run"),
-                    s.get("wall_seconds"),
-                    s.get("status"),
-                ]
-                for s in sessions
-            ],
-            header=[
-                "session started",
-                "executor",
-                "workers",
-                "trials run",
-                "wall_seconds",
-                "status",
-            ],
-        )
+        text += _sessions_table(sessions)
     if rows:
-        plt = plots._pyplot()
-        fig, ax = plt.subplots(figsize=(7, 0.6 + 0.3 * len(rows)))
-        ax.barh(range(len(rows)), [t["seconds"] for t in rows], color="#55a868")
-        ax.set_yticks(range(len(rows)), [t["label"] for t in rows], fontsize=7)
-        ax.invert_yaxis()
-        ax.set_xlabel("seconds per trial (loading, training and evaluation)")
-        ax.grid(axis="x", alpha=0.3)
-        fig.tight_layout()
-        text += _img(fig, "seconds per trial")
-        plt.close(fig)
+        text += EMBEDDED.embed(_seconds_per_trial(rows), "seconds per trial")
     return text
+
+
+def _sessions_table(sessions: list[dict]) -> str:
+    keys = ("started", "executor", "workers", "trials_run", "wall_seconds", "status")
+    header = ["session started", "executor", "workers", "trials run", "wall_seconds", "status"]
+    return table([[s.get(k) for k in keys] for s in sessions], header=header)
+
+
+def _seconds_per_trial(rows: list[dict]):
+    plt = plots.pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.3 * len(rows)))
+    ax.barh(range(len(rows)), [t["seconds"] for t in rows], color="#55a868")
+    ax.set_yticks(range(len(rows)), [t["label"] for t in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds per trial (loading, training and evaluation)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
 
 
 __all__ = ["build_sweep_report", "configurations", "rerun_command"]
