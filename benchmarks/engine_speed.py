@@ -9,6 +9,25 @@ batch 32, 0.16 s at batch 128): what the target asks of the engine once the hard
 out. The absolute target is the one the issue sets; the scaled one only explains a miss.
 
     .venv/bin/python benchmarks/engine_speed.py [--epochs 5] [--dataset fashion-mnist]
+        [--blas-threads N]
+
+--blas-threads fixes the BLAS threads of training (default: the Trainer's auto_blas_threads).
+Run with 1 and then 2 to see what mnistlab.train.trainer.WORK_PER_THREAD rests on; on the
+2-core machine, one setting against the other in alternating epochs, two threads made epochs of
+784-100-200-10 12-14% longer at batch 32 and 64 (3.2M and 6.4M multiply-adds a step) but 5-9%
+shorter at batch 128 (12.8M) and 14% at 256; 25% shorter for 784-600-100-10 at batch 32 (17M),
+and 31-36% for 784-1024-512-10 at batch 32 to 128 (43M-170M).
+
+Other engine choices were measured the same way, epochs of 784-100-200-10 alternating between
+the two variants of the code on the 2-core machine (no option here reproduces them):
+- minibatches gathered ahead by a helper thread (train.batches): epochs 8-9% shorter at batch
+  128 and 3-4% at batch 32 (one BLAS thread);
+- RMSprop and Adam working in the gradient's buffer rather than a separate one: Adam's epochs
+  12-16% shorter;
+- Adam's scaled moments (seven passes over the parameters a step instead of nine): epochs
+  10-14% shorter at batch 32 and 4% at batch 128;
+- optimizer slots cleared near the subnormal range every 32 steps: without it 8% of Adam's
+  first moments were subnormal after one epoch, and the epoch took 6x as long.
 """
 
 from __future__ import annotations
@@ -29,10 +48,12 @@ ISSUE_FLOOR = {32: 0.24, 128: 0.16}
 LEARNING_RATES = {"sgd": 0.1, "adam": 1e-3}
 
 
-def epoch_times(x, y, optimizer: str, batch_size: int, epochs: int) -> list[float]:
+def epoch_times(
+    x, y, optimizer: str, batch_size: int, epochs: int, blas_threads: int | None = None
+) -> list[float]:
     model = build_mlp([100, 200], 10).build(x.shape[1], seed=0)
     opt = get_optimizer(optimizer, model.parameters(), learning_rate=LEARNING_RATES[optimizer])
-    trainer = Trainer(model, opt)
+    trainer = Trainer(model, opt, blas_threads=blas_threads)
     times = []
     for _ in range(epochs + 1):  # the first epoch is the warm-up
         started = time.perf_counter()
@@ -45,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--dataset", default="fashion-mnist")
+    parser.add_argument("--blas-threads", type=int, default=None)
     args = parser.parse_args()
     data = load_dataset(args.dataset)
     x = flatten(to_float(data.x_train, data.pixel_max))
@@ -54,7 +76,7 @@ def main() -> None:
         f"{'target s':>9}  ok  {'scaled s':>8}  ok"
     )
     for (optimizer, batch_size), target in TARGETS.items():
-        times = epoch_times(x, y, optimizer, batch_size, args.epochs)
+        times = epoch_times(x, y, optimizer, batch_size, args.epochs, args.blas_threads)
         probe = floor_probe(x.shape[0], batch_size)
         floor = statistics.median(probe()[0] for _ in range(3))
         median = statistics.median(times)

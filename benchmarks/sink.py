@@ -4,10 +4,13 @@ Two identical models (784-100-200-10 ReLU, same seed) train side by side on Fash
 epochs alternating after a rest of 0.3 s each (so that the machine's drift falls on both and no
 BLAS worker still spins from the other's epoch): one as the Trainer runs it (the optimizer hands
 the backward pass a sink, and the weight-gradient GEMMs write W <- W - lr * dL/dW themselves), one
-with the sink refused (gradients written to the gradient buffer, then the optimizer's own pass).
+with fused=False (gradients written to the gradient buffer, then the optimizer's own pass).
 Prints each pair, the median of the per-pair ratios, and both test accuracies.
 
     .venv/bin/python benchmarks/sink.py [--optimizer sgd|momentum] [--batch-size 128] [--epochs 10]
+
+On the 2-core machine (median of the per-epoch ratios, sink / no sink): plain SGD 0.92 at batch
+32 (one BLAS thread), 0.96-0.97 at batch 128 (two); momentum 0.955-0.99 at batch 128.
 """
 
 from __future__ import annotations
@@ -38,10 +41,8 @@ def main() -> None:
     def trainer(sink: bool) -> Trainer:
         model = build_mlp([100, 200], 10).build(x.shape[1], seed=0)
         optimizer = get_optimizer(
-            args.optimizer, model.parameters(), learning_rate=args.learning_rate
+            args.optimizer, model.parameters(), learning_rate=args.learning_rate, fused=sink
         )
-        if not sink:
-            optimizer.gradient_sink = lambda l2=0.0: None
         return Trainer(model, optimizer)
 
     runs = {"sink": trainer(True), "no sink": trainer(False)}

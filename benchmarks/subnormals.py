@@ -7,6 +7,12 @@ in training, subnormal probabilities and gradients appear, and every instruction
 takes a microcode assist; this shows what that costs, epoch by epoch.
 
     .venv/bin/python benchmarks/subnormals.py [--optimizer adam] [--batch-size 32] [--epochs 20]
+
+On the 2-core machine, Adam at batch 32: IEEE epochs grew from 1.34 s to 1.5-1.8 s between the
+10th and the 20th epoch; flushed ones stayed at 1.33-1.40 s, with the same test accuracy. (A
+32x784 by 32x100 weight-gradient GEMM with 1% of its gradient entries subnormal took 807 us
+instead of 90 us, and an elementwise multiply over 78,400 subnormal floats 667 us instead of
+17 us, timed alone.)
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnistlab.backend.blas import blas_threads
 from mnistlab.nn import Dense, ReLU
 
 
@@ -28,7 +27,7 @@ def test_relu_forward_and_backward_on_either_path(rows):
 
 
 @pytest.mark.parametrize("library", [None, "numpy", "scipy"])
-def test_dense_forward_adds_the_bias_exactly_inside_or_outside_blas_threads(library):
+def test_dense_forward_adds_the_bias_exactly_with_or_without_a_blas_setting(library):
     rng = np.random.default_rng(1)
     layer = Dense(6)
     layer.build((5,), rng, np.float32)
@@ -38,6 +37,6 @@ def test_dense_forward_adds_the_bias_exactly_inside_or_outside_blas_threads(libr
     if library is None:
         out = layer.forward(x)
     else:
-        with blas_threads(1, library):
+        with layer.blas.use(1, library):
             out = layer.forward(x)
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)

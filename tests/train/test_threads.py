@@ -1,6 +1,6 @@
 """BLAS threads: the library that runs the products at the chosen count, every other at one; the
-library the trainer picks (SciPy's when the optimizer steps inside the GEMMs); the automatic
-thread count."""
+library the trainer's setting picks (SciPy's when the optimizer steps inside the GEMMs on more
+than one thread); the inference setting; the automatic thread count."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import scipy.linalg.blas  # noqa: F401  (loads SciPy's BLAS, if it has its own)
 from threadpoolctl import threadpool_info
 
 from mnistlab.backend import blas as _blas
-from mnistlab.backend.blas import available_threads, blas_paths, blas_threads
+from mnistlab.backend.blas import Blas, available_threads, blas_paths, blas_threads
 from mnistlab.nn import build_mlp
-from mnistlab.nn.functional import gemm
 from mnistlab.optim import get_optimizer
 from mnistlab.train import Callback, Trainer
 from mnistlab.train.trainer import WORK_PER_THREAD, auto_blas_threads
@@ -32,80 +31,78 @@ def test_each_library_is_found_among_the_loaded_libraries(library):
 def test_blas_threads_sets_the_library_and_every_other_to_one(library):
     before = _threads()
     ours = set(blas_paths(library))
-    assert _blas.products_library is None  # outside: each pool as it was
     with blas_threads(2, library):
-        assert (_blas.products_library, _blas.products_threads) == (library, 2)
         for path, threads in _threads().items():
             assert threads == (2 if path in ours else 1), path
     assert _threads() == before  # restored on exit
-    assert _blas.products_library is None
 
 
-def test_nested_blas_threads_restore_the_enclosing_library_and_count():
-    with blas_threads(1, "numpy"):
-        with blas_threads(2, "scipy"):
-            assert (_blas.products_library, _blas.products_threads) == ("scipy", 2)
-        assert (_blas.products_library, _blas.products_threads) == ("numpy", 1)
+def test_a_setting_sets_the_pools_and_its_objects_library_and_nests():
+    blas = Blas()
+    assert (blas.library, blas.threads) == (None, 1)  # outside: each pool as it was
+    with blas.use(1, "numpy"):
+        assert (blas.library, blas.threads) == ("numpy", 1)
+        with blas.use(2, "scipy"):
+            assert (blas.library, blas.threads) == ("scipy", 2)
+        assert (blas.library, blas.threads) == ("numpy", 1)
         assert all(t == 1 for t in _threads().values())
+    assert blas.library is None
+
+
+@pytest.mark.parametrize(
+    "threads, scaled_gemms, library",
+    [(1, False, "numpy"), (2, False, "numpy"), (1, True, "numpy"), (2, True, "scipy")],
+)
+def test_the_training_setting_sends_everything_to_scipy_only_for_scaled_gemms_on_threads(
+    threads, scaled_gemms, library
+):
+    blas = Blas()
+    with blas.training(threads, scaled_gemms=scaled_gemms):
+        assert (blas.library, blas.threads) == (library, threads)
 
 
 def test_inference_runs_in_scipys_blas_with_the_threads_the_products_have():
     from threadpoolctl import threadpool_limits
 
-    from mnistlab.backend.blas import inference_blas
-
     scipys = set(blas_paths("scipy"))
     cores = available_threads()
-    with inference_blas():  # outside any setting: what the BLAS may use
-        assert (_blas.products_library, _blas.products_threads) == ("scipy", cores)
+    blas = Blas()
+    with blas.inference():  # outside any setting: what the BLAS may use
+        assert (blas.library, blas.threads) == ("scipy", cores)
         assert all(t == (cores if p in scipys else 1) for p, t in _threads().items())
-    with blas_threads(1, "numpy"), inference_blas():  # inside a one-thread step: one
-        assert (_blas.products_library, _blas.products_threads) == ("scipy", 1)
-    with threadpool_limits(1), inference_blas():  # a sweep's trial: one
-        assert _blas.products_threads == 1
-    assert _blas.products_library is None
+    with blas.use(1, "numpy"), blas.inference():  # inside a one-thread step: one
+        assert (blas.library, blas.threads) == ("scipy", 1)
+    with threadpool_limits(1), blas.inference():  # a sweep's trial: one
+        assert blas.threads == 1
+    assert blas.library is None
 
 
 def test_predict_and_evaluate_run_under_the_inference_setting(monkeypatch):
-    import mnistlab.nn.model as model_module
-    import mnistlab.train.trainer as trainer_module
-
     entered = []
-    real = _blas.inference_blas
+    real = Blas.inference
 
-    def spy():
+    def spy(self):
         entered.append(True)
-        return real()
+        return real(self)
 
-    monkeypatch.setattr(model_module, "inference_blas", spy)
-    monkeypatch.setattr(trainer_module, "inference_blas", spy)
+    monkeypatch.setattr(Blas, "inference", spy)
     rng = np.random.default_rng(0)
     x = rng.random((40, 20), dtype=np.float32)
     y = rng.integers(0, 3, 40)
     model = build_mlp([8], 3).build(20, seed=0)
+    seen = []
+    forward = model.forward
+    model.forward = lambda *a, **k: seen.append(model.blas.library) or forward(*a, **k)
     model.predict_logits(x)
     Trainer(model, get_optimizer("sgd", model.parameters())).evaluate(x, y)
     assert entered == [True, True]
+    assert seen == ["scipy", "scipy"]
 
 
 def test_blas_threads_refuses_an_unknown_library():
     with pytest.raises(ValueError, match="'mkl'"):
         with blas_threads(1, "mkl"):
             pass
-
-
-def test_gemm_sends_plain_products_to_the_chosen_library(monkeypatch):
-    calls = []
-    real_matmul = np.matmul
-    monkeypatch.setattr(np, "matmul", lambda *a, **k: calls.append("numpy") or real_matmul(*a, **k))
-    a, b = np.ones((3, 2), np.float32), np.ones((2, 4), np.float32)
-    out = np.empty((3, 4), np.float32)
-    gemm(a, b, out)
-    with blas_threads(1, "scipy"):
-        gemm(a, b, out)
-    gemm(a, b, out, beta=1.0)  # beta: SciPy's GEMM whatever the library
-    assert calls == ["numpy"]
-    assert (out == 4).all()
 
 
 def test_auto_blas_threads_follows_the_work_of_a_step():
@@ -134,7 +131,7 @@ def test_trainer_runs_under_the_chosen_library_and_threads_and_restores_them(
 
     class Spy(Callback):
         def on_train_begin(self, trainer):
-            seen.append((_threads(), _blas.products_library))
+            seen.append((_threads(), trainer.model.blas.library))
 
     before = _threads()
     trainer = Trainer(
@@ -146,7 +143,7 @@ def test_trainer_runs_under_the_chosen_library_and_threads_and_restores_them(
     assert active == library
     assert all(t == (threads if p in ours else 1) for p, t in inside.items())
     assert _threads() == before
-    assert _blas.products_library is None
+    assert model.blas.library is None
 
 
 def test_the_helper_thread_gathers_only_while_the_blas_leaves_a_core_free():

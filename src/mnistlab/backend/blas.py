@@ -1,51 +1,156 @@
-"""Which BLAS library runs the network's matrix products, and with how many threads.
+"""Which BLAS library runs a model's matrix products, and with how many threads.
 
 NumPy's and SciPy's wheels each bundle an OpenBLAS of their own, each with its own thread pool.
-np.matmul calls NumPy's; `scipy.linalg.blas` calls SciPy's (the optimizers' axpy, and the GEMMs
-with alpha and beta that np.matmul cannot do: nn.functional.gemm). After a call, an OpenBLAS
-worker spins for a while before it sleeps. With two threads in both pools, on a 2-core machine,
-the two pools' spinning workers took the cores from each other at every switch from one library
-to the other: an epoch at batch 128 took 5 s instead of 0.6 s. So training runs inside
-`blas_threads(n, library)`: the library that runs the products at `n` threads, every other at one.
+np.matmul calls NumPy's; `scipy.linalg.blas` calls SciPy's, which alone offers GEMM's alpha and
+beta (out <- alpha * a @ b + beta * out) and the rank-1 update GER. After a call, an OpenBLAS
+worker spins for a while before it sleeps: when both pools run several threads, the spinning
+workers of one take the cores from the other at every switch between the libraries, and a
+training epoch becomes several times slower. The process's pools are therefore set in this
+module only, by `blas_threads(n, library)`: `library`'s pool at n threads, every other at one.
 
-The products go to NumPy's (its OpenBLAS was up to 30% faster on some minibatch shapes here:
-784x100 at batch 32). Only the GEMMs with alpha and beta, which an optimizer that applies its step
-inside the weight-gradient products asks for (plain SGD, momentum: nn.parameters.GradientSink),
-go to SciPy's; with one thread per library that is harmless, and with more the trainer sends
-every product of the step to SciPy's (`blas_threads(n, "scipy")`), so that one pool does all the
-multi-threaded work. Inference (`inference_blas()`) sends its products and bias additions to
-SciPy's: the bias rides in BLAS's rank-1 update (nn.functional.add_rows), and 10,000 images took
-19.1 ms that way against 20.1 ms with NumPy's GEMMs and NumPy's broadcast addition.
+A model's products follow a `Blas` object (Sequential.blas, shared with its layers at build):
 
-Outside any of these contexts both pools keep their own settings (usually a thread per core),
-and the layers call SciPy's BLAS only where NumPy has no equivalent (`products_library` is None).
+- `Blas.training(threads, scaled_gemms)`, entered by the Trainer for a fit: NumPy's BLAS runs
+  the plain products (np.matmul: NumPy's OpenBLAS is the faster on minibatch shapes), SciPy's
+  the GEMMs with alpha and beta and the bias additions (GER), at one thread. When the step
+  needs GEMMs with alpha and beta (an optimizer that applies its update inside the weight-
+  gradient GEMMs: nn.parameters.GradientSink) and more than one thread runs, every product goes
+  to SciPy's instead, so that one pool does all the multi-threaded work.
+- `Blas.inference()`, entered by Sequential.predict_logits and Trainer.evaluate: SciPy's BLAS
+  runs the products and the bias additions, with the threads of the enclosing training setting,
+  or else with every thread the pools may use now (available_threads()). This sets the process's
+  pools for the duration of the call (SciPy's at that count, any other at one) and restores them
+  on exit.
+- Outside both, nothing is set: both pools keep the process's settings (usually a thread per
+  core), plain products go to np.matmul and biases are added by NumPy's broadcast `+=`, so that
+  no call alternates between two multi-threaded pools.
+
+benchmarks/inference.py times NumPy's and SciPy's GEMMs and both bias additions side by side.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import scipy
-import scipy.linalg.blas  # noqa: F401  (loads SciPy's BLAS, so that threadpoolctl sees it)
+from scipy.linalg import blas as scipy_blas  # (loads SciPy's BLAS: threadpoolctl sees it)
 from threadpoolctl import ThreadpoolController, threadpool_info
 
 LIBRARIES = ("numpy", "scipy")
 
-#: the library nn.functional sends products to now: set by blas_threads, None outside it
-products_library: str | None = None
-#: the threads blas_threads gave that library (meaningful while products_library is set)
-products_threads = 1
+_GEMM = {np.dtype(np.float32): scipy_blas.sgemm, np.dtype(np.float64): scipy_blas.dgemm}
+_GER = {np.dtype(np.float32): scipy_blas.sger, np.dtype(np.float64): scipy_blas.dger}
+
+
+class Blas:
+    """Where one model's matrix products run: `library` ("numpy", "scipy", or None while no
+    setting is active) with `threads` threads. gemm() and add_rows() follow it; training() and
+    inference() set it, and the process's thread pools with it, for the duration of a block.
+    """
+
+    def __init__(self) -> None:
+        self.library: str | None = None
+        self.threads = 1
+
+    def __repr__(self) -> str:
+        return f"Blas(library={self.library!r}, threads={self.threads})"
+
+    # ------------------------------------------------------------------ settings
+
+    @contextlib.contextmanager
+    def use(self, threads: int, library: str) -> Iterator[Blas]:
+        """A context manager: blas_threads(threads, library), and this object's products sent
+        to `library` meanwhile; the previous setting comes back on exit (settings nest)."""
+        with blas_threads(threads, library):
+            previous = self.library, self.threads
+            self.library, self.threads = library, threads
+            try:
+                yield self
+            finally:
+                self.library, self.threads = previous
+
+    def training(self, threads: int, scaled_gemms: bool = False):
+        """The setting for training steps at `threads` threads (see the module's docstring).
+        scaled_gemms: whether the step runs GEMMs with alpha and beta (SciPy's BLAS only)."""
+        return self.use(threads, "scipy" if scaled_gemms and threads > 1 else "numpy")
+
+    def inference(self):
+        """The setting for a forward pass: SciPy's BLAS, at the threads of the enclosing setting
+        or, outside any, at available_threads(). Sets the process's pools until the block ends."""
+        threads = self.threads if self.library is not None else available_threads()
+        return self.use(threads, "scipy")
+
+    # ------------------------------------------------------------------ products
+
+    def gemm(
+        self, a: np.ndarray, b: np.ndarray, out: np.ndarray, alpha: float = 1.0, beta: float = 0.0
+    ) -> np.ndarray:
+        """out <- alpha * (a @ b) + beta * out, in place, in one BLAS call; returns out.
+
+        a: (m, k), b: (k, n), out: (m, n), float32 or float64 (the routine follows out's dtype;
+        operands of another dtype are converted). With beta = 0, out's old contents are not read
+        (NaN or uninitialized memory included), as BLAS specifies. Shapes that do not match raise
+        SciPy's (or NumPy's) error. A plain product (alpha 1, beta 0) is np.matmul unless the
+        setting sends products to SciPy's BLAS; np.matmul has no alpha or beta.
+
+        BLAS reads matrices column-major, and a C-contiguous (m, n) array read column-major is
+        its (n, m) transpose, so SciPy's GEMM is asked for the product transposed: out.T <-
+        alpha * b.T @ a.T + beta * out.T. Operands that are C-contiguous or the transpose of a
+        C-contiguous array (`w.T`) are read where they lie, through BLAS's transpose flags; f2py
+        copies any other operand (with its transpose flag set, the copy is right). This runs
+        several times in every step, so it does no more than choose the routine and the flags.
+        """
+        if alpha == 1.0 and beta == 0.0 and self.library != "scipy":
+            return np.matmul(a, b, out=out)
+        # flag 0 for a C-contiguous operand (its .T is Fortran-contiguous), 1 otherwise
+        first, trans_first = (b.T, 0) if b.flags.c_contiguous else (b, 1)
+        second, trans_second = (a.T, 0) if a.flags.c_contiguous else (a, 1)
+        target = out.T
+        result = _GEMM[out.dtype](alpha, first, second, beta, target, trans_first, trans_second, 1)
+        if result is not target:  # out was not C-contiguous: BLAS wrote a copy
+            out[...] = result.T
+        return out
+
+    def add_rows(self, out: np.ndarray, row: np.ndarray, ones: np.ndarray) -> np.ndarray:
+        """out[i] += row for every row i of a 2-D `out`, in place; returns out. `ones`: a vector
+        of out.shape[0] ones in out's dtype (the caller keeps it, so that no call allocates).
+
+        A bias added to a batch of outputs. NumPy's broadcast `out += row` runs its inner loop
+        once per row, a few hundred elements each; BLAS's rank-1 update GER (out.T <- row ones^T
+        + out.T, out read column-major) does the same sums in one call. Sums are exact to the
+        same rounding (one addition per element). Outside a setting, or for a layout or dtype
+        GER does not take, NumPy adds.
+        """
+        ger = _GER.get(out.dtype)
+        if (
+            ger is None
+            or out.ndim != 2
+            or not out.flags.c_contiguous
+            or row.dtype != out.dtype
+            or self.library is None
+        ):
+            out += row
+            return out
+        target = out.T
+        result = ger(1.0, row, ones, 1, 1, target, 1, 1, 1)  # GER reads row and ones only
+        if result is not target:  # not expected for a C-contiguous out; kept correct regardless
+            out[...] = result.T
+        return out
+
+
+# ---------------------------------------------------------------------- the process's pools
 
 
 @functools.cache
 def _controller() -> ThreadpoolController:
     """The loaded BLAS libraries and their thread settings. threadpoolctl finds the libraries by
-    scanning the process's shared objects, 0.8 ms a call here, so they are found once, on first
-    use (NumPy's and SciPy's are loaded by then: this module imports both); setting the threads
-    then takes 30 us. A BLAS loaded later (PyTorch's, say) is left as it is."""
+    scanning the process's shared objects, which is slow next to setting their threads, so they
+    are found once, on first use (NumPy's and SciPy's are loaded by then: this module imports
+    both). A BLAS loaded later (PyTorch's, say) is left as it is."""
     return ThreadpoolController()
 
 
@@ -74,27 +179,14 @@ def blas_paths(library: str) -> tuple[str, ...]:
 
 @contextlib.contextmanager
 def blas_threads(threads: int, library: str = "numpy"):
-    """A context manager: `library`'s BLAS at `threads` threads, any other BLAS at one, and the
-    network's products sent to `library` meanwhile (see the module's docstring)."""
-    global products_library, products_threads
+    """A context manager: `library`'s BLAS at `threads` threads, any other BLAS at one; the
+    previous settings come back on exit. It sets the process's pools only: a model's products
+    follow its Blas object (Blas.use enters this)."""
     if library not in LIBRARIES:
         raise ValueError(f"library must be one of {LIBRARIES}, got {library!r}")
     limits = {**dict.fromkeys(blas_paths(library), threads), "blas": 1}
-    previous = products_library, products_threads
     with _controller().limit(limits=limits):
-        products_library, products_threads = library, threads
-        try:
-            yield
-        finally:
-            products_library, products_threads = previous
-
-
-def inference_blas():
-    """A context manager for a forward pass: SciPy's BLAS runs the products and the bias
-    additions, with the threads the products have now (inside blas_threads, its count; else
-    what available_threads() allows), every other BLAS at one thread."""
-    threads = products_threads if products_library is not None else available_threads()
-    return blas_threads(threads, "scipy")
+        yield
 
 
 def available_threads(*libraries: str) -> int:

@@ -1,13 +1,11 @@
 """Subnormal floats flushed to zero while mnistlab trains and predicts.
 
 A float32 below 1.18e-38 (a subnormal) makes the x86 core that meets it take a microcode assist
-of a hundred cycles or more per instruction: a 32x784 by 32x100 weight-gradient GEMM with 1% of
-its gradient entries subnormal took 807 us instead of 90 us here, and an elementwise multiply
-over 78,400 subnormal floats 667 us instead of 17 us. Training makes them: once a network is
+of a hundred cycles or more per instruction, so a GEMM or an elementwise pass with a few percent
+of subnormal entries takes several times as long. Training makes them: once a network is
 confident, softmax probabilities of exp(-88) and below, and the products and squares of tiny
-gradients downstream, fall into that range: Adam epochs of 784-100-200-10 at batch 32 on
-Fashion-MNIST grew from 1.34 s to 1.5-1.8 s between the 10th and the 20th epoch, and stayed at
-1.33-1.40 s with the flush (same test accuracy).
+gradients downstream, fall into that range, and epochs grow slower as training goes on
+(benchmarks/subnormals.py trains with and without the flush, epochs alternating).
 
 `flush_subnormals()` sets the two MXCSR bits that make the core treat subnormal inputs as zero
 (DAZ) and write zero where a result would be subnormal (FTZ), as TensorFlow and XLA's CPU client

@@ -40,7 +40,7 @@ class Ones(Initializer):
 
 
 class Normal(Initializer):
-    """N(mean, std^2); seed 001 gives each Keras layer its own std."""
+    """N(mean, std^2), with a std of its own for each layer if wanted."""
 
     def __init__(self, mean: float = 0.0, std: float = 0.05) -> None:
         if not std > 0:

@@ -1,12 +1,15 @@
 """Layers: Dense, activations, BatchNorm, Dropout and Softmax.
 
-A layer has forward(x, training) and backward(grad_out, sink=None), kept separate: backward fills
-the gradients of its parameters (`param.grad`) and returns the gradient for its input; it never
-changes `param.data` by itself. Only an optimizer does: in step(), or, for plain SGD, through the
-GradientSink it hands to backward, which a Dense layer's weight-gradient GEMM writes to (the update
-applied where the gradient is computed; see nn.parameters.GradientSink). Outputs are work buffers
-owned by the layer and reused by the next call with the same shape, so the training loop allocates
-nothing per step; copy an output if you need it after the next call.
+A layer has forward(x, training) and backward(grad_out), kept separate: backward fills the
+gradients of its parameters (`param.grad`) and returns the gradient for its input; it never
+changes `param.data`. Only an optimizer does. (Dense also offers backward_into_sink, where its
+weight-gradient GEMM applies an optimizer's update as it computes the gradient: see
+nn.parameters.GradientSink; Sequential.backward calls it when an optimizer gives a sink.)
+
+Outputs are work buffers owned by the layer and reused by the next call with the same shape, so
+the training loop allocates nothing per step; copy an output if you need it after the next call.
+Matrix products go through the model's BLAS setting (`self.blas`, mnistlab.backend.blas.Blas),
+handed to every layer at build.
 
 Shapes: x is (batch, features) float32 (or float64); grad_out has the shape of the output.
 """
@@ -16,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
+from mnistlab.backend.blas import Blas
 from mnistlab.errors import UsageError
-from mnistlab.nn.functional import add_rows, gemm, new_work_array
+from mnistlab.nn.functional import new_work_array
 from mnistlab.nn.init import Initializer, get_initializer
 from mnistlab.nn.parameters import GradientSink, Parameter
 
@@ -40,9 +44,18 @@ class Layer:
         self._buffers: dict[tuple, np.ndarray] = {}  # work arrays by (name, shape), see _buffer
         self.dtype = np.dtype(np.float32)
 
-    def build(self, input_shape: tuple[int, ...], rng: np.random.Generator, dtype) -> tuple:
-        """Create parameters for inputs of `input_shape` (without batch); return output shape."""
+    def build(
+        self,
+        input_shape: tuple[int, ...],
+        rng: np.random.Generator,
+        dtype,
+        blas: Blas | None = None,
+    ) -> tuple:
+        """Create parameters for inputs of `input_shape` (without batch); return output shape.
+        blas: the model's BLAS setting, which the layer's products follow (a layer built on its
+        own gets one of its own, with nothing set)."""
         self.dtype = np.dtype(dtype)
+        self.blas = blas if blas is not None else Blas()
         self._buffers.clear()  # work arrays of an earlier build may have another dtype
         self.input_shape = tuple(input_shape)
         self.output_shape = self.input_shape
@@ -61,9 +74,8 @@ class Layer:
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, grad_out: np.ndarray, sink: GradientSink | None = None) -> np.ndarray | None:
-        """Fill the parameters' gradients and return the input's (None for the first layer).
-        sink: where the weights' gradients go instead of their .grad (GradientSink)."""
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        """Fill the parameters' gradients and return the input's (None for the first layer)."""
         raise NotImplementedError
 
     def _buffer(self, key: str, shape: tuple[int, ...], dtype=None, fill=None) -> np.ndarray:
@@ -82,7 +94,12 @@ class Layer:
 
 
 class Dense(Layer):
-    """y = x @ W + b with W: (in_features, units), b: (units,)."""
+    """y = x @ W + b with W: (in_features, units), b: (units,).
+
+    For g = dL/dy: (batch, units), backward computes
+
+        dL/dx = g @ W.T        dL/dW = x.T @ g        dL/db = the sum of g's rows
+    """
 
     kind = "Dense"
 
@@ -103,8 +120,48 @@ class Dense(Layer):
         self.bias_init = get_initializer(bias_init)
         self.use_bias = use_bias
 
-    def build(self, input_shape, rng, dtype):
-        super().build(input_shape, rng, dtype)
+    def forward(self, x, training=False):
+        self._x = x
+        y = self._buffer("out", (x.shape[0], self.units))
+        self.blas.gemm(x, self.weight.data, y)  # y = x @ W
+        if self.bias is not None:
+            ones = self._buffer("ones", (x.shape[0],), fill=1)
+            self.blas.add_rows(y, self.bias.data, ones)  # y += b
+        return y
+
+    def backward(self, grad_out):
+        grad_in = self._input_gradient(grad_out)  # g @ W.T
+        self.blas.gemm(self._x.T, grad_out, self.weight.grad)  # dL/dW = x.T @ g
+        self._bias_gradient(grad_out)
+        return grad_in
+
+    def backward_into_sink(self, grad_out: np.ndarray, sink: GradientSink) -> np.ndarray | None:
+        """backward(), with dL/dW applied to the sink's target instead of stored in .grad:
+        target <- alpha * x.T @ g + beta * target, in the same GEMM (see GradientSink). The
+        input's gradient is computed first, while W is still the W of the forward pass."""
+        grad_in = self._input_gradient(grad_out)
+        target = sink.target(self.weight)
+        self.blas.gemm(self._x.T, grad_out, target, sink.alpha, sink.beta)
+        self._bias_gradient(grad_out)
+        return grad_in
+
+    def _input_gradient(self, grad_out: np.ndarray) -> np.ndarray | None:
+        """g @ W.T in a work buffer, or None for the first layer."""
+        if not self.needs_input_grad:
+            return None
+        grad_in = self._buffer("grad_in", self._x.shape)
+        self.blas.gemm(grad_out, self.weight.data.T, grad_in)
+        return grad_in
+
+    def _bias_gradient(self, grad_out: np.ndarray) -> None:
+        """The column sums of g into b.grad, as ones @ g: one BLAS call, several times faster
+        than np.sum(axis=0) on minibatch-sized arrays."""
+        if self.bias is not None:
+            ones = self._buffer("ones", (grad_out.shape[0],), fill=1)
+            np.dot(ones, grad_out, out=self.bias.grad)
+
+    def build(self, input_shape, rng, dtype, blas=None):
+        super().build(input_shape, rng, dtype, blas)
         (in_features,) = input_shape
         init = self.init or get_initializer("glorot_uniform")
         self.weight = Parameter(
@@ -130,30 +187,6 @@ class Dense(Layer):
             "use_bias": self.use_bias,
         }
 
-    def forward(self, x, training=False):
-        self._x = x
-        out = self._buffer("out", (x.shape[0], self.units))
-        gemm(x, self.weight.data, out)
-        if self.bias is not None:
-            add_rows(out, self.bias.data, self._buffer("ones", (x.shape[0],), fill=1))
-        return out
-
-    def backward(self, grad_out, sink=None):
-        x, weight = self._x, self.weight
-        grad_in = None
-        if self.needs_input_grad:  # first: a sink may change the weights in place
-            grad_in = self._buffer("grad_in", x.shape)
-            gemm(grad_out, weight.data.T, grad_in)
-        if sink is None:
-            gemm(x.T, grad_out, weight.grad)
-        else:
-            gemm(x.T, grad_out, sink.target(weight), sink.alpha, sink.beta)
-        if self.bias is not None:
-            # The column sums as ones @ grad_out: one BLAS call, several times faster than
-            # np.sum(axis=0) on minibatch-sized arrays.
-            np.dot(self._buffer("ones", (grad_out.shape[0],), fill=1), grad_out, out=self.bias.grad)
-        return grad_in
-
 
 class Identity(Layer):
     kind = "Identity"
@@ -162,7 +195,7 @@ class Identity(Layer):
     def forward(self, x, training=False):
         return x
 
-    def backward(self, grad_out, sink=None):
+    def backward(self, grad_out):
         return grad_out
 
 
@@ -177,9 +210,9 @@ class ReLU(Layer):
     def forward(self, x, training=False):
         out = self._out(x)
         # np.maximum(x, 0) takes NumPy's scalar-operand loop; against an array of zeros it takes
-        # the two-array SIMD loop: 5.5 us instead of 11.8 for 128 x 200 here. Past ~512 x 200 the
-        # zeros no longer stay in cache and the scalar form is faster (1.2 ms against 1.9 ms
-        # for 10,000 x 200). Same result either way (NaN stays NaN).
+        # the faster two-array SIMD loop, as long as the zeros stay in cache: past
+        # ZEROS_ARRAY_UP_TO elements their memory traffic costs more than the loop saves. Same
+        # result either way (NaN stays NaN).
         if x.size <= self.ZEROS_ARRAY_UP_TO:
             np.maximum(x, self._buffer("zeros", x.shape, fill=0), out=out)
         else:
@@ -187,12 +220,12 @@ class ReLU(Layer):
         self._y = out
         return out
 
-    def backward(self, grad_out, sink=None):
+    def backward(self, grad_out):
         mask = self._buffer("mask", grad_out.shape, dtype=bool)
         np.greater(self._y, 0, out=mask)
-        # A float mask: multiplying by the boolean one converts it element by element inside the
-        # multiplication's loop (17.5 us for 128 x 200 here); a separate cast to 0.0 / 1.0 and a
-        # float multiplication take 11 us together.
+        # A float mask: multiplying by the boolean one would convert it element by element
+        # inside the multiplication's loop; a separate cast to 0.0 / 1.0 and a float-by-float
+        # multiplication are two fast loops instead.
         factor = self._buffer("factor", grad_out.shape)
         np.copyto(factor, mask)
         # grad_out is the next layer's work buffer: scaling it in place allocates nothing.
@@ -225,7 +258,7 @@ class LeakyReLU(Layer):
         self._factor = factor
         return out
 
-    def backward(self, grad_out, sink=None):
+    def backward(self, grad_out):
         np.multiply(grad_out, self._factor, out=grad_out)
         return grad_out
 
@@ -242,7 +275,7 @@ class Sigmoid(Layer):
         self._y = out
         return out
 
-    def backward(self, grad_out, sink=None):
+    def backward(self, grad_out):
         y = self._y
         scratch = self._buffer("scratch", y.shape)
         np.subtract(1, y, out=scratch)
@@ -261,7 +294,7 @@ class Tanh(Layer):
         self._y = out
         return out
 
-    def backward(self, grad_out, sink=None):
+    def backward(self, grad_out):
         scratch = self._buffer("scratch", self._y.shape)
         np.multiply(self._y, self._y, out=scratch)
         np.subtract(1, scratch, out=scratch)
@@ -287,7 +320,7 @@ class Softmax(Layer):
         self._y = out
         return out
 
-    def backward(self, grad_out, sink=None):
+    def backward(self, grad_out):
         # dL/dx = y * (g - sum(g * y)) row by row (the softmax Jacobian-vector product).
         y = self._y
         grad_in = self._buffer("grad_in", y.shape)
@@ -317,8 +350,8 @@ class BatchNorm(Layer):
             raise UsageError(f"BatchNorm eps must be positive, got eps={eps}")
         self.momentum, self.eps = float(momentum), float(eps)
 
-    def build(self, input_shape, rng, dtype):
-        super().build(input_shape, rng, dtype)
+    def build(self, input_shape, rng, dtype, blas=None):
+        super().build(input_shape, rng, dtype, blas)
         (features,) = input_shape
         self.gamma = Parameter(np.ones(features, dtype), "gamma", decay=False)
         self.beta = Parameter(np.zeros(features, dtype), "beta", decay=False)
@@ -362,7 +395,7 @@ class BatchNorm(Layer):
         self._training = training
         return out
 
-    def backward(self, grad_out, sink=None):
+    def backward(self, grad_out):
         xhat, inv_std = self._xhat, self._inv_std
         n = grad_out.shape[0]
         np.sum(grad_out, axis=0, out=self.beta.grad)
@@ -405,8 +438,8 @@ class Dropout(Layer):
     def config(self):
         return {"type": self.kind, "rate": self.rate}
 
-    def build(self, input_shape, rng, dtype):
-        out = super().build(input_shape, rng, dtype)
+    def build(self, input_shape, rng, dtype, blas=None):
+        out = super().build(input_shape, rng, dtype, blas)
         if self.rng is None:
             self.rng = rng
         return out
@@ -427,7 +460,7 @@ class Dropout(Layer):
         np.multiply(x, scale, out=out)
         return out
 
-    def backward(self, grad_out, sink=None):
+    def backward(self, grad_out):
         if self._scale is None:
             return grad_out
         np.multiply(grad_out, self._scale, out=grad_out)

@@ -69,7 +69,8 @@ class SoftmaxCrossEntropy(Loss):
         np.dot(work.probs, work.ones, out=work.sums)  # row sums, one BLAS call
         # loss_i = log(sum_k exp(shifted_ik)) - shifted_i,y_i, summed in the model's dtype
         # (float32 overflow to inf is how a diverging float32 run shows itself to
-        # TerminateOnNaN) by a dot product with ones: 1 us against 2.2 for np.add.reduce here
+        # TerminateOnNaN) by a dot product with ones: one BLAS call, quicker than
+        # np.add.reduce's loop on a vector of batch size
         losses = np.log(work.sums, out=work.losses)
         np.subtract(losses, work.picked, out=losses)
         loss = float(np.dot(losses, work.ones_n)) / n

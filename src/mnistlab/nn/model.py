@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mnistlab.backend.blas import inference_blas
+from mnistlab.backend.blas import Blas
 from mnistlab.backend.fpu import flush_subnormals
 from mnistlab.errors import UsageError
 from mnistlab.nn.init import get_initializer
@@ -28,17 +28,14 @@ class Sequential:
 
     forward(x, training) -> outputs; backward(grad) fills every parameter's .grad.
     The first layer never computes a gradient for the input data.
+    blas: the BLAS setting the model's products follow (mnistlab.backend.blas.Blas), shared with
+    its layers at build; the Trainer and predict_logits set it for their duration.
     """
 
     def __init__(self, layers: Sequence[Layer] = ()) -> None:
         self.layers: list[Layer] = list(layers)
+        self.blas = Blas()
         self.built = False
-
-    def add(self, layer: Layer) -> Sequential:
-        if self.built:
-            raise UsageError("cannot add a layer to a model that is already built")
-        self.layers.append(layer)
-        return self
 
     def build(
         self,
@@ -66,7 +63,7 @@ class Sequential:
         for index, layer in enumerate(self.layers):
             if isinstance(layer, Dropout):
                 layer.rng = self.dropout_rng
-            shape = layer.build(shape, rng, self.dtype)
+            shape = layer.build(shape, rng, self.dtype, self.blas)
             layer.needs_input_grad = index > 0
             layer.inplace = writable
             writable = writable if layer.passthrough else not layer.needs_output
@@ -94,24 +91,32 @@ class Sequential:
             raise UsageError(f"x must be (batch, {self.input_features}), got shape {x.shape}")
 
     def backward(self, grad: np.ndarray, sink: GradientSink | None = None) -> None:
-        """Fill every parameter's .grad from the loss's gradient `grad` (the weights' go to
-        `sink` instead, when an optimizer gives one: see GradientSink)."""
+        """Fill every parameter's .grad from the loss's gradient `grad`: (batch, outputs).
+
+        sink: a GradientSink from the optimizer, or None. With one, the Dense layers apply the
+        optimizer's update to their weights in their weight-gradient GEMMs
+        (Dense.backward_into_sink) instead of filling the weights' .grad."""
         for layer in reversed(self.layers):
-            grad = layer.backward(grad, sink)
+            if sink is not None and isinstance(layer, Dense):
+                grad = layer.backward_into_sink(grad, sink)
+            else:
+                grad = layer.backward(grad)
             if grad is None:
                 break
 
     def predict_logits(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         """Outputs in inference mode, computed in chunks; a fresh array (n, outputs).
 
-        Subnormal floats are computed as zero on this thread meanwhile (mnistlab.backend.fpu), and
-        SciPy's BLAS runs the products and bias additions (mnistlab.backend.blas.inference_blas)."""
+        Runs under the model's inference setting, `self.blas.inference()`: SciPy's BLAS runs
+        the products and bias additions, the process's BLAS thread pools set for the call and
+        restored after it (mnistlab.backend.blas). Subnormal floats are computed as zero on this
+        thread meanwhile (mnistlab.backend.fpu)."""
         x = np.asarray(x, dtype=self.dtype)
         if x.ndim > 2:  # images: one row of pixels each (an empty x has no -1 to infer)
             x = x.reshape(x.shape[0], math.prod(x.shape[1:]))
         self._check_input(x)
         out = np.empty((x.shape[0], self.output_features), dtype=self.dtype)
-        with inference_blas(), flush_subnormals():
+        with self.blas.inference(), flush_subnormals():
             for start in range(0, x.shape[0], batch_size):
                 out[start : start + batch_size] = self.forward(x[start : start + batch_size])
         return out
@@ -198,11 +203,8 @@ class Sequential:
 
 def default_init(activation: str) -> str:
     """He for the ReLU family, Glorot otherwise (what the activation's variance argument wants)."""
-    return (
-        "he_normal"
-        if activation.lower().replace("-", "_") in {"relu", "leaky_relu"}
-        else ("glorot_uniform")
-    )
+    relu_family = activation.lower().replace("-", "_") in {"relu", "leaky_relu"}
+    return "he_normal" if relu_family else "glorot_uniform"
 
 
 def build_mlp(
@@ -218,8 +220,8 @@ def build_mlp(
     """Dense -> [BatchNorm] -> activation -> [Dropout] per hidden size, then Dense(n_classes).
 
     The output layer gives logits (train with softmax cross-entropy). `init` is one initializer
-    for every Dense layer or a list with one per Dense layer (seed 001 gives each its own normal
-    std); by default He for ReLU/LeakyReLU hidden layers, Glorot otherwise.
+    for every Dense layer or a list with one per Dense layer (a normal std of its own for each,
+    say); by default He for ReLU/LeakyReLU hidden layers, Glorot otherwise.
     """
     hidden = list(hidden)
     for size in hidden:

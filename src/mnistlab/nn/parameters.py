@@ -99,10 +99,12 @@ class GradientSink:
     by the product that computes the gradient: no gradient array written and read back, no pass
     of its own (optim.SGD). With buffer = velocity, alpha = 1, beta = momentum, it is momentum's
     accumulation. Every other parameter's gradient goes to its .grad as usual. A layer must
-    compute everything that reads W (its input's gradient) before writing to the sink.
+    compute everything that reads W (its input's gradient) before writing to the sink
+    (Dense.backward_into_sink).
 
-    An optimizer may hand out the same sink object step after step with new alpha and beta
-    (the views of `buffer` are made once: slicing and reshaping cost 1.5 us a layer per step).
+    An optimizer may hand out the same sink object step after step with new alpha and beta: the
+    views of `buffer` are made once, since slicing and reshaping them anew would add a fixed cost
+    per layer to every step.
     """
 
     def __init__(self, buffer: np.ndarray, alpha: float, beta: float) -> None:

@@ -7,22 +7,30 @@ few vectorized calls over the whole flat buffer.
 step() consumes the gradient: RMSprop and Adam use the gradient buffer as their scratch space once
 they have read it (every backward pass writes the gradients afresh, it never accumulates into
 them). Working in the buffer the backward pass has just written, rather than in a separate one,
-keeps the update's arrays in cache: Adam's epochs were 12-16% shorter for it.
+keeps the update's arrays in cache.
 
 Conventions follow PyTorch (momentum buffers v = mu * v + g; Adam's bias correction), so results
 match torch.optim step for step.
 
 weight_decay is *decoupled* decay (p -= lr * wd * p, AdamW-style) and applies only to the weights
-(the first params.n_decay entries). The L2 penalty coupled to the loss is the trainer's `l2`.
+(the first params.n_decay entries). The L2 penalty coupled to the loss (the trainer's `l2`) is
+given to step(): its gradient l2 * W joins the weights' gradients there.
 
-Plain SGD and SGD with momentum can hand the backward pass a GradientSink (gradient_sink()): the
-weight-gradient GEMMs then write W <- (1 - lr * decay) * W - lr * dL/dW themselves (momentum:
-v <- mu * v + dL/dW), so the weights' gradients are never written to a buffer and read back, and
-step(sink) updates only what remains (biases and BatchNorm's scale and shift, and momentum's
-W -= lr * v). Same arithmetic as the unfused step, rounded differently in the last place.
-GEMM's beta comes from SciPy's BLAS (backend.blas). Measured on 784-100-200-10, epochs with and
-without the sink alternating (benchmarks/sink.py, median of the per-epoch ratios): plain SGD
-0.92 at batch 32 (one BLAS thread), 0.96-0.97 at batch 128 (two); momentum 0.955-0.99 at 128.
+One step, as the trainer runs it:
+
+    sink = optimizer.gradient_sink(l2)   # None for every optimizer but fused SGD
+    model.backward(grad_of_loss, sink)
+    optimizer.step(sink, l2)
+
+Plain SGD and SGD with momentum (fused=True, the default) hand the backward pass a GradientSink:
+the Dense layers' weight-gradient GEMMs then write W <- (1 - lr * decay) * W - lr * dL/dW
+themselves (momentum: v <- mu * v + dL/dW), so the weights' gradients are never written to a
+buffer and read back, and step(sink, l2) updates only what remains (biases and BatchNorm's scale
+and shift, and momentum's W -= lr * v). Same arithmetic as the unfused step, rounded differently
+in the last place. GEMMs with alpha and beta need SciPy's BLAS: `uses_gradient_sink` tells the
+trainer so (mnistlab.backend.blas.Blas.training). With fused=False the weights' gradients are
+written to their .grad like every other optimizer's (for a gradient check, say).
+benchmarks/sink.py times epochs with and without the sink.
 """
 
 from __future__ import annotations
@@ -78,34 +86,45 @@ class Optimizer:
     def zero_grad(self) -> None:
         self.params.grad.fill(0)
 
+    @property
+    def uses_gradient_sink(self) -> bool:
+        """Whether gradient_sink() gives a sink: the step then rides in the weights' gradient
+        GEMMs, which need GEMM's alpha and beta (SciPy's BLAS)."""
+        return False
+
     def gradient_sink(self, l2: float = 0.0) -> GradientSink | None:
         """Where this step's backward pass should write the weights' gradients, or None (the
         default: to their .grad, where step() reads them). Ask once per step, after setting the
         learning rate, and pass the answer to model.backward() and then to step(); the sink is
         valid until the next call (SGD hands out one object with new coefficients each time).
-
-        l2: the coefficient of the L2 penalty coupled to the loss (the trainer's l2), whose
-        gradient l2 * W the trainer adds to the weights' gradients when there is no sink; with
-        a sink, the sink and step() account for it.
+        l2: the coefficient of the L2 penalty coupled to the loss, as step() will be given it.
         """
         return None
 
-    def step(self, sink: GradientSink | None = None) -> None:
-        """Apply one update with the current learning rate and gradients. sink: the one that
-        gradient_sink() gave for this step and the backward pass wrote to, or None."""
+    def step(self, sink: GradientSink | None = None, l2: float = 0.0) -> None:
+        """Apply one update with the current learning rate and gradients.
+
+        sink: the one that gradient_sink() gave for this step and the backward pass wrote to,
+            or None.
+        l2: the coefficient of the L2 penalty 0.5 * l2 * ||W||^2 coupled to the loss (the
+            trainer's l2): its gradient l2 * W joins the weights' gradients before the update.
+        """
         self.iterations += 1
         lr = self.learning_rate
         if sink is None:
+            n = self.params.n_decay
+            if l2:
+                self._axpy(self.params.data[:n], self.params.grad[:n], a=l2)
             if self.weight_decay:
-                weights = self.params.data[: self.params.n_decay]
+                weights = self.params.data[:n]
                 weights *= 1.0 - lr * self.weight_decay
             self._update(lr)
         else:
-            self._update_after_sink(lr, sink)
+            self._update_after_sink(lr, sink, l2)
         if self.iterations % FLUSH_EVERY == 0:
             self._flush_tiny()
 
-    def _update_after_sink(self, lr: float, sink: GradientSink) -> None:
+    def _update_after_sink(self, lr: float, sink: GradientSink, l2: float) -> None:
         raise UsageError(f"optimizer {self.name!r} does not take a gradient sink")
 
     def _flush_tiny(self) -> None:
@@ -113,8 +132,9 @@ class Optimizer:
 
         A slot whose gradient has become zero (a dead unit, a pixel that is blank in almost every
         image) decays geometrically into the subnormal range, where every arithmetic operation
-        on it is tens of times slower: 8% of Adam's first moments were subnormal after one epoch
-        and made the epoch 6x slower. Values this small change no update measurably.
+        on it is tens of times slower (see mnistlab.backend.fpu, which covers the calling thread
+        only: not the BLAS's worker threads, nor other platforms). Values this small change no
+        update measurably.
         """
         threshold = np.finfo(self.params.dtype).tiny * FLUSH_BELOW
         for array in self._slots().values():
@@ -147,20 +167,15 @@ class Optimizer:
         return {}
 
 
-class _SinkWithL2(GradientSink):
-    """A GradientSink that remembers the step's coupled L2 coefficient for step()."""
-
-    def __init__(self, buffer: np.ndarray, alpha: float, beta: float, l2: float) -> None:
-        super().__init__(buffer, alpha, beta)
-        self.l2 = float(l2)
-
-
 class SGD(Optimizer):
     """Stochastic gradient descent, with optional momentum and Nesterov momentum.
 
     plain:     p -= lr * g
     momentum:  v = mu * v + g;  p -= lr * v
     nesterov:  v = mu * v + g;  p -= lr * (g + mu * v)
+
+    fused: plain SGD and momentum apply the weights' part of the step inside their gradient
+    GEMMs (a GradientSink, see the module's docstring); False writes the gradients to .grad.
     """
 
     name = "sgd"
@@ -172,16 +187,18 @@ class SGD(Optimizer):
         momentum: float = 0.0,
         nesterov: bool = False,
         weight_decay: float = 0.0,
+        fused: bool = True,
     ) -> None:
         super().__init__(params, learning_rate, weight_decay)
         self.momentum = _check_unit("momentum", momentum)
         if nesterov and self.momentum == 0:
             raise UsageError("nesterov=True needs momentum > 0")
         self.nesterov = bool(nesterov)
+        self.fused = bool(fused)
         self.velocity = np.zeros_like(self.params.data) if self.momentum else None
-        # the sink handed out every step (its alpha, beta and l2 set anew each time)
+        # the sink handed out every step (its alpha and beta set anew each time)
         buffer = self.velocity if self.velocity is not None else self.params.data
-        self._sink = _SinkWithL2(buffer, 1.0, 1.0, 0.0)
+        self._sink = GradientSink(buffer, 1.0, 1.0)
 
     def _update(self, lr):
         data, grad = self.params.data, self.params.grad
@@ -197,20 +214,25 @@ class SGD(Optimizer):
         else:
             self._axpy(v, data, a=-lr)
 
-    def gradient_sink(self, l2=0.0):
+    @property
+    def uses_gradient_sink(self):
+        # Nesterov's step reads the gradient itself, not only the velocity; and every weight's
+        # gradient must come from a GEMM that can write to the sink
         params = self.params
-        if self.nesterov or params.n_decay == 0 or not params.weights_take_sink:
-            return None  # Nesterov's step reads the gradient itself, not only the velocity
+        return self.fused and not self.nesterov and params.n_decay > 0 and params.weights_take_sink
+
+    def gradient_sink(self, l2=0.0):
+        if not self.uses_gradient_sink:
+            return None
         lr, sink = self.learning_rate, self._sink
         if self.velocity is None:
             # W <- W - lr * (wd * W + l2 * W + g): the weights' whole update in their GEMMs
             sink.alpha, sink.beta = -lr, 1.0 - lr * (self.weight_decay + l2)
         else:
             sink.alpha, sink.beta = 1.0, self.momentum
-        sink.l2 = float(l2)
         return sink
 
-    def _update_after_sink(self, lr, sink):
+    def _update_after_sink(self, lr, sink, l2):
         n = self.params.n_decay
         data, grad = self.params.data, self.params.grad
         if self.velocity is None:  # the weights are done; the rest as in _update
@@ -221,8 +243,8 @@ class SGD(Optimizer):
         # the L2 term of the weights' gradient (with W before its decay), the rest's velocity,
         # the decay, the step.
         v = self.velocity
-        if sink.l2:
-            self._axpy(data[:n], v[:n], a=sink.l2)
+        if l2:
+            self._axpy(data[:n], v[:n], a=l2)
         if n < data.size:
             rest = v[n:]
             rest *= self.momentum
@@ -233,7 +255,12 @@ class SGD(Optimizer):
         self._axpy(v, data, a=-lr)
 
     def config(self):
-        return {**super().config(), "momentum": self.momentum, "nesterov": self.nesterov}
+        return {
+            **super().config(),
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+            "fused": self.fused,
+        }
 
     def _slots(self):
         return {"velocity": self.velocity} if self.velocity is not None else {}
@@ -282,19 +309,20 @@ class Adam(Optimizer):
     m = b1 * m + (1 - b1) * g;   v = b2 * v + (1 - b2) * g^2
     p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
-    Without the correction the first steps are too small by 1/(1 - b1^t) for m and the step
-    direction is scaled wrongly while v warms up; seed 002's hand-written Adam diverged so.
+    Without the correction the first steps are too small by 1/(1 - b1^t) for m, and the step
+    direction is scaled wrongly while v warms up: an uncorrected Adam can take steps far from
+    lr in size early on and diverge.
 
     The moments are kept scaled, so that a step needs no pass over them for the decay:
     m = m_scaled * b1^k and v = v_scaled * b2^k, where k = iterations % FLUSH_EVERY is the number
     of steps since the decay was last applied. A step adds (1 - b1) / b1^k * g to m_scaled (and
     likewise for v), which is the same m; every FLUSH_EVERY steps m_scaled *= b1^FLUSH_EVERY and
-    k starts again from 0. Seven passes over the parameters a step instead of nine: epochs of
-    784-100-200-10 10-14% shorter at batch 32 and 4% at batch 128 (measured alternating epochs
-    with the decay applied every step). Not bit-identical to applying it every step (rounding
-    differs in the last place; the tests compare both with Adam as written, and with PyTorch).
-    For betas so small that b^FLUSH_EVERY < MIN_SCALE (1/b^k would grow too large; b = 0 is
-    allowed) the decay is applied every step instead. `m` and `v` give the moments.
+    k starts again from 0. Seven passes over the parameters a step instead of nine. Not
+    bit-identical to applying the decay every step (rounding differs in the last place; the
+    tests compare both with Adam as written, and with PyTorch). For betas so small that
+    b^FLUSH_EVERY < MIN_SCALE (1/b^k would grow too large; b = 0 is allowed) the decay is
+    applied every step instead. `m` and `v` give the moments; state_dict() holds the scaled
+    arrays (m_scaled, v_scaled), so that a resumed run continues bit for bit.
     """
 
     name = "adam"
@@ -364,16 +392,6 @@ class Adam(Optimizer):
 
     def _slots(self):
         return {"m_scaled": self.m_scaled, "v_scaled": self.v_scaled}
-
-    def load_state_dict(self, state: dict) -> None:
-        if "m" in state and "m_scaled" not in state:  # saved before the moments were scaled
-            k = int(state["iterations"]) % self.decay_period
-            state = {
-                **state,
-                "m_scaled": state["m"] / self.beta1**k,
-                "v_scaled": state["v"] / self.beta2**k,
-            }
-        super().load_state_dict(state)
 
 
 class AdamW(Adam):

@@ -1,7 +1,7 @@
 """Learning-rate schedules: lr as a function of the step (or epoch) counter t = 0, 1, 2, ...
 
-Each schedule is applied per step or per epoch (`per`). `LinearDecay` is seed 003's: from lr0
-down to lr_tau over tau steps, then constant.
+Each schedule is applied per step or per epoch (`per`). `LinearDecay` goes from lr0
+down to lr_tau over tau steps, then stays constant.
 """
 
 from __future__ import annotations

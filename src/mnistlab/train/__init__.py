@@ -9,7 +9,8 @@ from mnistlab.train.callbacks import (
     ProgressBar,
     TerminateOnNaN,
 )
-from mnistlab.train.trainer import History, Trainer
+from mnistlab.train.history import History
+from mnistlab.train.trainer import Trainer
 
 __all__ = [
     "Callback",

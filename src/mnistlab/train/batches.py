@@ -7,11 +7,9 @@ release it too). A chunk holds `per_chunk` consecutive minibatches, so the two t
 per chunk, not once per step. The minibatches and their order are exactly those of a plain
 `x[order[i * b:(i + 1) * b]]`, so results are bit-identical.
 
-Measured on the 2-core machine (784-100-200-10, float32, one BLAS thread): an epoch 8-9% shorter at
-batch 128 and 3-4% at batch 32. With `background=False` the same chunks are gathered in the
-caller's thread, between steps: when the BLAS runs on every core, a third thread that wakes up
-every few steps preempts one of the BLAS threads in the middle of a GEMM, and the other waits for
-it at the GEMM's end.
+With `background=False` the same chunks are gathered in the caller's thread, between steps: when
+the BLAS runs on every core, a third thread that wakes up every few steps preempts one of the
+BLAS threads in the middle of a GEMM, and the other waits for it at the GEMM's end.
 """
 
 from __future__ import annotations
@@ -68,7 +66,7 @@ class PrefetchedBatches:
         index = self.order[first * b : last * b]
         chunk = self._chunks[slot][: index.shape[0]]
         # mode="clip": with the default mode="raise" NumPy gathers into a temporary and copies it
-        # into `out` (3x slower); `order` is a permutation, always in range.
+        # into `out`, a second pass over the chunk; `order` is a permutation, always in range.
         np.take(self.x, index, axis=0, out=chunk, mode="clip")
         labels = self.y[index]
         return [

@@ -1,23 +1,31 @@
-"""The training loop: minibatches, forward, loss, backward, update; history and checkpoints.
+"""The training loop: minibatches, forward, loss, backward, update.
+
+One step (Trainer._train_step):
+
+    logits = model.forward(x_batch, training=True)
+    loss = loss_fn.forward(logits, y_batch)
+    sink = optimizer.gradient_sink(l2)          # None unless the optimizer is fused SGD
+    model.backward(loss_fn.backward(), sink)    # fills every .grad (or the sink)
+    optimizer.step(sink, l2)
 
 The loop allocates nothing per step for a fixed batch shape: the batch is gathered into a
-preallocated buffer, every layer writes into its own work buffers, the loss gradient is fused, and
-the optimizer updates the flat parameter buffer in place. A checkpoint holds everything the loop
-depends on (weights, optimizer slots, step and epoch counters, both random generators, the
-position inside the current epoch, callback state and history), so a resumed run ends with exactly
-the weights of an uninterrupted one.
+preallocated buffer (train.batches), every layer writes into its own work buffers, the loss
+gradient is fused, and the optimizer updates the flat parameter buffer in place. A fit runs
+inside the model's training BLAS setting (mnistlab.backend.blas), with subnormal floats computed
+as zero (mnistlab.backend.fpu) and Ctrl-C turned into a request to stop between two steps
+(train.interrupts). History lives in train.history, checkpoint contents in train.state.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from mnistlab.backend.blas import available_threads, blas_threads, inference_blas
+from mnistlab.backend.blas import available_threads
 from mnistlab.backend.fpu import flush_subnormals
 from mnistlab.errors import TrainingInterrupted, UsageError
 from mnistlab.nn.losses import Loss, get_loss
@@ -26,44 +34,14 @@ from mnistlab.optim.optimizers import Optimizer
 from mnistlab.optim.schedules import Constant, Schedule
 from mnistlab.train.batches import PrefetchedBatches
 from mnistlab.train.callbacks import Callback
-from mnistlab.train.checkpoint import FORMAT_VERSION, load_npz, save_npz
+from mnistlab.train.checkpoint import load_npz, save_npz
+from mnistlab.train.history import HISTORY_KEYS, History
 from mnistlab.train.interrupts import InterruptFlag
+from mnistlab.train.state import EpochPosition, check_checkpoint, restore_trainer, trainer_state
 
-HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
+__all__ = ["HISTORY_KEYS", "WORK_PER_THREAD", "History", "Trainer", "auto_blas_threads"]
 
-
-@dataclass
-class History:
-    """Per-epoch records: epoch, loss, accuracy, val_loss, val_accuracy, learning_rate, seconds."""
-
-    records: list[dict] = field(default_factory=list)
-
-    def append(self, record: dict) -> None:
-        self.records.append(record)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def column(self, key: str) -> list:
-        return [r.get(key) for r in self.records]
-
-    def to_csv(self) -> str:
-        keys = [k for k in HISTORY_KEYS if any(k in r for r in self.records)]
-        lines = [",".join(keys)]
-        for record in self.records:
-            lines.append(",".join(_fmt(record.get(k)) for k in keys))
-        return "\n".join(lines) + "\n"
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-#: forward-pass multiply-adds per step (batch size x weights) per BLAS thread, measured below
+#: forward-pass multiply-adds per step (batch size x weights) that make a BLAS thread worth it
 WORK_PER_THREAD = 8_000_000
 
 
@@ -71,14 +49,12 @@ def auto_blas_threads(batch_size: int, n_weights: int, cores: int | None = None)
     """BLAS threads for minibatch training: one per WORK_PER_THREAD multiply-adds of a step's
     forward pass (batch_size x n_weights, the weights of the Dense layers), at least one and at
     most `cores` (the machine's; the trainer passes what the model's BLAS may use at the time).
+
+    Between the small GEMMs of a small network a second thread mostly waits, and its start-up
+    and synchronization make the step longer; past a few million multiply-adds per thread the
+    split work pays for them (benchmarks/engine_speed.py --blas-threads compares settings).
     With a thread per core the minibatches are gathered between steps rather than by a helper
     thread (see PrefetchedBatches).
-
-    Measured on the 2-core machine, one setting against the other in alternating epochs: two
-    threads made epochs of 784-100-200-10 12-14% longer at batch 32 and 64 (3.2M and 6.4M
-    multiply-adds) but 5-9% shorter at batch 128 (12.8M) and 14% at 256; 25% shorter for
-    784-600-100-10 at batch 32 (17M), and 31-36% for 784-1024-512-10 at batch 32 to 128
-    (43M-170M). Between the small GEMMs of a small network the second thread mostly spins.
     """
     cores = cores or os.cpu_count() or 1
     return max(1, min(cores, round(batch_size * n_weights / WORK_PER_THREAD)))
@@ -91,7 +67,7 @@ class Trainer:
     optimizer: built over model.parameters().
     loss: a Loss or its name ("cross_entropy" by default, "mse").
     schedule: a Schedule (default: constant at the optimizer's learning rate).
-    l2: L2 penalty coupled to the loss, 0.5 * l2 * sum(W^2) over the weights (seed 002's alpha).
+    l2: L2 penalty coupled to the loss, 0.5 * l2 * sum(W^2) over the weights.
     callbacks: Callback objects (early stopping, checkpoints, NaN guard, progress).
     blas_threads: threads for the model's matrix products (None: auto_blas_threads, by the work
         of a step).
@@ -124,7 +100,8 @@ class Trainer:
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimizer steps
         self.shuffle_rng: np.random.Generator | None = None
-        self._position: dict | None = None  # where to continue inside an epoch
+        #: where to continue inside an epoch (None between epochs)
+        self.position: EpochPosition | None = None
         self.checkpoint_path = None
         self.stop_training = False
         self.stop_reason = ""
@@ -153,29 +130,13 @@ class Trainer:
         Subnormal floats are computed as zero on this thread meanwhile, callbacks included
         (mnistlab.backend.fpu: they make the arithmetic that meets them tens of times slower).
         """
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, (int, np.integer))
-            or batch_size <= 0
-        ):
-            raise UsageError(
-                f"batch_size must be a positive integer, got batch_size={batch_size!r}"
-            )
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs <= 0:
-            raise UsageError(f"epochs must be a positive integer, got epochs={epochs!r}")
-        x = np.ascontiguousarray(x, dtype=self.model.dtype).reshape(len(x), -1)
-        y = self._labels(y)
-        if x.shape[1] != self.model.input_features:
-            raise UsageError(
-                f"x has {x.shape[1]} features, the model expects {self.model.input_features}"
-            )
-        if x.shape[0] != y.shape[0]:
-            raise UsageError(f"x has {x.shape[0]} rows but y has {y.shape[0]} labels")
+        _check_count("batch_size", batch_size)
+        _check_count("epochs", epochs)
+        x, y = self._training_data(x, y)
         if validation is not None:  # checked now, not after the first epoch
             validation = self._validation(validation)
-        n = x.shape[0]
         self.epochs, self.batch_size, self.shuffle = int(epochs), int(batch_size), shuffle
-        self.steps_per_epoch = math.ceil(n / self.batch_size)
+        self.steps_per_epoch = math.ceil(x.shape[0] / self.batch_size)
         if self.shuffle_rng is None:
             self.shuffle_rng = np.random.default_rng(seed)
         self.stop_training, self.stop_reason, self.diverged = False, "", False
@@ -183,16 +144,12 @@ class Trainer:
         threads = self.blas_threads or auto_blas_threads(
             self.batch_size, self.model.params.n_decay, cores=available_threads()
         )
-        # An optimizer that applies its step in the weight-gradient GEMMs needs GEMM's beta,
-        # which only SciPy's BLAS offers; with more than one thread, all the products go there
-        # (two multi-threaded pools fight over the cores: mnistlab.backend.blas).
-        sink = self.optimizer.gradient_sink(self.l2) is not None
-        library = "scipy" if sink and threads > 1 else "numpy"
         # a helper thread gathers the minibatches only while the BLAS leaves a core free for it
         self._gather_in_background = threads < (os.cpu_count() or 1)
+        blas = self.model.blas.training(threads, scaled_gemms=self.optimizer.uses_gradient_sink)
         # Overflow is not an error here: the NaN guard reports a non-finite loss in one line.
         with (
-            blas_threads(threads, library),
+            blas,
             flush_subnormals(),
             self._interrupt,
             np.errstate(over="ignore", invalid="ignore"),
@@ -206,90 +163,103 @@ class Trainer:
         return self.history
 
     def _run_epoch(self, x, y, validation) -> None:
-        n, batch_size, model, loss_fn, optimizer = (
-            x.shape[0],
-            self.batch_size,
-            self.model,
-            self.loss,
-            self.optimizer,
-        )
+        """One epoch (or its rest, after a resume), its log, and the callbacks around it."""
         epoch = self.epoch
         for callback in self.callbacks:
             callback.on_epoch_begin(self, epoch)
-        loss_hooks = [c.on_loss for c in self.callbacks if hasattr(c, "on_loss")]
-        if self._position is None:
-            order = self.shuffle_rng.permutation(n) if self.shuffle else np.arange(n)
-            self._position = {
-                "order": order,
-                "batch": 0,
-                "loss_sum": 0.0,
-                "correct": 0,
-                "seen": 0,
-                "seconds": 0.0,
-            }
-        position = self._position
-        order = position["order"]
-        schedule = self.schedule
-        per_step = schedule.per == "step"
-        if not per_step:
-            optimizer.learning_rate = schedule(epoch)
-        started = time.perf_counter()
-        loss_sum, correct, seen = position["loss_sum"], position["correct"], position["seen"]
-        first = position["batch"]
-        with PrefetchedBatches(
-            x, y, order, batch_size, first, self.steps_per_epoch, self._gather_in_background
-        ) as batches:
-            for batch, (x_batch, y_batch) in enumerate(batches, start=first):
-                if self._interrupt.is_set():
-                    position.update(
-                        batch=batch,
-                        loss_sum=loss_sum,
-                        correct=correct,
-                        seen=seen,
-                        seconds=position["seconds"] + time.perf_counter() - started,
-                    )
-                    self._handle_interrupt()
-                size = x_batch.shape[0]
-                if per_step:
-                    optimizer.learning_rate = schedule(self.step)
-                logits = model.forward(x_batch, training=True)
-                loss = loss_fn.forward(logits, y_batch)
-                for hook in loss_hooks:
-                    hook(self, loss)
-                if self.stop_training:
-                    break
-                correct += loss_fn.count_correct(logits, y_batch)
-                loss_sum += loss * size
-                seen += size
-                # plain SGD and momentum: the weights' update rides in their gradient GEMMs
-                sink = optimizer.gradient_sink(self.l2)
-                model.backward(loss_fn.backward(), sink)
-                if self.l2 and sink is None:
-                    # d/dW of 0.5 * l2 * ||W||^2 is l2 * W, on the weights only.
-                    params = model.params
-                    optimizer._axpy(
-                        params.data[: params.n_decay], params.grad[: params.n_decay], a=self.l2
-                    )
-                optimizer.step(sink)
-                self.step += 1
-        seconds = position["seconds"] + time.perf_counter() - started
-        self._position = None
+        if self.position is None:
+            n = x.shape[0]
+            self.position = EpochPosition(
+                self.shuffle_rng.permutation(n) if self.shuffle else np.arange(n)
+            )
+        if self.schedule.per != "step":
+            self.optimizer.learning_rate = self.schedule(epoch)
+        done = self._run_steps(x, y, self.position)
+        self.position = None
         if self.stop_training and self.diverged:
             return
-        logs = {
-            "epoch": epoch + 1,
-            "loss": loss_sum / max(seen, 1) + self.l2_penalty(),
-            "accuracy": correct / max(seen, 1),
-        }
-        if validation is not None:
-            val_loss, val_accuracy = self.evaluate(*validation)
-            logs["val_loss"], logs["val_accuracy"] = val_loss, val_accuracy
-        logs["learning_rate"] = optimizer.learning_rate
-        logs["seconds"] = seconds
+        logs = self._epoch_logs(done, validation)
         self.history.append(logs)
         self.epoch += 1
         for callback in self.callbacks:
             callback.on_epoch_end(self, epoch, logs)
+
+    def _run_steps(self, x, y, start: EpochPosition) -> EpochPosition:
+        """The epoch's steps from `start` on; returns the position after the last one, its
+        seconds included. On Ctrl-C, self.position becomes the position reached, then
+        TrainingInterrupted is raised (after a checkpoint where there is a path)."""
+        progress = dataclasses.replace(start)
+        per_step = self.schedule.per == "step"
+        loss_hooks = [c.on_loss for c in self.callbacks if hasattr(c, "on_loss")]
+        started = time.perf_counter()
+        with PrefetchedBatches(
+            x,
+            y,
+            progress.order,
+            self.batch_size,
+            start.batch,
+            self.steps_per_epoch,
+            self._gather_in_background,
+        ) as batches:
+            for batch, (x_batch, y_batch) in enumerate(batches, start=start.batch):
+                if self._interrupt.is_set():
+                    progress.batch = batch
+                    progress.seconds = progress.seconds + time.perf_counter() - started
+                    self.position = progress
+                    self._handle_interrupt()
+                if per_step:
+                    self.optimizer.learning_rate = self.schedule(self.step)
+                if not self._train_step(x_batch, y_batch, progress, loss_hooks):
+                    break
+        progress.seconds = progress.seconds + time.perf_counter() - started
+        return progress
+
+    def _train_step(self, x_batch, y_batch, progress: EpochPosition, loss_hooks) -> bool:
+        """One minibatch: forward, loss, backward, update (counted in `progress`). False, and no
+        update, when a callback stops training on seeing the loss."""
+        model, loss_fn, optimizer = self.model, self.loss, self.optimizer
+        logits = model.forward(x_batch, training=True)
+        loss = loss_fn.forward(logits, y_batch)
+        for hook in loss_hooks:
+            hook(self, loss)
+        if self.stop_training:
+            return False
+        progress.count(loss, loss_fn.count_correct(logits, y_batch), x_batch.shape[0])
+        # fused SGD hands out a sink: the weights' update then rides in their gradient GEMMs
+        sink = optimizer.gradient_sink(self.l2)
+        model.backward(loss_fn.backward(), sink)
+        optimizer.step(sink, self.l2)
+        self.step += 1
+        return True
+
+    def _epoch_logs(self, done: EpochPosition, validation) -> dict:
+        """The epoch's record: mean training loss (with the L2 penalty) and accuracy, the
+        validation scores, the learning rate and the seconds its steps took."""
+        logs = {
+            "epoch": self.epoch + 1,
+            "loss": done.loss_sum / max(done.seen, 1) + self.l2_penalty(),
+            "accuracy": done.correct / max(done.seen, 1),
+        }
+        if validation is not None:
+            val_loss, val_accuracy = self.evaluate(*validation)
+            logs["val_loss"], logs["val_accuracy"] = val_loss, val_accuracy
+        logs["learning_rate"] = self.optimizer.learning_rate
+        logs["seconds"] = done.seconds
+        return logs
+
+    # ------------------------------------------------------------------ inputs
+
+    def _training_data(self, x, y) -> tuple[np.ndarray, np.ndarray]:
+        """x as C-contiguous rows in the model's dtype, y as checked labels."""
+        x = np.ascontiguousarray(x, dtype=self.model.dtype).reshape(len(x), -1)
+        y = self._labels(y)
+        if x.shape[1] != self.model.input_features:
+            raise UsageError(
+                f"x has {x.shape[1]} features, the model expects {self.model.input_features}"
+            )
+        if x.shape[0] != y.shape[0]:
+            raise UsageError(f"x has {x.shape[0]} rows but y has {y.shape[0]} labels")
+        return x, y
 
     def _validation(self, validation) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
@@ -324,6 +294,8 @@ class Trainer:
             )
         return y
 
+    # ------------------------------------------------------------------ scores
+
     def l2_penalty(self) -> float:
         if not self.l2:
             return 0.0
@@ -331,7 +303,8 @@ class Trainer:
         return 0.5 * self.l2 * float(np.dot(weights, weights))
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 8192) -> tuple[float, float]:
-        """(mean loss, accuracy) in inference mode; loss without the L2 penalty."""
+        """(mean loss, accuracy) in inference mode; loss without the L2 penalty. Runs under the
+        model's inference BLAS setting (mnistlab.backend.blas.Blas.inference)."""
         x = np.asarray(x, dtype=self.model.dtype).reshape(len(x), -1)
         y = self._labels(y)
         if y.shape != (x.shape[0],):
@@ -339,7 +312,7 @@ class Trainer:
         # A loss object of its own: the training loss's buffers hold the current step's state.
         loss_fn = type(self.loss)()
         total, correct = 0.0, 0
-        with inference_blas(), flush_subnormals():
+        with self.model.blas.inference(), flush_subnormals():
             for start in range(0, x.shape[0], batch_size):
                 logits = self.model.forward(x[start : start + batch_size], training=False)
                 labels = y[start : start + batch_size]
@@ -367,38 +340,8 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
 
     def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict]:
-        arrays = {f"model.{k}": v for k, v in self.model.state_arrays().items()}
-        optimizer_state = self.optimizer.state_dict()
-        for key, value in optimizer_state.items():
-            if isinstance(value, np.ndarray):
-                arrays[f"optimizer.{key}"] = value
-        callbacks = []
-        for index, callback in enumerate(self.callbacks):
-            values, callback_arrays = callback.get_state()
-            callbacks.append(values)
-            for key, value in callback_arrays.items():
-                arrays[f"callback{index}.{key}"] = value
-        position = None
-        if self._position is not None:
-            arrays["position.order"] = self._position["order"]
-            position = {k: v for k, v in self._position.items() if k != "order"}
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "kind": "checkpoint",
-            "epoch": self.epoch,
-            "step": self.step,
-            "optimizer": {
-                "name": self.optimizer.name,
-                "iterations": self.optimizer.iterations,
-                "learning_rate": self.optimizer.learning_rate,
-            },
-            "shuffle_rng": self.shuffle_rng.bit_generator.state if self.shuffle_rng else None,
-            "dropout_rng": self.model.dropout_rng.bit_generator.state,
-            "position": position,
-            "callbacks": callbacks,
-            "history": self.history.records,
-        }
-        return arrays, meta
+        """(arrays, metadata): everything a resume needs (mnistlab.train.state)."""
+        return trainer_state(self)
 
     def save_checkpoint(self, path) -> None:
         arrays, meta = self.checkpoint_state()
@@ -407,31 +350,11 @@ class Trainer:
     def load_checkpoint(self, path) -> None:
         """Restore everything save_checkpoint wrote; fit() then continues where it stopped."""
         arrays, meta = load_npz(path)
-        if not meta or meta.get("kind") != "checkpoint":
-            raise UsageError(f"{path}: not an mnistlab checkpoint")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise UsageError(
-                f"{path}: checkpoint format {meta.get('format_version')} is not "
-                f"supported (this version reads {FORMAT_VERSION})"
-            )
-        model_arrays = {k[6:]: v for k, v in arrays.items() if k.startswith("model.")}
-        self.model.load_state_arrays(model_arrays, where=str(path))
-        optimizer_state = {k[10:]: v for k, v in arrays.items() if k.startswith("optimizer.")}
-        optimizer_state["iterations"] = meta["optimizer"]["iterations"]
-        self.optimizer.load_state_dict(optimizer_state)
-        self.optimizer.learning_rate = meta["optimizer"]["learning_rate"]
-        self.epoch, self.step = meta["epoch"], meta["step"]
-        if meta["shuffle_rng"] is not None:
-            self.shuffle_rng = np.random.default_rng()
-            self.shuffle_rng.bit_generator.state = meta["shuffle_rng"]
-        self.model.dropout_rng.bit_generator.state = meta["dropout_rng"]
-        if meta["position"] is not None:
-            self._position = {**meta["position"], "order": arrays["position.order"]}
-        for index, (callback, values) in enumerate(
-            zip(self.callbacks, meta["callbacks"], strict=False)
-        ):
-            prefix = f"callback{index}."
-            callback.set_state(
-                values, {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-            )
-        self.history = History(list(meta["history"]))
+        check_checkpoint(path, meta)
+        restore_trainer(self, arrays, meta, path)
+
+
+def _check_count(name: str, value) -> None:
+    """Refuse anything but a positive whole number (bool included) for `name`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise UsageError(f"{name} must be a positive integer, got {name}={value!r}")
