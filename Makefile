@@ -13,7 +13,7 @@ PIP_FIND_LINKS ?= /opt/wheels
 export PIP_FIND_LINKS
 endif
 
-.PHONY: demo test lint speed bench datasets browser venv clean
+.PHONY: demo test lint speed bench docs datasets browser venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -84,5 +84,14 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 bench: $(VENV)/.installed-bench datasets
 	$(BIN)/mnistlab bench
 
+# The API reference and docs/ARCHITECTURE.md as HTML in docs/_build/html (the `docs` extra);
+# every Sphinx warning is an error.
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.installed-docs
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache docs/_build docs/api/generated
