@@ -44,9 +44,20 @@ def main() -> None:
     model = build_mlp([100, 200], 10).build(x.shape[1], seed=0)
     dense = [layer for layer in model.layers if hasattr(layer, "weight")]
     weights = [layer.weight.data for layer in dense]
-    biases = [layer.bias.data for layer in dense]
-    outs = [np.empty((len(x), w.shape[1]), dtype=np.float32) for w in weights]
+    cases = mnistlab_cases(model, x, weights, [layer.bias.data for layer in dense])
+    if importlib.util.find_spec("torch") is not None:
+        cases.update(torch_cases(x, weights))
+    else:
+        print("PyTorch is not installed (pip install -e '.[bench]'): its rows are skipped")
+    times = time_cases(cases, args.repeats)
+    print(f"{'10,000 images, 784-100-200-10':<34} {'median ms':>9} {'min ms':>7}")
+    for name, values in times.items():
+        print(f"{name:<34} {statistics.median(values) * 1e3:>9.2f} {min(values) * 1e3:>7.2f}")
 
+
+def mnistlab_cases(model, x, weights, biases) -> dict:
+    """predict_logits, and its GEMMs and its bias additions alone, in either library."""
+    outs = [np.empty((len(x), w.shape[1]), dtype=np.float32) for w in weights]
     ones = np.ones(len(x), dtype=np.float32)
     cores = available_threads()
     setting = Blas()  # the BLAS setting the cases below run under
@@ -63,7 +74,7 @@ def main() -> None:
         for w, out in zip(weights, outs, strict=True):
             h = np.matmul(h, w, out=out)
 
-    def scipy_gemms():  # out.T = w.T @ h.T, as nn.functional.gemm asks SciPy's BLAS
+    def scipy_gemms():  # out.T = w.T @ h.T, as Blas.gemm asks SciPy's BLAS
         h = x
         for w, out in zip(weights, outs, strict=True):
             blas.sgemm(1.0, w.T, h.T, 0.0, out.T, 0, 0, 1)
@@ -82,8 +93,7 @@ def main() -> None:
         out += b
 
     numpy_gemms()  # the outputs hold products, not whatever np.empty found
-
-    cases = {
+    return {
         "mnistlab predict_logits": lambda: model.predict_logits(x, batch_size=len(x)),
         "numpy: the 3 GEMMs": in_library("numpy", numpy_gemms),
         "scipy: the 3 GEMMs": in_library("scipy", scipy_gemms),
@@ -92,34 +102,41 @@ def main() -> None:
             "scipy", bias_and_relu(lambda out, b: setting.add_rows(out, b, ones))
         ),
     }
-    if importlib.util.find_spec("torch") is not None:
-        import torch
 
-        torch_x = torch.from_numpy(x)
-        torch_weights = [torch.from_numpy(w) for w in weights]
-        net = torch.nn.Sequential(
-            torch.nn.Linear(784, 100),
-            torch.nn.ReLU(),
-            torch.nn.Linear(100, 200),
-            torch.nn.ReLU(),
-            torch.nn.Linear(200, 10),
-        )
 
-        def torch_gemms():
-            h = torch_x
-            for w in torch_weights:
-                h = torch.mm(h, w)
+def torch_cases(x, weights) -> dict:
+    """The same 3 GEMMs with torch.mm, and the same network as torch.nn layers."""
+    import torch
 
-        def torch_forward():
-            with torch.no_grad():
-                net(torch_x)
+    torch_x = torch.from_numpy(x)
+    torch_weights = [torch.from_numpy(w) for w in weights]
+    net = torch.nn.Sequential(
+        torch.nn.Linear(784, 100),
+        torch.nn.ReLU(),
+        torch.nn.Linear(100, 200),
+        torch.nn.ReLU(),
+        torch.nn.Linear(200, 10),
+    )
 
-        cases["torch: the 3 GEMMs (torch.mm)"] = torch_gemms
-        cases["torch: nn layers, no_grad"] = torch_forward
-    else:
-        print("PyTorch is not installed (pip install -e '.[bench]'): its rows are skipped")
+    def torch_gemms():
+        h = torch_x
+        for w in torch_weights:
+            h = torch.mm(h, w)
+
+    def torch_forward():
+        with torch.no_grad():
+            net(torch_x)
+
+    return {
+        "torch: the 3 GEMMs (torch.mm)": torch_gemms,
+        "torch: nn layers, no_grad": torch_forward,
+    }
+
+
+def time_cases(cases: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each case, `repeats` times, in a new random order each round, after a rest."""
     times = {name: [] for name in cases}
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         names = list(cases)
         random.shuffle(names)
         for name in names:
@@ -128,9 +145,7 @@ def main() -> None:
             started = time.perf_counter()
             cases[name]()
             times[name].append(time.perf_counter() - started)
-    print(f"{'10,000 images, 784-100-200-10':<34} {'median ms':>9} {'min ms':>7}")
-    for name, values in times.items():
-        print(f"{name:<34} {statistics.median(values) * 1e3:>9.2f} {min(values) * 1e3:>7.2f}")
+    return times
 
 
 if __name__ == "__main__":

@@ -1,10 +1,7 @@
-"""The neural-network building blocks: parameters, initializers, layers, losses, Sequential."""
+"""The neural-network building blocks: parameters, initializers, layers, activations, losses,
+Sequential."""
 
-from mnistlab.nn.init import get_initializer
-from mnistlab.nn.layers import (
-    BatchNorm,
-    Dense,
-    Dropout,
+from mnistlab.nn.activations import (
     Identity,
     LeakyReLU,
     ReLU,
@@ -13,6 +10,9 @@ from mnistlab.nn.layers import (
     Tanh,
     get_activation,
 )
+from mnistlab.nn.base import Layer
+from mnistlab.nn.init import get_initializer
+from mnistlab.nn.layers import BatchNorm, Dense, Dropout
 from mnistlab.nn.losses import MeanSquaredError, SoftmaxCrossEntropy, get_loss
 from mnistlab.nn.model import Sequential, build_mlp
 from mnistlab.nn.parameters import GradientSink, Parameter, ParameterSet
@@ -23,6 +23,7 @@ __all__ = [
     "Dropout",
     "GradientSink",
     "Identity",
+    "Layer",
     "LeakyReLU",
     "MeanSquaredError",
     "Parameter",

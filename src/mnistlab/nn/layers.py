@@ -1,96 +1,46 @@
-"""Layers: Dense, activations, BatchNorm, Dropout and Softmax.
+"""Layers with parameters or state: Dense, BatchNorm, Dropout; the registry of every layer kind.
 
-A layer has forward(x, training) and backward(grad_out), kept separate: backward fills the
-gradients of its parameters (`param.grad`) and returns the gradient for its input; it never
-changes `param.data`. Only an optimizer does. (Dense also offers backward_into_sink, where its
-weight-gradient GEMM applies an optimizer's update as it computes the gradient: see
-nn.parameters.GradientSink; Sequential.backward calls it when an optimizer gives a sink.)
-
-Outputs are work buffers owned by the layer and reused by the next call with the same shape, so
-the training loop allocates nothing per step; copy an output if you need it after the next call.
-Matrix products go through the model's BLAS setting (`self.blas`, mnistlab.backend.blas.Blas),
-handed to every layer at build.
-
-Shapes: x is (batch, features) float32 (or float64); grad_out has the shape of the output.
+The layer protocol is mnistlab.nn.base.Layer; activations live in mnistlab.nn.activations (both
+re-exported here). Dense also offers backward_into_sink, where its weight-gradient GEMM applies
+an optimizer's update as it computes the gradient (nn.parameters.GradientSink); Sequential.backward
+calls it when an optimizer gives a sink.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
 
-from mnistlab.backend.blas import Blas
 from mnistlab.errors import UsageError
-from mnistlab.nn.functional import new_work_array
+from mnistlab.nn.activations import (
+    ACTIVATIONS,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    get_activation,
+)
+from mnistlab.nn.base import Layer
 from mnistlab.nn.init import Initializer, get_initializer
 from mnistlab.nn.parameters import GradientSink, Parameter
 
-
-class Layer:
-    """Base class. Subclasses set `kind` and implement build/forward/backward."""
-
-    kind = "Layer"
-    #: False for the first layer: nobody needs the gradient with respect to the data.
-    needs_input_grad = True
-    #: True when the layer may overwrite its input array (decided by the model at build time).
-    inplace = False
-    #: whether backward() reads this layer's own output (then the next layer must not overwrite it)
-    needs_output = False
-    #: whether forward() may return its input array itself (Identity, Dropout at inference)
-    passthrough = False
-
-    def __init__(self, name: str | None = None) -> None:
-        self.name = name
-        self._buffers: dict[tuple, np.ndarray] = {}  # work arrays by (name, shape), see _buffer
-        self.dtype = np.dtype(np.float32)
-
-    def build(
-        self,
-        input_shape: tuple[int, ...],
-        rng: np.random.Generator,
-        dtype,
-        blas: Blas | None = None,
-    ) -> tuple:
-        """Create parameters for inputs of `input_shape` (without batch); return output shape.
-        blas: the model's BLAS setting, which the layer's products follow (a layer built on its
-        own gets one of its own, with nothing set)."""
-        self.dtype = np.dtype(dtype)
-        self.blas = blas if blas is not None else Blas()
-        self._buffers.clear()  # work arrays of an earlier build may have another dtype
-        self.input_shape = tuple(input_shape)
-        self.output_shape = self.input_shape
-        return self.output_shape
-
-    def parameters(self) -> list[Parameter]:
-        return []
-
-    def state(self) -> dict[str, np.ndarray]:
-        """Non-trainable arrays saved with the weights (BatchNorm's running statistics)."""
-        return {}
-
-    def config(self) -> dict:
-        return {"type": self.kind}
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        raise NotImplementedError
-
-    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
-        """Fill the parameters' gradients and return the input's (None for the first layer)."""
-        raise NotImplementedError
-
-    def _buffer(self, key: str, shape: tuple[int, ...], dtype=None, fill=None) -> np.ndarray:
-        """A reusable work array named `key` of `shape` (allocated on the first use of that shape,
-        in the layer's dtype unless told; a name always has the same dtype)."""
-        array = self._buffers.get((key, shape))
-        if array is None:
-            array = self._buffers[key, shape] = new_work_array(shape, dtype or self.dtype, fill)
-        return array
-
-    def _out(self, x: np.ndarray) -> np.ndarray:
-        return x if self.inplace else self._buffer("out", x.shape)
-
-    def __repr__(self) -> str:
-        return f"{self.kind}({self.name or ''})"
+__all__ = [
+    "ACTIVATIONS",
+    "LAYERS",
+    "BatchNorm",
+    "Dense",
+    "Dropout",
+    "Identity",
+    "Layer",
+    "LeakyReLU",
+    "ReLU",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "get_activation",
+    "layer_from_config",
+]
 
 
 class Dense(Layer):
@@ -186,149 +136,6 @@ class Dense(Layer):
             "bias_init": self.bias_init.config(),
             "use_bias": self.use_bias,
         }
-
-
-class Identity(Layer):
-    kind = "Identity"
-    passthrough = True
-
-    def forward(self, x, training=False):
-        return x
-
-    def backward(self, grad_out):
-        return grad_out
-
-
-class ReLU(Layer):
-    """max(x, 0); the backward pass zeroes the gradient where the output is zero."""
-
-    kind = "ReLU"
-    needs_output = True
-    #: arrays up to this many elements are compared with an array of zeros, larger ones with 0
-    ZEROS_ARRAY_UP_TO = 1 << 17
-
-    def forward(self, x, training=False):
-        out = self._out(x)
-        # np.maximum(x, 0) takes NumPy's scalar-operand loop; against an array of zeros it takes
-        # the faster two-array SIMD loop, as long as the zeros stay in cache: past
-        # ZEROS_ARRAY_UP_TO elements their memory traffic costs more than the loop saves. Same
-        # result either way (NaN stays NaN).
-        if x.size <= self.ZEROS_ARRAY_UP_TO:
-            np.maximum(x, self._buffer("zeros", x.shape, fill=0), out=out)
-        else:
-            np.maximum(x, 0, out=out)
-        self._y = out
-        return out
-
-    def backward(self, grad_out):
-        mask = self._buffer("mask", grad_out.shape, dtype=bool)
-        np.greater(self._y, 0, out=mask)
-        # A float mask: multiplying by the boolean one would convert it element by element
-        # inside the multiplication's loop; a separate cast to 0.0 / 1.0 and a float-by-float
-        # multiplication are two fast loops instead.
-        factor = self._buffer("factor", grad_out.shape)
-        np.copyto(factor, mask)
-        # grad_out is the next layer's work buffer: scaling it in place allocates nothing.
-        np.multiply(grad_out, factor, out=grad_out)
-        return grad_out
-
-
-class LeakyReLU(Layer):
-    """x where x > 0, slope * x elsewhere."""
-
-    kind = "LeakyReLU"
-
-    def __init__(self, slope: float = 0.01, name: str | None = None) -> None:
-        super().__init__(name)
-        if not np.isfinite(slope) or slope < 0:
-            raise UsageError(f"LeakyReLU slope must be a finite number >= 0, got slope={slope}")
-        self.slope = float(slope)
-
-    def config(self):
-        return {"type": self.kind, "slope": self.slope}
-
-    def forward(self, x, training=False):
-        factor = self._buffer("factor", x.shape)
-        # factor = 1 where x > 0, slope elsewhere: one array serves forward and backward.
-        np.greater(x, 0, out=factor, casting="unsafe")
-        factor *= 1.0 - self.slope
-        factor += self.slope
-        out = self._out(x)
-        np.multiply(x, factor, out=out)
-        self._factor = factor
-        return out
-
-    def backward(self, grad_out):
-        np.multiply(grad_out, self._factor, out=grad_out)
-        return grad_out
-
-
-class Sigmoid(Layer):
-    """1 / (1 + exp(-x)), computed without overflow (scipy.special.expit)."""
-
-    kind = "Sigmoid"
-    needs_output = True
-
-    def forward(self, x, training=False):
-        out = self._out(x)
-        expit(x, out=out)
-        self._y = out
-        return out
-
-    def backward(self, grad_out):
-        y = self._y
-        scratch = self._buffer("scratch", y.shape)
-        np.subtract(1, y, out=scratch)
-        scratch *= y
-        np.multiply(grad_out, scratch, out=grad_out)
-        return grad_out
-
-
-class Tanh(Layer):
-    kind = "Tanh"
-    needs_output = True
-
-    def forward(self, x, training=False):
-        out = self._out(x)
-        np.tanh(x, out=out)
-        self._y = out
-        return out
-
-    def backward(self, grad_out):
-        scratch = self._buffer("scratch", self._y.shape)
-        np.multiply(self._y, self._y, out=scratch)
-        np.subtract(1, scratch, out=scratch)
-        np.multiply(grad_out, scratch, out=grad_out)
-        return grad_out
-
-
-class Softmax(Layer):
-    """Class probabilities from logits, row-wise; stable (the row maximum is subtracted first).
-
-    Use it for probabilities at inference; for training, the fused softmax cross-entropy loss on
-    logits is both faster and more accurate.
-    """
-
-    kind = "Softmax"
-    needs_output = True
-
-    def forward(self, x, training=False):
-        out = self._buffer("out", x.shape)
-        np.subtract(x, x.max(axis=1, keepdims=True), out=out)
-        np.exp(out, out=out)
-        out /= out.sum(axis=1, keepdims=True)
-        self._y = out
-        return out
-
-    def backward(self, grad_out):
-        # dL/dx = y * (g - sum(g * y)) row by row (the softmax Jacobian-vector product).
-        y = self._y
-        grad_in = self._buffer("grad_in", y.shape)
-        np.multiply(grad_out, y, out=grad_in)
-        dot = grad_in.sum(axis=1, keepdims=True)
-        np.subtract(grad_out, dot, out=grad_in)
-        grad_in *= y
-        return grad_in
 
 
 class BatchNorm(Layer):
@@ -467,26 +274,10 @@ class Dropout(Layer):
         return grad_out
 
 
-ACTIVATIONS: dict[str, type[Layer]] = {
-    "relu": ReLU,
-    "leaky_relu": LeakyReLU,
-    "sigmoid": Sigmoid,
-    "tanh": Tanh,
-    "identity": Identity,
-    "linear": Identity,
-}
 LAYERS: dict[str, type[Layer]] = {
     cls.kind: cls
     for cls in (Dense, Identity, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, BatchNorm, Dropout)
 }
-
-
-def get_activation(name: str, **kwargs) -> Layer:
-    """An activation layer by name: relu, leaky_relu, sigmoid, tanh, identity."""
-    key = name.lower().replace("-", "_").replace("leakyrelu", "leaky_relu")
-    if key not in ACTIVATIONS:
-        raise UsageError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
-    return ACTIVATIONS[key](**kwargs)
 
 
 def layer_from_config(config: dict) -> Layer:

@@ -10,16 +10,10 @@ import numpy as np
 from mnistlab.backend.blas import Blas
 from mnistlab.backend.fpu import flush_subnormals
 from mnistlab.errors import UsageError
+from mnistlab.nn.activations import LeakyReLU, get_activation
+from mnistlab.nn.base import Layer
 from mnistlab.nn.init import get_initializer
-from mnistlab.nn.layers import (
-    BatchNorm,
-    Dense,
-    Dropout,
-    Layer,
-    LeakyReLU,
-    get_activation,
-    layer_from_config,
-)
+from mnistlab.nn.layers import BatchNorm, Dense, Dropout, layer_from_config
 from mnistlab.nn.parameters import GradientSink, ParameterSet
 
 
