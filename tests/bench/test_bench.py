@@ -7,17 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from mnistlab.bench import (
-    _pool,
-    cpu_times,
-    format_report,
-    ratios,
-    run_in_turns,
-    settings,
-    targets,
-    workloads,
-)
+from mnistlab.bench import workloads
+from mnistlab.bench.format import format_report
+from mnistlab.bench.harness import cpu_times, run_in_turns
+from mnistlab.bench.rounds import _pool, settings
 from mnistlab.bench.runners import _missing
+from mnistlab.bench.targets import ratios, targets
 from mnistlab.bench.workloads import ACCURACY_EPOCHS, gemm_floor, train_and_time
 from mnistlab.cli import main
 

@@ -147,7 +147,7 @@ def test_a_damaged_history_is_one_line(runs, tmp_path, capsys, text, message):
 
 
 def test_blank_optional_history_values_are_kept_out(runs, tmp_path):
-    from mnistlab.reports.run_report import read_history
+    from mnistlab.experiments.run_folder import read_history
 
     run = tmp_path / "run"
     run.mkdir()

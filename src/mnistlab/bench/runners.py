@@ -3,7 +3,8 @@
 A runner returns {"versions": {...}, "threads": ..., "results": {workload: summary}} or
 {"skipped": reason} when its framework is not installed. Every framework gets the same arrays,
 the same network and learning rates, a fresh model per workload, a warm-up that is not timed,
-and the reshuffle inside the timed epoch.
+and the reshuffle inside the timed epoch. Each runner imports its framework itself (mnistlab's
+engine too), so that a worker process holds the one framework it times and no other's threads.
 """
 
 from __future__ import annotations
@@ -151,79 +152,89 @@ def run_floor(data: dict, spec: dict) -> dict:
 # ------------------------------------------------------------------------------------ seed style
 
 
+class _SeedDense:
+    """y = x @ W + b, whose backward also applies its own SGD update."""
+
+    def __init__(self, n_in: int, n_out: int, lr: float, rng: np.random.Generator) -> None:
+        self.lr = lr
+        self.weights = rng.normal(0.0, np.sqrt(2 / (n_in + n_out)), (n_in, n_out))
+        self.biases = np.zeros(n_out)
+
+    def forward(self, inputs):
+        return inputs @ self.weights + self.biases
+
+    def backward(self, inputs, grad_output):
+        grad_input = grad_output @ self.weights.T
+        grad_weights = inputs.T @ grad_output
+        grad_biases = grad_output.mean(axis=0) * inputs.shape[0]
+        self.weights = self.weights - self.lr * grad_weights
+        self.biases = self.biases - self.lr * grad_biases
+        return grad_input
+
+
+class _SeedReLU:
+    def forward(self, inputs):
+        return np.maximum(0, inputs)
+
+    def backward(self, inputs, grad_output):
+        return grad_output * (inputs > 0)
+
+
+def _seed_network(n_features: int, lr: float, rng: np.random.Generator) -> list:
+    sizes = [n_features, *HIDDEN, 10]
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        layers.append(_SeedDense(a, b, lr, rng))
+        if i < len(sizes) - 2:
+            layers.append(_SeedReLU())
+    return layers
+
+
+def _seed_forward(layers: list, inputs) -> list:
+    """Every layer's output, the logits last."""
+    activations = []
+    for layer in layers:
+        activations.append(layer.forward(inputs))
+        inputs = activations[-1]
+    return activations
+
+
+def _seed_train_batch(layers: list, xb, yb) -> None:
+    activations = _seed_forward(layers, xb)
+    inputs = [xb, *activations]
+    logits = activations[-1]
+    ones = np.zeros_like(logits)
+    ones[np.arange(len(logits)), yb] = 1
+    softmax = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    grad = (-ones + softmax) / logits.shape[0]
+    for i in range(len(layers))[::-1]:
+        grad = layers[i].backward(inputs[i], grad)
+
+
 def run_seed_numpy(data: dict, spec: dict) -> dict:
-    """The "before": seed 000's per-layer classes (each Dense updates itself in backward,
-    float64 as it ran, the input gradient computed for the first layer too). SGD only."""
+    """The "before", the baseline that mnistlab's layout is measured against: a network in the
+    common from-scratch style, per-layer classes whose Dense updates itself in backward, in
+    float64, computing the input gradient of the first layer too. SGD only."""
     x = data["x_train"].astype(np.float64)
     y, xt = data["y_train"], data["x_test"].astype(np.float64)
     rng = np.random.default_rng(0)
-
-    class Dense:
-        def __init__(self, n_in, n_out, lr):
-            self.lr = lr
-            self.weights = rng.normal(0.0, np.sqrt(2 / (n_in + n_out)), (n_in, n_out))
-            self.biases = np.zeros(n_out)
-
-        def forward(self, inputs):
-            return inputs @ self.weights + self.biases
-
-        def backward(self, inputs, grad_output):
-            grad_input = grad_output @ self.weights.T
-            grad_weights = inputs.T @ grad_output
-            grad_biases = grad_output.mean(axis=0) * inputs.shape[0]
-            self.weights = self.weights - self.lr * grad_weights
-            self.biases = self.biases - self.lr * grad_biases
-            return grad_input
-
-    class ReLU:
-        def forward(self, inputs):
-            return np.maximum(0, inputs)
-
-        def backward(self, inputs, grad_output):
-            return grad_output * (inputs > 0)
-
-    def network(lr):
-        sizes = [x.shape[1], *HIDDEN, 10]
-        layers = []
-        for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False)):
-            layers.append(Dense(a, b, lr))
-            if i < len(sizes) - 2:
-                layers.append(ReLU())
-        return layers
-
-    def forward(layers, inputs):
-        activations = []
-        for layer in layers:
-            activations.append(layer.forward(inputs))
-            inputs = activations[-1]
-        return activations
-
-    def train_batch(layers, xb, yb):
-        activations = forward(layers, xb)
-        inputs = [xb, *activations]
-        logits = activations[-1]
-        ones = np.zeros_like(logits)
-        ones[np.arange(len(logits)), yb] = 1
-        softmax = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
-        grad = (-ones + softmax) / logits.shape[0]
-        for i in range(len(layers))[::-1]:
-            grad = layers[i].backward(inputs[i], grad)
-
     results = {}
     for batch_size in (32, 128):
-        layers = network(LEARNING_RATES["sgd"])
+        layers = _seed_network(x.shape[1], LEARNING_RATES["sgd"], rng)
 
         def epoch(layers=layers, batch_size=batch_size):
             indices = rng.permutation(len(x))
             for start in range(0, len(x), batch_size):
                 part = indices[start : start + batch_size]
-                train_batch(layers, x[part], y[part])
+                _seed_train_batch(layers, x[part], y[part])
 
         results[workload_name("sgd", batch_size)] = time_training(
             epoch, None, spec, "sgd", batch_size, len(x)
         )
     results["inference_10k"] = timed_with_probe(
-        lambda: forward(layers, xt), inference_probe(data["x_test"]), spec["inference_repeats"]
+        lambda: _seed_forward(layers, xt),
+        inference_probe(data["x_test"]),
+        spec["inference_repeats"],
     )
     return {"versions": {"numpy": np.__version__}, "results": results}
 
@@ -244,20 +255,10 @@ def run_torch(data: dict, spec: dict) -> dict:
     n_train = len(X)
     Xt, Yt = torch.from_numpy(data["x_test"]), torch.from_numpy(data["y_test"])
     n = len(X)
-
-    def make():
-        sizes = [X.shape[1], *HIDDEN, 10]
-        layers = []
-        for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False)):
-            layers.append(nn.Linear(a, b))
-            if i < len(sizes) - 2:
-                layers.append(nn.ReLU())
-        return nn.Sequential(*layers)
-
     results = {}
     model = None
     for optimizer, batch_size in TRAINING:
-        model = make()
+        model = _torch_network(nn, X.shape[1])
         cls = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
         opt = cls(model.parameters(), lr=LEARNING_RATES[optimizer])
         generator = torch.Generator().manual_seed(0)
@@ -292,6 +293,17 @@ def run_torch(data: dict, spec: dict) -> dict:
         "threads": torch.get_num_threads(),
         "results": results,
     }
+
+
+def _torch_network(nn, n_features: int):
+    """The benchmark's network as a torch.nn.Sequential (`nn`: torch.nn, imported by the runner)."""
+    sizes = [n_features, *HIDDEN, 10]
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
 
 
 # ------------------------------------------------------------------------------------ Keras + JAX

@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 
+from mnistlab.data import flatten, load_dataset, to_float
+
 #: the environment variable through which `mnistlab bench` hands a worker its two pipe ends
 TURNS_VARIABLE = "MNISTLAB_BENCH_TURNS"
 
@@ -47,12 +49,11 @@ class Turns:
 TURNS = Turns()
 
 #: seconds of rest before each floor probe, and before each framework's turn (run_in_turns).
-#: A thread pool keeps spinning for a while after its work: an idle OpenBLAS worker spins for
-#: 2^28 TSC cycles before it sleeps, 0.134 s at this machine's 2.0 GHz, and 10,000-image
-#: inference timed 0.0, 0.05 and 0.1 s after another process's two-thread GEMMs took 39-43 ms,
-#: 0.2 s after them 21.2 ms, as on a quiet machine (21.2 ms). Right after PyTorch's inference
-#: the two-thread inference probe took 25.5 ms, in a fresh process 18.3-19.6 ms. The times are
-#: there to measure the machine and the framework, not another pool's idle threads.
+#: A BLAS thread pool keeps its idle workers spinning for a while after its work (an OpenBLAS
+#: worker for 2^28 TSC cycles, about a tenth of a second at 2 to 3 GHz) before they sleep; while
+#: they spin they hold the cores that the next timed call needs. A time taken right after
+#: another process's GEMMs would measure those spinning threads, not the machine or the
+#: framework; SETTLE is longer than the spin.
 SETTLE = 0.2
 
 
@@ -101,8 +102,6 @@ def workload_name(optimizer: str, batch_size: int) -> str:
 
 def load_data(dataset: str = "fashion-mnist", n_test: int | None = None) -> dict:
     """float32 [0, 1] flattened arrays, int64 labels."""
-    from mnistlab.data import flatten, load_dataset, to_float
-
     data = load_dataset(dataset)
     x_test = flatten(to_float(data.x_test, data.pixel_max))
     y_test = data.y_test.astype(np.int64)
@@ -142,7 +141,7 @@ def timed_with_probe(fn, probe, repeats: int, warmup: int = 3) -> dict:
     SETTLE seconds of rest): the machine's speed at that moment, so that runs in different
     processes can be compared.
 
-    A repeat is one turn (see Turns), and a short one (inference takes ~20 ms): each turn first
+    A repeat is one turn (see Turns), and a short one (one inference pass): each turn first
     calls `fn` once untimed, so that the timed call finds its thread pool awake and its arrays in
     cache after the other frameworks' turns, as it would in a loop of its own."""
     for _ in range(warmup):
@@ -182,7 +181,9 @@ def normalized(summary: dict) -> float | None:
 def floor_probe(n: int, batch_size: int):
     """A function timing one floor epoch with one BLAS thread and with one per core: [the
     faster]. The floor is what no implementation goes below, so it gets the faster setting
-    (on the 2-core machine: two threads at batch 128, 0.31 s against 0.45 s)."""
+    (which one that is depends on the batch size and the machine)."""
+    # imported here, not with the module: a worker imports this module before its first turn,
+    # while another framework is timed, and the BLAS controller loads SciPy (its own turn, then)
     from mnistlab.backend.blas import blas_threads
 
     settings = sorted({1, os.cpu_count() or 1})
