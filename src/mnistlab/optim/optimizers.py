@@ -107,7 +107,8 @@ class Optimizer:
         sink: the one that gradient_sink() gave for this step and the backward pass wrote to,
             or None.
         l2: the coefficient of the L2 penalty 0.5 * l2 * ||W||^2 coupled to the loss (the
-            trainer's l2): its gradient l2 * W joins the weights' gradients before the update.
+            trainer's l2): its gradient l2 * W joins the weights' gradients before the update
+            (with a sink, the same l2 given to gradient_sink(): the GEMMs took part of it).
         """
         self.iterations += 1
         lr = self.learning_rate

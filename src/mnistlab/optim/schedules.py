@@ -140,8 +140,3 @@ def make_schedule(
     if key == "exponential":
         return ExponentialDecay(learning_rate, **kwargs)
     raise UsageError(f"unknown schedule {name!r}; valid: {', '.join(SCHEDULES)}")
-
-
-def schedule_from_config(config: dict) -> Schedule:
-    config = dict(config)
-    return SCHEDULES[config.pop("name")](**config)
