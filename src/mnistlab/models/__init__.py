@@ -1,11 +1,12 @@
 """Classifiers with scikit-learn's conventions: the MLP and the classical models."""
 
-from mnistlab.models.base import Classifier, load_model
+from mnistlab.models.base import Classifier
 from mnistlab.models.gaussian import GaussianClassifier
 from mnistlab.models.knn import KNeighborsClassifier
 from mnistlab.models.logistic import OneVsAllLogistic
 from mnistlab.models.mlp import MLPClassifier
-from mnistlab.models.registry import MODELS
+from mnistlab.models.params import ParamSpec
+from mnistlab.models.registry import MODELS, load_model
 from mnistlab.models.softmax import SoftmaxRegression
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "KNeighborsClassifier",
     "MLPClassifier",
     "OneVsAllLogistic",
+    "ParamSpec",
     "SoftmaxRegression",
     "load_model",
 ]

@@ -2,8 +2,11 @@
 
 Conventions (scikit-learn's): __init__ only stores its arguments; fit(X, y) returns self;
 learned attributes end in `_`; predict, predict_proba and score(X, y) = accuracy.
+Each class describes its parameters in `param_specs` (mnistlab.models.params), and fit checks
+them there (`_validate_params`), as scikit-learn's `_parameter_constraints` do.
 A saved model is a folder with `model.json` (the class, its parameters and learned metadata, a
-format version) and `weights.npz` (arrays, read back with allow_pickle=False).
+format version) and `weights.npz` (arrays, read back with allow_pickle=False); load it with
+mnistlab.models.load_model.
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from mnistlab._io import write_text_atomic
-from mnistlab.errors import DataError, UsageError
-from mnistlab.train.checkpoint import load_npz, save_npz
+from mnistlab.errors import UsageError
+from mnistlab.metrics import log_loss
+from mnistlab.models.params import ParamSpec, validate_params
+from mnistlab.train.checkpoint import save_npz
 
 MODEL_FORMAT_VERSION = 1
 
@@ -28,6 +34,28 @@ class Classifier:
 
     #: the name used by `mnistlab train --model` and in model.json
     model_name = "classifier"
+    #: one spec per argument of __init__, in the order `mnistlab train` lists their options
+    param_specs: ClassVar[tuple[ParamSpec, ...]] = ()
+    #: how fit's errors quote a bad argument: "keyword" (got C=-1) or "python" (got -1)
+    error_style: ClassVar[str] = "keyword"
+
+    @classmethod
+    def check_params(cls, values: dict, style: str = "keyword") -> None:
+        """Raise UsageError for the first bad value in `values` (argument name -> value); errors
+        name arguments in `style` (see mnistlab.models.params)."""
+        validate_params(cls.param_specs, values, style)
+        cls._check_param_combinations(values, style)
+
+    @classmethod
+    def _check_param_combinations(cls, values: dict, style: str) -> None:
+        """Constraints between parameters, after each has passed its own spec."""
+
+    @classmethod
+    def param_spec(cls, name: str) -> ParamSpec:
+        return next(spec for spec in cls.param_specs if spec.name == name)
+
+    def _validate_params(self) -> None:
+        self.check_params(self.get_params(), self.error_style)
 
     def get_params(self) -> dict:
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
@@ -112,8 +140,6 @@ class Classifier:
 
     def evaluate(self, X, y) -> dict:
         """Log loss of the predicted probabilities, accuracy and error count on (X, y)."""
-        from mnistlab.metrics import log_loss
-
         y = np.asarray(y)
         proba = self.predict_proba(X)
         index = np.searchsorted(self.classes_, y)
@@ -192,33 +218,3 @@ def _jsonable(value):
     if hasattr(value, "config"):
         return value.config()
     return value
-
-
-def load_model(folder: str | os.PathLike) -> Classifier:
-    """Load any model saved with .save(folder)."""
-    from mnistlab.models.registry import MODELS
-
-    folder = Path(folder)
-    meta_path = folder / "model.json"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{meta_path}: no such file (is {folder} a run folder?)") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{meta_path}: not valid JSON ({exc})") from None
-    if meta.get("format_version") != MODEL_FORMAT_VERSION:
-        raise DataError(
-            f"{meta_path}: model format {meta.get('format_version')!r} is not "
-            f"supported (this version reads {MODEL_FORMAT_VERSION})"
-        )
-    if meta.get("model") not in MODELS:
-        raise DataError(f"{meta_path}: unknown model {meta.get('model')!r}")
-    model = MODELS[meta["model"]](**meta["params"])
-    arrays, _ = load_npz(folder / "weights.npz")
-    model.classes_ = np.asarray(meta["classes"])
-    model.n_features_in_ = int(meta["n_features_in"])
-    try:
-        model._restore(meta, arrays)
-    except (KeyError, ValueError) as exc:
-        raise DataError(f"{folder / 'weights.npz'}: does not fit model.json ({exc})") from None
-    return model

@@ -1,8 +1,8 @@
 """The Gaussian generative classifier: one multivariate normal per class, Bayes' rule on top.
 
 log p(y = k | x) = log pi_k + log N(x; mu_k, (1 - s) Sigma_k + c I) + const, with class priors
-pi_k, means mu_k and covariances Sigma_k estimated per class, smoothed by c * I (seed 002 used
-c = 4000 on 0-255 pixels; on pixels scaled to [0, 1] that is c = 4000 / 255^2 = 0.0615) and
+pi_k, means mu_k and covariances Sigma_k estimated per class, smoothed by c * I (the default
+c = 0.06 on pixels scaled to [0, 1] is c = 4000 on 0-255 pixels: 4000 / 255^2 = 0.0615) and
 optionally shrunk by s (scikit-learn's QuadraticDiscriminantAnalysis(reg_param=r) is s = c = r).
 Log-densities go through a Cholesky factor and are computed for the whole test set at once:
 log N = -0.5 * ||L^-1 (x - mu)||^2 - sum(log diag L) - d/2 log(2 pi), with Sigma + c I = L L^T.
@@ -19,8 +19,10 @@ import math
 import numpy as np
 from scipy.linalg import cho_factor, eigh, solve_triangular
 
+from mnistlab.data.prepare import stratified_indices
 from mnistlab.errors import UsageError
 from mnistlab.models.base import Classifier
+from mnistlab.models.params import SEED, ParamSpec
 from mnistlab.nn.functional import softmax
 
 #: candidate values of c for smoothing="auto", on [0, 1]-scaled pixels, and of the shrinkage s
@@ -37,6 +39,29 @@ class GaussianClassifier(Classifier):
     factors (or variances)."""
 
     model_name = "gaussian"
+    param_specs = (
+        ParamSpec(
+            "smoothing",
+            "float",
+            low=0,
+            also=("auto",),
+            requirement="a number >= 0 or 'auto'",
+            metavar="C|auto",
+            help="c added to each covariance's diagonal",
+        ),
+        ParamSpec(
+            "shrinkage",
+            "float",
+            low=0,
+            high=1,
+            closed="left",
+            none=True,
+            metavar="S",
+            help="scale covariances by 1 - S before adding c I (QDA's reg_param)",
+        ),
+        ParamSpec("diagonal", "bool", help="naive Bayes (diagonal covariances)"),
+        SEED,
+    )
 
     def __init__(
         self,
@@ -50,18 +75,8 @@ class GaussianClassifier(Classifier):
         self.diagonal = diagonal
         self.seed = seed
 
-    def _check_smoothing(self):
-        if self.shrinkage is not None and not 0.0 <= self.shrinkage < 1.0:
-            raise UsageError(f"shrinkage must be in [0, 1), got shrinkage={self.shrinkage!r}")
-        if self.smoothing == "auto":
-            return
-        if isinstance(self.smoothing, str) or not np.isfinite(self.smoothing) or self.smoothing < 0:
-            raise UsageError(
-                f"smoothing must be a number >= 0 or 'auto', got smoothing={self.smoothing!r}"
-            )
-
     def fit(self, X, y):
-        self._check_smoothing()
+        self._validate_params()
         X = self._check_X(X, fitting=True)
         y = self._check_y(X, y)
         self.classes_ = np.unique(y)
@@ -145,8 +160,6 @@ class GaussianClassifier(Classifier):
 
     def _choose_smoothing(self, X, y):
         """The (c, s) of the grid with the best accuracy on a stratified 20% validation split."""
-        from mnistlab.data.prepare import stratified_indices
-
         train, held = stratified_indices(y, 0.2, np.random.default_rng(self.seed))
         y_tr, y_val = y[train], y[held]
         x_tr = X[train]

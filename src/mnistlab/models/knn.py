@@ -16,9 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from mnistlab.errors import UsageError
 from mnistlab.models.base import Classifier
-
-METRICS = ("l2", "l1")
-WEIGHTS = ("uniform", "distance")
+from mnistlab.models.params import ParamSpec
 
 
 class KNeighborsClassifier(Classifier):
@@ -27,6 +25,13 @@ class KNeighborsClassifier(Classifier):
     block_size * n_train * 4 bytes); margin: extra float32 candidates re-ranked exactly."""
 
     model_name = "knn"
+    param_specs = (
+        ParamSpec("k", "int", low=1, metavar="K", help="neighbours"),
+        ParamSpec("weights", "choice", choices=("uniform", "distance"), help="{choices}"),
+        ParamSpec("metric", "choice", choices=("l2", "l1"), help="{choices}"),
+        ParamSpec("block_size", "int", low=1, metavar="N", help="test rows per block"),
+        ParamSpec("margin", "int", low=0, key=None),
+    )
 
     def __init__(
         self,
@@ -43,14 +48,7 @@ class KNeighborsClassifier(Classifier):
         self.margin = margin
 
     def fit(self, X, y):
-        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
-            raise UsageError(f"k must be an integer >= 1, got k={self.k!r}")
-        if self.weights not in WEIGHTS:
-            raise UsageError(f"weights must be one of {', '.join(WEIGHTS)}, got {self.weights!r}")
-        if self.metric not in METRICS:
-            raise UsageError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
-        if self.block_size < 1:
-            raise UsageError(f"block_size must be >= 1, got block_size={self.block_size!r}")
+        self._validate_params()
         X = self._check_X(X, fitting=True)
         y = self._check_y(X, y)
         if self.k > X.shape[0]:

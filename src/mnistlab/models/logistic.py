@@ -5,8 +5,9 @@ s_i = +1 if y_i == k else -1, the intercept b unpenalized (scikit-learn's Logist
 objective, so C means the same). The K problems are independent; by default they are solved as one
 L-BFGS run over their sum (same minimizers), so that each objective evaluation reads X once for all
 classes (a GEMM instead of K matrix-vector products); joint=False solves them one after another.
-Class k is class k: the labels are never renumbered (seed 002 mapped digit 0 to 10 and lost ten
-points). predict_proba normalizes the K sigmoids per row.
+Class k is class k: coef_[k] belongs to classes_[k], and no label is ever renumbered (a label
+renumbered for training but not for prediction makes every prediction of it wrong).
+predict_proba normalizes the K sigmoids per row.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 
-from mnistlab.errors import UsageError
 from mnistlab.models.base import Classifier
+from mnistlab.models.params import DTYPE, ParamSpec
 
 
 def binary_objective(params: np.ndarray, X: np.ndarray, signs: np.ndarray, C: float):
@@ -57,6 +58,13 @@ class OneVsAllLogistic(Classifier):
     gradient. C: inverse regularization strength; max_iter and tol: the solver budget."""
 
     model_name = "logistic-ova"
+    param_specs = (
+        ParamSpec("C", "float", low=0, closed="neither", metavar="C", help="inverse L2 strength"),
+        ParamSpec("max_iter", "int", low=1, metavar="N", help="L-BFGS budget"),
+        ParamSpec("tol", "float", low=0, key=None),
+        ParamSpec("joint", "bool", key=None),
+        DTYPE,
+    )
 
     def __init__(
         self,
@@ -73,14 +81,7 @@ class OneVsAllLogistic(Classifier):
         self.dtype = dtype
 
     def fit(self, X, y):
-        if not (np.isfinite(self.C) and self.C > 0):
-            raise UsageError(f"C must be a positive number, got C={self.C!r}")
-        if (
-            isinstance(self.max_iter, bool)
-            or not isinstance(self.max_iter, (int, np.integer))
-            or self.max_iter <= 0
-        ):
-            raise UsageError(f"max_iter must be a positive integer, got max_iter={self.max_iter!r}")
+        self._validate_params()
         X = self._check_X(X, fitting=True)
         y = self._check_y(X, y)
         self.classes_ = np.unique(y)

@@ -4,13 +4,46 @@ from __future__ import annotations
 
 import numpy as np
 
+from mnistlab.data.prepare import train_validation_split
+from mnistlab.errors import UsageError
 from mnistlab.models.base import Classifier
+from mnistlab.models.params import (
+    BATCH_SIZE,
+    DTYPE,
+    EPOCHS,
+    L2,
+    LEARNING_RATE,
+    SEED,
+    VALIDATION,
+    ParamSpec,
+)
 from mnistlab.nn.functional import softmax
+from mnistlab.nn.init import get_initializer
+from mnistlab.nn.layers import get_activation
 from mnistlab.nn.model import Sequential, build_mlp
-from mnistlab.optim.optimizers import get_optimizer
-from mnistlab.optim.schedules import make_schedule
-from mnistlab.train.callbacks import EarlyStopping, ProgressBar, TerminateOnNaN
+from mnistlab.optim.optimizers import OPTIMIZER_NAMES, get_optimizer
+from mnistlab.optim.schedules import SCHEDULES, make_schedule
+from mnistlab.train.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar, TerminateOnNaN
 from mnistlab.train.trainer import Trainer
+
+#: the optimizer settings, and the optimizers that take each
+OPTIMIZER_SETTINGS = {
+    "momentum": ("sgd", "momentum", "nesterov"),
+    "beta1": ("adam", "adamw"),
+    "beta2": ("adam", "adamw"),
+    "rho": ("rmsprop",),
+}
+
+
+def check_initializers(init) -> None:
+    """Refuse an unknown initializer name or config, alone or in a per-layer list."""
+    for spec in init if isinstance(init, (list, tuple)) else [init]:
+        get_initializer(spec)
+
+
+def _decay_rate(name: str, help: str) -> ParamSpec:
+    """An optimizer's decay rate in [0, 1) (None: the optimizer's default)."""
+    return ParamSpec(name, "float", low=0, high=1, closed="left", none=True, help=help)
 
 
 class MLPClassifier(Classifier):
@@ -28,11 +61,62 @@ class MLPClassifier(Classifier):
     schedule: constant, linear, step, exponential, cosine.
     early_stopping: patience in epochs (monitors val_loss when there is validation data).
     validation: hold out this many (int) or this share (float) of the training rows when fit
-        gets no validation_data; the last rows, as seeds 000 and 002 do.
+        gets no validation_data: the last rows, so that the split is the same for every seed.
     seed: initialization, shuffling and dropout all derive from it; same seed, same weights.
     """
 
     model_name = "mlp"
+    # its errors read like the run configuration's, which quote the bare value
+    error_style = "python"
+    param_specs = (
+        ParamSpec(
+            "hidden",
+            "sizes",
+            requirement="positive layer sizes like 256,128",
+            metavar="N,N,...",
+            help="hidden layer sizes",
+        ),
+        ParamSpec(
+            "activation", "name", check=get_activation, help="relu, leaky_relu, sigmoid, tanh"
+        ),
+        ParamSpec("leaky_slope", "float", low=0, metavar="A"),
+        ParamSpec(
+            "init",
+            "any",
+            none=True,
+            check=check_initializers,
+            help="normal, uniform, glorot_normal (xavier), glorot_uniform, he_normal (he), "
+            "he_uniform, lecun_normal",
+        ),
+        ParamSpec("batchnorm", "bool"),
+        ParamSpec("dropout", "float", low=0, high=1, closed="left", metavar="RATE"),
+        ParamSpec("optimizer", "name", choices=OPTIMIZER_NAMES, help="{choices}"),
+        LEARNING_RATE,
+        _decay_rate("momentum", "sgd, momentum, nesterov (default 0.9)"),
+        _decay_rate("beta1", "adam, adamw: first-moment decay (0.9)"),
+        _decay_rate("beta2", "adam, adamw: second-moment decay (0.999)"),
+        _decay_rate("rho", "rmsprop: squared-gradient decay (0.9)"),
+        BATCH_SIZE,
+        EPOCHS,
+        L2,
+        ParamSpec(
+            "weight_decay", "float", low=0, none=True, metavar="WD", help="decoupled weight decay"
+        ),
+        ParamSpec("schedule", "name", choices=tuple(SCHEDULES), help="{choices}"),
+        ParamSpec(
+            "early_stopping",
+            "int",
+            low=1,
+            none=True,
+            requirement="a patience of at least 1 epoch",
+            metavar="PATIENCE",
+        ),
+        VALIDATION,
+        SEED,
+        DTYPE,
+        ParamSpec("progress", "bool", none=True, key=None),
+        ParamSpec("blas_threads", "int", low=1, none=True, key=None),
+    )
 
     def __init__(
         self,
@@ -125,36 +209,16 @@ class MLPClassifier(Classifier):
             blas_threads=self.blas_threads,
         )
 
-    def _validate_params(self) -> None:
-        from mnistlab.experiments.config import validate_config
-
-        validate_config(
-            {
-                "model": "mlp",
-                "hidden": list(self.hidden),
-                "activation": self.activation,
-                "leaky_slope": self.leaky_slope,
-                "batchnorm": self.batchnorm,
-                "optimizer": self.optimizer,
-                "schedule": self.schedule,
-                "init": self.init,
-                "lr": self.learning_rate,
-                "batch_size": self.batch_size,
-                "epochs": self.epochs,
-                "checkpoint_every": 1,
-                "l2": self.l2,
-                "weight_decay": self.weight_decay,
-                "dropout": self.dropout,
-                "momentum": self.momentum,
-                "beta1": self.beta1,
-                "beta2": self.beta2,
-                "rho": self.rho,
-                "early_stopping": self.early_stopping,
-                "validation": self.validation,
-                "dtype": self.dtype,
-            },
-            style="python",
-        )
+    @classmethod
+    def _check_param_combinations(cls, values: dict, style: str) -> None:
+        """An optimizer setting is refused for an optimizer that does not take it."""
+        optimizer = values.get("optimizer")
+        for name, optimizers in OPTIMIZER_SETTINGS.items():
+            if values.get(name) is not None and optimizer not in optimizers:
+                raise UsageError(
+                    f"{cls.param_spec(name).display(style)} is for the "
+                    f"{' and '.join(optimizers)} optimizers, not {optimizer!r}"
+                )
 
     def _prepare(self, X, y, validation_data):
         self._validate_params()
@@ -164,8 +228,6 @@ class MLPClassifier(Classifier):
         self.n_features_in_ = X.shape[1]
         y_index = np.searchsorted(self.classes_, y)
         if validation_data is None and self.validation is not None:
-            from mnistlab.data.prepare import train_validation_split
-
             X, y_index, x_val, y_val = train_validation_split(X, y_index, self.validation)
             validation_data = (x_val, self.classes_[y_val])
         if validation_data is not None:
@@ -183,8 +245,6 @@ class MLPClassifier(Classifier):
         checkpoint: a path; the trainer saves there every epoch and on Ctrl-C.
         resume_from: a checkpoint path to continue from (same data and parameters).
         """
-        from mnistlab.train.callbacks import ModelCheckpoint
-
         X, y_index, validation_data = self._prepare(X, y, validation_data)
         self.model_ = self._build(X.shape[1], self.classes_.size)
         extra = list(callbacks)

@@ -1,12 +1,23 @@
-"""Model names as used by `mnistlab train --model` and model.json."""
+"""Model names as used by `mnistlab train --model` and model.json, and loading a saved model."""
 
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mnistlab.errors import DataError
+from mnistlab.models.base import MODEL_FORMAT_VERSION, Classifier
 from mnistlab.models.gaussian import GaussianClassifier
 from mnistlab.models.knn import KNeighborsClassifier
 from mnistlab.models.logistic import OneVsAllLogistic
 from mnistlab.models.mlp import MLPClassifier
 from mnistlab.models.softmax import SoftmaxRegression
+from mnistlab.train.checkpoint import load_npz
 
-MODELS = {
+MODELS: dict[str, type[Classifier]] = {
     cls.model_name: cls
     for cls in (
         MLPClassifier,
@@ -16,3 +27,31 @@ MODELS = {
         KNeighborsClassifier,
     )
 }
+
+
+def load_model(folder: str | os.PathLike) -> Classifier:
+    """Load any model saved with .save(folder)."""
+    folder = Path(folder)
+    meta_path = folder / "model.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{meta_path}: no such file (is {folder} a run folder?)") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{meta_path}: not valid JSON ({exc})") from None
+    if meta.get("format_version") != MODEL_FORMAT_VERSION:
+        raise DataError(
+            f"{meta_path}: model format {meta.get('format_version')!r} is not "
+            f"supported (this version reads {MODEL_FORMAT_VERSION})"
+        )
+    if meta.get("model") not in MODELS:
+        raise DataError(f"{meta_path}: unknown model {meta.get('model')!r}")
+    model = MODELS[meta["model"]](**meta["params"])
+    arrays, _ = load_npz(folder / "weights.npz")
+    model.classes_ = np.asarray(meta["classes"])
+    model.n_features_in_ = int(meta["n_features_in"])
+    try:
+        model._restore(meta, arrays)
+    except (KeyError, ValueError) as exc:
+        raise DataError(f"{folder / 'weights.npz'}: does not fit model.json ({exc})") from None
+    return model

@@ -1,9 +1,10 @@
 """Softmax (multinomial logistic) regression, from scratch: full-batch gradient descent or
-minibatch SGD with seed 003's linear learning-rate decay.
+minibatch SGD, either with a linear learning-rate decay.
 
 p(y = k | x) = softmax(x W + b)_k with W: (n_features, n_classes), b: (n_classes,); the loss is the
 mean cross-entropy plus 0.5 * l2 * ||W||^2. Minibatch training runs on the same engine as the MLP
-(a single Dense layer); full-batch gradient descent is the plain loop seed 003 wrote.
+(a single Dense layer); full-batch gradient descent is a plain loop over the whole training set,
+its gradient written out in softmax_loss_and_gradient.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import time
 
 import numpy as np
 
-from mnistlab.errors import UsageError
 from mnistlab.metrics import log_loss
 from mnistlab.models.base import Classifier
+from mnistlab.models.params import BATCH_SIZE, DTYPE, EPOCHS, L2, LEARNING_RATE, SEED, ParamSpec
+from mnistlab.nn import Dense, Sequential
 from mnistlab.nn.functional import softmax
+from mnistlab.optim import SGD
+from mnistlab.optim.schedules import Constant, LinearDecay, Schedule
+from mnistlab.train import TerminateOnNaN, Trainer
 from mnistlab.train.trainer import History
-
-SOLVERS = ("sgd", "gd")
 
 
 def softmax_loss_and_gradient(weights, bias, X, onehot, l2: float = 0.0):
@@ -50,6 +53,34 @@ class SoftmaxRegression(Classifier):
     """
 
     model_name = "softmax"
+    # its errors read like the run configuration's, which quote the bare value
+    error_style = "python"
+    param_specs = (
+        ParamSpec(
+            "solver",
+            "choice",
+            choices=("sgd", "gd"),
+            help="sgd (minibatches, linear decay) or gd",
+        ),
+        LEARNING_RATE,
+        ParamSpec(
+            "final_learning_rate",
+            "float",
+            low=0,
+            closed="neither",
+            none=True,
+            key="final_lr",
+            metavar="LR",
+            help="learning rate reached at the end of the linear decay",
+        ),
+        EPOCHS,
+        ParamSpec("iterations", "int", low=1, metavar="N", help="gd steps"),
+        BATCH_SIZE,
+        L2,
+        ParamSpec("record_every", "int", low=1, key=None),
+        SEED,
+        DTYPE,
+    )
 
     def __init__(
         self,
@@ -75,21 +106,9 @@ class SoftmaxRegression(Classifier):
         self.seed = seed
         self.dtype = dtype
 
-    def _validate(self) -> None:
-        if self.solver not in SOLVERS:
-            raise UsageError(f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
-        if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise UsageError(f"learning_rate must be positive, got {self.learning_rate!r}")
-        for name in ("epochs", "iterations", "batch_size", "record_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise UsageError(f"{name} must be a positive integer, got {value!r}")
-        if not (np.isfinite(self.l2) and self.l2 >= 0):
-            raise UsageError(f"l2 must be >= 0, got {self.l2!r}")
-
     def fit(self, X, y, validation_data=None):
         """Fit on X: (n, features), y: (n,). validation_data is recorded in the history."""
-        self._validate()
+        self._validate_params()
         X = self._check_X(X, fitting=True)
         y = self._check_y(X, y)
         self.classes_ = np.unique(y)
@@ -107,10 +126,6 @@ class SoftmaxRegression(Classifier):
         return self
 
     def _fit_sgd(self, X, y, validation):
-        from mnistlab.nn import Dense, Sequential
-        from mnistlab.optim import SGD, LinearDecay
-        from mnistlab.train import TerminateOnNaN, Trainer
-
         model = Sequential([Dense(self.classes_.size, init="zeros")])
         model.build(X.shape[1], seed=self.seed, dtype=self.dtype)
         steps = -(-X.shape[0] // self.batch_size) * self.epochs
@@ -153,14 +168,10 @@ class SoftmaxRegression(Classifier):
         onehot[np.arange(n), y] = 1
         history = History()
         started = time.perf_counter()
-        lr0, lr_final = self.learning_rate, self.final_learning_rate
+        schedule = self._gd_schedule()
         self.stop_reason_ = ""
         for iteration in range(self.iterations):
-            if lr_final is not None:
-                alpha = iteration / max(self.iterations - 1, 1)
-                lr = (1 - alpha) * lr0 + alpha * lr_final
-            else:
-                lr = lr0
+            lr = schedule(iteration)
             loss, grad_w, grad_b, probs = softmax_loss_and_gradient(
                 weights, bias, X, onehot, self.l2
             )
@@ -187,6 +198,17 @@ class SoftmaxRegression(Classifier):
         self.intercept_ = bias
         self.history_ = history
         self.n_iter_ = iteration + 1
+
+    def _gd_schedule(self) -> Schedule:
+        """The learning rate of each gd iteration: constant, or decaying linearly so that the last
+        iteration uses final_learning_rate."""
+        if self.final_learning_rate is None:
+            return Constant(self.learning_rate)
+        return LinearDecay(
+            self.learning_rate,
+            tau=max(self.iterations - 1, 1),
+            final_learning_rate=self.final_learning_rate,
+        )
 
     def decision_function(self, X) -> np.ndarray:
         X = self._check_X(X)
