@@ -1,4 +1,8 @@
-"""`mnistlab train`, `mnistlab evaluate` and `mnistlab predict`."""
+"""`mnistlab train`, `mnistlab evaluate` and `mnistlab predict`.
+
+`train` has one option per run-configuration key, built from the key's ParamSpec (its type,
+metavar and help: mnistlab.experiments.config.CONFIG_PARAMS); the configuration checks the values.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,35 @@ import json
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from mnistlab._io import check_destination
 from mnistlab.cli.data_commands import add_source_options
+from mnistlab.data.images import load_for_prediction, read_gray
 from mnistlab.errors import DataError, UsageError
+from mnistlab.experiments.config import (
+    CONFIG_PARAMS,
+    DEFAULTS,
+    check_applicable,
+    models_using,
+    resolve_config,
+)
 from mnistlab.experiments.presets import PRESETS
+from mnistlab.experiments.runs import (
+    check_resumable,
+    default_run_dir,
+    prepare_data,
+    resume_point,
+    test_metrics,
+    train_run,
+)
+from mnistlab.experiments.study import tomllib
+from mnistlab.metrics import report_from_confusion
+from mnistlab.models import load_model
+from mnistlab.models.params import ParamSpec, option_flag
+
+#: options whose few values argparse lists in the usage line and checks itself
+LISTED_CHOICES = ("dtype",)
 
 
 def _hidden(text: str) -> list[int]:
@@ -32,92 +60,32 @@ def _validation(text: str) -> int | float:
     return int(value) if value.is_integer() and value >= 1 else value
 
 
-def _smoothing(text: str) -> float | str:
-    if text == "auto":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+def _number_or(words: tuple[str, ...]):
+    """An argparse type: a number, or one of `words` (smoothing's "auto")."""
+
+    def parse(text: str) -> float | str:
+        if text in words:
+            return text
+        try:
+            return float(text)
+        except ValueError:
+            expected = " or ".join(repr(word) for word in words)
+            raise argparse.ArgumentTypeError(
+                f"expected a number or {expected}, got {text!r}"
+            ) from None
+
+    return parse
 
 
 def register(commands) -> None:
+    _register_train(commands)
+    _register_evaluate(commands)
+    _register_predict(commands)
+
+
+def _register_train(commands) -> None:
     p = commands.add_parser("train", help="train a model and write a run folder")
-    p.add_argument("--dataset", help="named dataset or path (default fashion-mnist)")
-    p.add_argument("--model", help="mlp, softmax, logistic-ova, gaussian, knn")
-    p.add_argument("--preset", help=f"named configuration: {', '.join(PRESETS)}")
-    p.add_argument(
-        "--config",
-        metavar="FILE",
-        help="start from a configuration file (a run's config.json, or TOML); options given "
-        "here override it",
-    )
-    p.add_argument("--hidden", type=_hidden, metavar="N,N,...", help="hidden layer sizes")
-    p.add_argument("--activation", help="relu, leaky_relu, sigmoid, tanh")
-    p.add_argument("--leaky-slope", type=float, metavar="A")
-    p.add_argument(
-        "--init",
-        help="normal, uniform, glorot_normal (xavier), glorot_uniform, "
-        "he_normal (he), he_uniform, lecun_normal",
-    )
-    p.add_argument("--batchnorm", action="store_true", default=None)
-    p.add_argument("--dropout", type=float, metavar="RATE")
-    p.add_argument("--optimizer", help="sgd, momentum, nesterov, rmsprop, adam, adamw")
-    p.add_argument("--lr", type=float, metavar="LR", help="learning rate")
-    p.add_argument("--momentum", type=float, help="sgd, momentum, nesterov (default 0.9)")
-    p.add_argument("--beta1", type=float, help="adam, adamw: first-moment decay (0.9)")
-    p.add_argument("--beta2", type=float, help="adam, adamw: second-moment decay (0.999)")
-    p.add_argument("--rho", type=float, help="rmsprop: squared-gradient decay (0.9)")
-    p.add_argument("--batch-size", type=int, metavar="N")
-    p.add_argument("--epochs", type=int, metavar="N")
-    p.add_argument("--l2", type=float, metavar="ALPHA", help="L2 penalty coupled to the loss")
-    p.add_argument("--weight-decay", type=float, metavar="WD", help="decoupled weight decay")
-    p.add_argument("--schedule", help="constant, linear, step, exponential, cosine")
-    p.add_argument("--early-stopping", type=int, metavar="PATIENCE")
-    p.add_argument(
-        "--validation",
-        type=_validation,
-        metavar="N|FRACTION",
-        help="hold out the last N training images (or a fraction)",
-    )
-    p.add_argument("--seed", type=int)
-    p.add_argument("--dtype", choices=["float32", "float64"])
-    p.add_argument("--checkpoint-every", type=int, metavar="N")
-    classical = p.add_argument_group("classical models")
-    classical.add_argument("--solver", help="softmax: sgd (minibatches, linear decay) or gd")
-    classical.add_argument("--iterations", type=int, metavar="N", help="softmax gd: steps")
-    classical.add_argument(
-        "--final-lr",
-        type=float,
-        metavar="LR",
-        help="softmax: learning rate reached at the end of the linear decay",
-    )
-    classical.add_argument(
-        "--C", type=float, dest="C", metavar="C", help="logistic-ova: inverse L2 strength"
-    )
-    classical.add_argument("--max-iter", type=int, metavar="N", help="logistic-ova: L-BFGS budget")
-    classical.add_argument(
-        "--smoothing",
-        type=_smoothing,
-        metavar="C|auto",
-        help="gaussian: c added to each covariance's diagonal",
-    )
-    classical.add_argument(
-        "--shrinkage",
-        type=float,
-        metavar="S",
-        help="gaussian: scale covariances by 1 - S before adding c I (QDA's reg_param)",
-    )
-    classical.add_argument(
-        "--diagonal",
-        action="store_true",
-        default=None,
-        help="gaussian: naive Bayes (diagonal covariances)",
-    )
-    classical.add_argument("--k", type=int, metavar="K", help="knn: neighbours")
-    classical.add_argument("--weights", help="knn: uniform or distance")
-    classical.add_argument("--metric", help="knn: l2 or l1")
-    classical.add_argument("--block-size", type=int, metavar="N", help="knn: test rows per block")
+    _add_configuration_options(p)
     p.add_argument("--out", metavar="RUN_DIR", help="default runs/<timestamp>-<model>-<dataset>")
     p.add_argument(
         "--resume",
@@ -129,6 +97,49 @@ def register(commands) -> None:
     add_source_options(p)
     p.set_defaults(handler=cmd_train)
 
+
+def _add_configuration_options(parser: argparse.ArgumentParser) -> None:
+    """One option per configuration key, in the order of DEFAULTS (--data-dir comes with the
+    data-source options); the keys only the classical models use go in a group of their own,
+    their help led by the model's name."""
+    classical = parser.add_argument_group("classical models")
+    for key, spec in CONFIG_PARAMS.items():
+        if key == "data_dir":
+            continue
+        users = models_using(key)
+        if "mlp" in users:
+            parser.add_argument(option_flag(key), **_option(spec, spec.help_text()))
+        else:
+            help_text = f"{' and '.join(users)}: {spec.help_text()}"
+            classical.add_argument(option_flag(key), **_option(spec, help_text))
+        if key == "preset":
+            parser.add_argument(
+                "--config",
+                metavar="FILE",
+                help="start from a configuration file (a run's config.json, or TOML); options "
+                "given here override it",
+            )
+
+
+def _option(spec: ParamSpec, help_text: str) -> dict:
+    """add_argument's keywords for a configuration key: the value given, None when not."""
+    if spec.kind == "bool":
+        return {"action": "store_true", "default": None, "help": help_text or None}
+    option = {"help": help_text or None, "metavar": spec.metavar}
+    if spec.key in LISTED_CHOICES:
+        option["choices"] = list(spec.choices)
+    elif spec.kind == "int":
+        option["type"] = int
+    elif spec.kind == "float":
+        option["type"] = _number_or(spec.also) if spec.also else float
+    elif spec.kind == "sizes":
+        option["type"] = _hidden
+    elif spec.kind == "split":
+        option["type"] = _validation
+    return option
+
+
+def _register_evaluate(commands) -> None:
     p = commands.add_parser("evaluate", help="recompute a run's test metrics")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--dataset", help="evaluate on another dataset (default: the run's)")
@@ -136,6 +147,8 @@ def register(commands) -> None:
     add_source_options(p)
     p.set_defaults(handler=cmd_evaluate)
 
+
+def _register_predict(commands) -> None:
     p = commands.add_parser("predict", help="classify image files with a trained run")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -149,78 +162,25 @@ def register(commands) -> None:
 
 
 def cmd_train(args) -> int:
-    from mnistlab.experiments.config import DEFAULTS, check_applicable, resolve_config
-    from mnistlab.experiments.runs import (
-        check_resumable,
-        default_run_dir,
-        prepare_data,
-        resume_point,
-        train_run,
-    )
-
     if args.list_presets:
         for name, preset in PRESETS.items():
             print(f"{name:<20} {preset['about']}")
         return 0
     echo = (lambda *a, **k: None) if args.quiet else print
-    if args.resume:
-        run_dir = Path(args.resume)
-        # A resumed run keeps its configuration (its checkpoint and optimizer state are for
-        # it); only how far to train and where its data lies may change.
-        refused = [
-            "--" + key.replace("_", "-")
-            for key in [*DEFAULTS, "config", "out"]
-            if key not in ("epochs", "data_dir") and getattr(args, key, None) is not None
-        ]
-        if refused:
-            raise UsageError(
-                f"--resume {run_dir} continues the run as it was configured; "
-                f"{', '.join(refused)} cannot change it (only --epochs and --data-dir can)"
-            )
-        config_path = run_dir / "config.json"
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UsageError(
-                f"--resume {run_dir}: no config.json there (not a run folder)"
-            ) from None
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{config_path}: not valid JSON ({exc})") from None
-        for key in ("epochs", "data_dir"):
-            if getattr(args, key) is not None:
-                config[key] = getattr(args, key)
-        config = resolve_config(config)  # validates, and fills keys an older version lacked
-        done, finished = resume_point(run_dir)
-        if finished and finished.get("stop_reason") and args.epochs is None:
-            # (a run that finished all its epochs is refused by train_run, --epochs or not)
-            raise UsageError(
-                f"nothing to resume: {run_dir} finished at epoch {done} "
-                f"({finished['stop_reason']}); give --epochs N (N > {done}) to train it further"
-            )
+    resume = bool(args.resume)
+    if resume:
+        run_dir, config = _resumed_run(args)
         echo(f"resuming {run_dir}")
-        resume = True
     else:
-        # every configuration key is an option of the same name (None when not given)
-        options = {key: getattr(args, key, None) for key in DEFAULTS}
-        given = {k: v for k, v in options.items() if v is not None}
-        if args.config:
-            options = {**read_config_file(args.config), **given}
-        config = resolve_config(options)
-        check_applicable(given, config["model"])
-        run_dir = Path(args.out) if args.out else default_run_dir(config)
-        check_destination(run_dir, "--out", folder=True)
-        if (run_dir / "config.json").exists():
-            raise UsageError(
-                f"--out {run_dir} already holds a run; choose another folder or "
-                f"continue it with --resume {run_dir}"
-            )
-        resume = False
+        run_dir, config = _new_run(args)
     progress = None if not args.quiet else False
     # the data first (after the cheap checks): a dataset that cannot be read leaves no run
     # folder and no store record
     if resume:
         check_resumable(config, run_dir)
     data = prepare_data(config, offline=args.offline)
+    from mnistlab.reports.run_report import build_report
+
     metrics = train_run(
         config,
         run_dir,
@@ -228,23 +188,86 @@ def cmd_train(args) -> int:
         offline=args.offline,
         progress=progress,
         echo=echo,
+        report=build_report,
         data=data,
     )
+    print(_summary(metrics, run_dir))
+    return 0
+
+
+def _new_run(args) -> tuple[Path, dict]:
+    """The run folder and configuration of a new run: defaults, preset, --config, options."""
+    # every configuration key is an option of the same name (None when not given)
+    options = {key: getattr(args, key, None) for key in DEFAULTS}
+    given = {k: v for k, v in options.items() if v is not None}
+    if args.config:
+        options = {**read_config_file(args.config), **given}
+    config = resolve_config(options)
+    check_applicable(given, config["model"])
+    run_dir = Path(args.out) if args.out else default_run_dir(config)
+    check_destination(run_dir, "--out", folder=True)
+    if (run_dir / "config.json").exists():
+        raise UsageError(
+            f"--out {run_dir} already holds a run; choose another folder or "
+            f"continue it with --resume {run_dir}"
+        )
+    return run_dir, config
+
+
+def _resumed_run(args) -> tuple[Path, dict]:
+    """The run folder and configuration of --resume RUN_DIR, with --epochs and --data-dir."""
+    run_dir = Path(args.resume)
+    _refuse_changes_on_resume(args, run_dir)
+    config_path = run_dir / "config.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"--resume {run_dir}: no config.json there (not a run folder)") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{config_path}: not valid JSON ({exc})") from None
+    for key in ("epochs", "data_dir"):
+        if getattr(args, key) is not None:
+            config[key] = getattr(args, key)
+    config = resolve_config(config)  # validates, and fills keys an older version lacked
+    done, finished = resume_point(run_dir)
+    if finished and finished.get("stop_reason") and args.epochs is None:
+        # (a run that finished all its epochs is refused by train_run, --epochs or not)
+        raise UsageError(
+            f"nothing to resume: {run_dir} finished at epoch {done} "
+            f"({finished['stop_reason']}); give --epochs N (N > {done}) to train it further"
+        )
+    return run_dir, config
+
+
+def _refuse_changes_on_resume(args, run_dir: Path) -> None:
+    """A resumed run keeps its configuration (its checkpoint and optimizer state are for it);
+    only how far to train and where its data lies may change."""
+    refused = [
+        option_flag(key)
+        for key in [*DEFAULTS, "config", "out"]
+        if key not in ("epochs", "data_dir") and getattr(args, key, None) is not None
+    ]
+    if refused:
+        raise UsageError(
+            f"--resume {run_dir} continues the run as it was configured; "
+            f"{', '.join(refused)} cannot change it (only --epochs and --data-dir can)"
+        )
+
+
+def _summary(metrics: dict, run_dir: Path) -> str:
+    """The line train prints at the end: test accuracy, time, where the run and report are."""
     run = metrics.get("epochs_run")
     epochs = f"{run} epoch{'s' if run != 1 else ''} in " if run else ""
     report = run_dir / "report.html"
-    print(
+    return (
         f"test accuracy {metrics['test_accuracy']:.4f} ({metrics['test_errors']} errors out of "
         f"{metrics['n_test']}), trained {epochs}{metrics['train_seconds']:.1f}s; "
         f"run folder {run_dir}" + (f"; report {report}" if report.exists() else "")
     )
-    return 0
 
 
 def read_config_file(path: str) -> dict:
     """A configuration from JSON (a run's config.json) or TOML (top level, or a study's [base])."""
-    from mnistlab.experiments.config import DEFAULTS
-
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -253,8 +276,6 @@ def read_config_file(path: str) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"--config {path}: cannot read it ({exc})") from None
     if file.suffix == ".toml":
-        from mnistlab.experiments.study import tomllib
-
         try:
             config = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -276,8 +297,6 @@ def read_config_file(path: str) -> dict:
 
 
 def _load_run(run_dir: Path):
-    from mnistlab.models import load_model
-
     model = load_model(run_dir)
     try:
         config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
@@ -288,8 +307,6 @@ def _load_run(run_dir: Path):
 
 
 def cmd_evaluate(args) -> int:
-    from mnistlab.experiments.runs import prepare_data
-
     run_dir = Path(args.run_dir)
     model, config, _ = _load_run(run_dir)
     if args.dataset:
@@ -302,9 +319,6 @@ def cmd_evaluate(args) -> int:
             f"{config['dataset']}: images have {data.x_test.shape[1]} pixels, the "
             f"model expects {model.n_features_in_}"
         )
-    from mnistlab.experiments.runs import test_metrics
-    from mnistlab.metrics import report_from_confusion
-
     out = {
         "dataset": data.dataset.name,
         **test_metrics(model, data.x_test, data.y_test, data.dataset.n_classes),
@@ -323,8 +337,6 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from mnistlab.data.images import load_for_prediction, read_gray
-
     if args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
     run_dir = Path(args.run_dir)
@@ -334,8 +346,6 @@ def cmd_predict(args) -> int:
     images = []
     for path in args.images:
         if args.raw:
-            from PIL import Image
-
             gray = read_gray(path)
             picture = Image.fromarray((gray * 255).astype(np.uint8)).resize((side, side))
             images.append(np.asarray(picture, dtype=np.float32) / 255.0)
