@@ -283,6 +283,33 @@ def test_sweep_usage_errors(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_experiments_import_nothing_from_reports_or_the_cli():
+    # a report is built by whoever asks for one, through the hooks train_run and run_sweep take
+    code = (
+        "import sys, mnistlab.experiments.runs, mnistlab.experiments.sweep; "
+        "print([m for m in sys.modules if m.startswith(('mnistlab.reports', 'mnistlab.cli'))])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_run_sweep_calls_its_report_hook_once_the_trials_are_done(tmp_path):
+    study = load_study(write_study(tmp_path, DIGITS_STUDY.replace("[0, 1]", "[0]")))
+    calls = []
+
+    def report(out, given):
+        calls.append((out, given, json.loads((out / "sweep.json").read_text())["status"]))
+        return out / "page.html"
+
+    summary = run_sweep(
+        study, tmp_path / "out", workers=2, echo=lambda *a: None, report=report, progress=False
+    )
+    assert calls == [(tmp_path / "out", study, "finished")]
+    assert summary["report"] == str(tmp_path / "out" / "page.html")
+    assert not (tmp_path / "out" / "report.html").exists()
+
+
 def _dask_cli() -> str | None:
     local = Path(sys.executable).parent / "dask"
     return str(local) if local.exists() else shutil.which("dask")
@@ -386,7 +413,6 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes_to_the_same_results(tmp_path):
         tmp_path / "reference",
         workers=2,
         echo=lambda *a: None,
-        report=False,
     )
     out = tmp_path / "out"
     command = [

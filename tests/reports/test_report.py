@@ -160,6 +160,22 @@ def test_blank_optional_history_values_are_kept_out(runs, tmp_path):
     ]
 
 
+def test_train_run_builds_a_report_only_through_its_hook(tmp_path):
+    from mnistlab.experiments.config import resolve_config
+    from mnistlab.experiments.runs import train_run
+    from mnistlab.reports.run_report import build_report
+
+    config = resolve_config({"dataset": "digits", "model": "gaussian"})
+    lines = []
+    train_run(config, tmp_path / "plain", echo=lines.append, store=False)
+    assert not (tmp_path / "plain" / "report.html").exists()
+    assert not any(line.startswith("report: ") for line in lines)
+    train_run(config, tmp_path / "run", echo=lines.append, report=build_report, store=False)
+    page = tmp_path / "run" / "report.html"
+    assert page.is_file() and f"report: {page}" in lines
+    assert 'id="activations"' in page.read_text(encoding="utf-8")
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
