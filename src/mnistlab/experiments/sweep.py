@@ -264,14 +264,7 @@ def run_sweep(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "study.toml", study.text)
-    tasks = plan_trials(study, out)
-    for task in tasks:
-        task["offline"] = offline
-    store_path = out / "runs.db"
-    results = {
-        t["label"]: _finished_result(t, store_path) for t in tasks if t["state"] == "finished"
-    }
-    todo = [t for t in tasks if t["state"] != "finished"]
+    tasks, results, todo = _plan(study, out, offline)
     if workers is None:
         workers = max(1, min(os.cpu_count() or 1, len(todo)))
     summary = _new_summary(study, executor, workers, scheduler)
@@ -283,11 +276,7 @@ def run_sweep(
     started = time.perf_counter()
     status = "finished"
     if todo:
-        pool = _Dask(scheduler) if executor == "dask" else _Local(workers)
-        if executor == "dask":
-            echo(
-                f"dask: {len(pool.client.nthreads())} workers, {pool.slots} threads at {scheduler}"
-            )
+        pool = _open_pool(executor, workers, scheduler, echo)
         try:
             loop = _TrialLoop(pool, tasks, todo, results, summary, out, progress, echo, started)
             status = loop.run()
@@ -295,8 +284,7 @@ def run_sweep(
             pool.close()
     summary["trials"] = _ordered(tasks, results)
     summary["status"] = status
-    session = {"wall_seconds": time.perf_counter() - started, "trials_run": len(todo)}
-    _add_session(summary, sessions, session, status)
+    _add_session(summary, sessions, time.perf_counter() - started, len(todo), status)
     _write_summary(out, summary)
     if report is not None:
         summary["report"] = str(report(out, study))
@@ -307,6 +295,26 @@ def run_sweep(
             f"to go on (finished trials are skipped, interrupted ones resume)"
         )
     return summary
+
+
+def _plan(study: Study, out: Path, offline: bool | None) -> tuple[list, dict, list]:
+    """Every trial's task; the results of those already finished; the tasks still to run."""
+    tasks = plan_trials(study, out)
+    for task in tasks:
+        task["offline"] = offline
+    store_path = out / "runs.db"
+    results = {
+        t["label"]: _finished_result(t, store_path) for t in tasks if t["state"] == "finished"
+    }
+    return tasks, results, [t for t in tasks if t["state"] != "finished"]
+
+
+def _open_pool(executor: str, workers: int, scheduler: str | None, echo):
+    if executor == "local":
+        return _Local(workers)
+    pool = _Dask(scheduler)
+    echo(f"dask: {len(pool.client.nthreads())} workers, {pool.slots} threads at {scheduler}")
+    return pool
 
 
 def _new_summary(study: Study, executor: str, workers: int, scheduler: str | None) -> dict:
@@ -325,13 +333,15 @@ def _new_summary(study: Study, executor: str, workers: int, scheduler: str | Non
     }
 
 
-def _add_session(summary: dict, sessions: list[dict], session: dict, status: str) -> None:
+def _add_session(
+    summary: dict, sessions: list[dict], wall_seconds: float, trials_run: int, status: str
+) -> None:
     """This session after the earlier ones; the wall time of them all."""
     summary["sessions"] = sessions + [
         {
             "started": summary["started"],
-            "wall_seconds": session["wall_seconds"],
-            "trials_run": session["trials_run"],
+            "wall_seconds": wall_seconds,
+            "trials_run": trials_run,
             "executor": summary["executor"],
             "workers": summary["workers"],
             "status": status,
