@@ -37,6 +37,7 @@ from mnistlab.experiments.study import tomllib
 from mnistlab.metrics import report_from_confusion
 from mnistlab.models import load_model
 from mnistlab.models.params import ParamSpec, option_flag
+from mnistlab.reports.run_report import build_report
 
 #: options whose few values argparse lists in the usage line and checks itself
 LISTED_CHOICES = ("dtype",)
@@ -179,8 +180,6 @@ def cmd_train(args) -> int:
     if resume:
         check_resumable(config, run_dir)
     data = prepare_data(config, offline=args.offline)
-    from mnistlab.reports.run_report import build_report
-
     metrics = train_run(
         config,
         run_dir,

@@ -138,6 +138,7 @@ def load_study(path: str | os.PathLike) -> Study:
 
 
 def parse_study(text: str, *, name: str = "study", path: Path | None = None) -> Study:
+    """Validate and expand a study file's text; `name` when [study] gives none."""
     where = str(path) if path is not None else "study"
     try:
         document = tomllib.loads(text)
@@ -147,6 +148,34 @@ def parse_study(text: str, *, name: str = "study", path: Path | None = None) -> 
     def fail(message: str):
         raise UsageError(f"{where}: {message}")
 
+    _check_sections(document, fail)
+    head = _read_head(document.get("study", {}), name, fail)
+    base = document.get("base", {})
+    _check_keys(base, "base", fail)
+    try:
+        resolve_config(base, style="key")
+    except UsageError as exc:
+        fail(f"[base] {exc}")
+    grid = _read_grid(document.get("grid", {}), fail)
+    random, n_random, random_seed = _read_random(document.get("random", {}), grid, fail)
+    study = Study(
+        **head,
+        path=path,
+        base=base,
+        grid=grid,
+        random=random,
+        random_trials=n_random,
+        random_seed=random_seed,
+        seeds=_read_repeat(document.get("repeat", {}), grid, fail),
+        text=text,
+    )
+    study.trials = _expand(study, random, n_random, random_seed, fail)
+    _check_trials(study, fail)
+    return study
+
+
+def _check_sections(document: dict, fail) -> None:
+    """Only the known tables, and no key above the first of them."""
     for section, value in document.items():
         if section not in SECTIONS and not isinstance(value, dict):
             # a key above the first table: `name = "x"` meant for [study], or `lr` for [base]
@@ -163,14 +192,17 @@ def parse_study(text: str, *, name: str = "study", path: Path | None = None) -> 
             )
         if not isinstance(value, dict):
             fail(f"{section} must be a [{section}] table, got {value!r}")
-    head = document.get("study", {})
+
+
+def _read_head(head: dict, default_name: str, fail) -> dict:
+    """[study]: name, description, metric and goal (Study's keyword arguments)."""
     for key in head:
         if key not in STUDY_KEYS:
             fail(
                 f"[study] unknown key {key!r}{_suggest(key, STUDY_KEYS)}; valid: "
                 f"{', '.join(STUDY_KEYS)}"
             )
-    study_name = head.get("name", name)
+    study_name = head.get("name", default_name)
     if not isinstance(study_name, str) or not re.fullmatch(
         r"[A-Za-z0-9][A-Za-z0-9._-]*", study_name
     ):
@@ -184,45 +216,49 @@ def parse_study(text: str, *, name: str = "study", path: Path | None = None) -> 
     goal = head.get("goal", METRICS[metric])
     if goal not in ("max", "min"):
         fail(f"[study] goal must be 'max' or 'min', got {goal!r}")
+    return {"name": study_name, "description": description, "metric": metric, "goal": goal}
 
-    base = document.get("base", {})
-    _check_keys(base, "base", fail)
-    try:
-        resolve_config(base, style="key")
-    except UsageError as exc:
-        fail(f"[base] {exc}")
 
-    grid = document.get("grid", {})
+def _read_grid(grid: dict, fail) -> dict:
+    """[grid]: a non-empty list of distinct values per key."""
     _check_keys(grid, "grid", fail)
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             fail(f"[grid] {key} must be a non-empty list of values, got {values!r}")
         if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
             fail(f"[grid] {key} lists a value twice: {values!r}")
+    return grid
 
-    random = dict(document.get("random", {}))
+
+def _read_random(table: dict, grid: dict, fail) -> tuple[dict, int, int]:
+    """[random]: (the distributions by key, the number of draws, the seed of the draws)."""
+    random = dict(table)
     n_random = random.pop("trials", None)
     random_seed = random.pop("seed", 0)
-    if random:
-        if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 1:
-            fail(f"[random] trials must be a positive number of draws, got {n_random!r}")
-        if isinstance(random_seed, bool) or not isinstance(random_seed, int) or random_seed < 0:
-            fail(f"[random] seed must be a non-negative integer, got {random_seed!r}")
-        _check_keys(random, "random", fail)
-        for key, spec in random.items():
-            if key in grid:
-                fail(f"[random] {key} is also in [grid]; vary it in one of them")
-            _check_distribution(key, spec, fail)
-    elif n_random is not None:
-        fail("[random] trials is set but no parameter has a distribution")
+    if not random:
+        if n_random is not None:
+            fail("[random] trials is set but no parameter has a distribution")
+        return random, 0, random_seed
+    if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 1:
+        fail(f"[random] trials must be a positive number of draws, got {n_random!r}")
+    if isinstance(random_seed, bool) or not isinstance(random_seed, int) or random_seed < 0:
+        fail(f"[random] seed must be a non-negative integer, got {random_seed!r}")
+    _check_keys(random, "random", fail)
+    for key, spec in random.items():
+        if key in grid:
+            fail(f"[random] {key} is also in [grid]; vary it in one of them")
+        _check_distribution(key, spec, fail)
+    return random, n_random, random_seed
 
-    repeat = document.get("repeat", {})
-    seeds = None
+
+def _read_repeat(repeat: dict, grid: dict, fail) -> list[int] | None:
+    """[repeat]: the seeds every trial runs with (None: no repeats)."""
     for key in repeat:
         if key not in ("seeds", "count"):
             fail(f"[repeat] unknown key {key!r}; valid: seeds, count")
     if "seeds" in repeat and "count" in repeat:
         fail("[repeat] give seeds or count, not both")
+    seeds = None
     if "seeds" in repeat:
         seeds = repeat["seeds"]
         if (
@@ -239,36 +275,26 @@ def parse_study(text: str, *, name: str = "study", path: Path | None = None) -> 
         seeds = list(range(count))
     if seeds is not None and "seed" in grid:
         fail("[repeat] and [grid] seed both set the seed; use one")
+    return seeds
 
-    study = Study(
-        name=study_name,
-        path=path,
-        description=description,
-        metric=metric,
-        goal=goal,
-        base=base,
-        grid=grid,
-        random=random,
-        random_trials=n_random or 0,
-        random_seed=random_seed,
-        seeds=seeds,
-        text=text,
-    )
-    study.trials = _expand(study, random, n_random or 0, random_seed, fail)
+
+def _check_trials(study: Study, fail) -> None:
+    """Every varied key matters to some trial's model, and the metric can be computed."""
     models = sorted({t.config["model"] for t in study.trials})
-    for section, keys in (("grid", grid), ("random", random)):
+    for section, keys in (("grid", study.grid), ("random", study.random)):
         for key in keys:
             if not any(key in relevant_keys(model) for model in models):
                 fail(
                     f"[{section}] {key} does not apply to the {' or '.join(models)} model its "
                     "trials train; varying it would only repeat the same run"
                 )
-    if metric.startswith("val_") and any(t.config.get("validation") is None for t in study.trials):
+    if study.metric.startswith("val_") and any(
+        t.config.get("validation") is None for t in study.trials
+    ):
         fail(
-            f"[study] metric {metric!r} needs a validation split: set [base] validation "
+            f"[study] metric {study.metric!r} needs a validation split: set [base] validation "
             f"(10000 images, or a fraction like 0.1), or rank by test_accuracy"
         )
-    return study
 
 
 def _suggest(key: str, valid) -> str:
