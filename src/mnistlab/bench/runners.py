@@ -16,7 +16,6 @@ import warnings
 import numpy as np
 
 from mnistlab.bench.workloads import (
-    ACCURACY_EPOCHS,
     HIDDEN,
     LEARNING_RATES,
     TRAINING,
@@ -425,4 +424,4 @@ RUNNERS = {
     "keras-jax": run_keras,
     "scikit-learn": run_sklearn,
 }
-__all__ = ["RUNNERS", "ACCURACY_EPOCHS"]
+__all__ = ["RUNNERS"]

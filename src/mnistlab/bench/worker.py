@@ -13,19 +13,17 @@ import sys
 import time
 import traceback
 
+from mnistlab._io import write_text_atomic
+from mnistlab.bench.runners import RUNNERS
+from mnistlab.bench.workloads import TURNS, load_data
+
 
 def main(argv: list[str]) -> int:
     name, spec_text, out = argv
     spec = json.loads(spec_text)
-    from mnistlab._io import write_text_atomic
-    from mnistlab.bench.workloads import TURNS
-
     TURNS.wait()
     started = time.perf_counter()
     try:
-        from mnistlab.bench.runners import RUNNERS
-        from mnistlab.bench.workloads import load_data
-
         data = load_data(spec["dataset"])
         result = RUNNERS[name](data, spec)
         status = 0

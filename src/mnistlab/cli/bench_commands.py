@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
+from mnistlab._io import check_destination
+from mnistlab.bench import FRAMEWORKS, format_report, run_bench, write_json
 from mnistlab.errors import UsageError
 
 
@@ -24,11 +28,6 @@ def register(commands) -> None:
 
 
 def cmd_bench(args) -> int:
-    import sys
-
-    from mnistlab._io import check_destination
-    from mnistlab.bench import FRAMEWORKS, format_report, run_bench, write_json
-
     if args.json:  # before a run of several minutes, not after it
         check_destination(args.json, "--json")
     frameworks = FRAMEWORKS

@@ -11,6 +11,7 @@ from mnistlab.data import REGISTRY, fetch, get_spec, load_dataset
 from mnistlab.data.digits import digits_file
 from mnistlab.data.sources import locate
 from mnistlab.errors import MnistlabError, UsageError
+from mnistlab.reports import plots
 
 
 def add_source_options(parser: argparse.ArgumentParser) -> None:
@@ -108,8 +109,6 @@ def cmd_info(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from mnistlab.reports import plots
-
     if args.hist:
         # the distribution counts both splits, all of their images
         keys = ("split", "per_class", "seed")

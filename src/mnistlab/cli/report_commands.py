@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mnistlab._io import check_destination
 from mnistlab.cli.data_commands import add_source_options
 from mnistlab.errors import UsageError
 
@@ -31,7 +32,6 @@ def register(commands) -> None:
 
 
 def cmd_report(args) -> int:
-    from mnistlab._io import check_destination
     from mnistlab.reports.comparison import build_comparison
     from mnistlab.reports.run_report import build_report
 

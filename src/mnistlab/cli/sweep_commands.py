@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mnistlab._io import check_destination
+
 
 def register(commands) -> None:
     p = commands.add_parser(
@@ -37,7 +39,6 @@ def register(commands) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from mnistlab._io import check_destination
     from mnistlab.experiments.study import load_study
     from mnistlab.experiments.sweep import check_options, run_sweep
     from mnistlab.reports.sweep_report import build_sweep_report, configurations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -305,8 +306,6 @@ def activation_map(points: np.ndarray, labels: np.ndarray, class_names, title: s
 
 def figure_png_bytes(fig, dpi: int = 100) -> bytes:
     """The figure as PNG bytes (for embedding), and close it."""
-    import io
-
     plt = pyplot()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
