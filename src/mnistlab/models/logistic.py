@@ -13,7 +13,6 @@ predict_proba normalizes the K sigmoids per row.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 
 from mnistlab.models.base import Classifier
@@ -81,6 +80,10 @@ class OneVsAllLogistic(Classifier):
         self.dtype = dtype
 
     def fit(self, X, y):
+        # scipy.optimize is slow to import and only fitting needs it, while every `mnistlab`
+        # command imports the models (its options come from their parameter tables)
+        from scipy.optimize import minimize
+
         self._validate_params()
         X = self._check_X(X, fitting=True)
         y = self._check_y(X, y)
