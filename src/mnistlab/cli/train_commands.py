@@ -227,7 +227,7 @@ def _resumed_run(args) -> tuple[Path, dict]:
     for key in ("epochs", "data_dir"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
-    config = resolve_config(config)  # validates, and fills keys an older version lacked
+    config = resolve_config(config)  # validates, and gives a key the file lacks its default
     done, finished = resume_point(run_dir)
     if finished and finished.get("stop_reason") and args.epochs is None:
         # (a run that finished all its epochs is refused by train_run, --epochs or not)
