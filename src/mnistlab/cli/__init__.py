@@ -1,9 +1,7 @@
 """The `mnistlab` command line: `mnistlab data ...` and friends.
 
 Every user-facing failure is one line on stderr and a non-zero exit code (2 for usage and input
-errors); `--debug` shows the traceback instead. Each command imports what it runs inside its
-handler: the models, reports and sweeps load only for the command that needs them, so that
-`mnistlab --help` and `mnistlab data list` start without loading them all.
+errors); `--debug` shows the traceback instead.
 """
 
 from __future__ import annotations

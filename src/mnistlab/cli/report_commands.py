@@ -7,6 +7,8 @@ from pathlib import Path
 from mnistlab._io import check_destination
 from mnistlab.cli.data_commands import add_source_options
 from mnistlab.errors import UsageError
+from mnistlab.reports.comparison import build_comparison
+from mnistlab.reports.run_report import build_report
 
 
 def register(commands) -> None:
@@ -32,9 +34,6 @@ def register(commands) -> None:
 
 
 def cmd_report(args) -> int:
-    from mnistlab.reports.comparison import build_comparison
-    from mnistlab.reports.run_report import build_report
-
     for run_dir in args.run_dirs:
         if not Path(run_dir).is_dir():
             raise UsageError(f"{run_dir}: no such run folder")

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from mnistlab._io import check_destination
+from mnistlab.experiments.study import load_study
+from mnistlab.experiments.sweep import check_options, run_sweep
+from mnistlab.reports.sweep_report import build_sweep_report, configurations
 
 
 def register(commands) -> None:
@@ -39,10 +42,6 @@ def register(commands) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from mnistlab.experiments.study import load_study
-    from mnistlab.experiments.sweep import check_options, run_sweep
-    from mnistlab.reports.sweep_report import build_sweep_report, configurations
-
     study = load_study(args.study)
     out = Path(args.out) if args.out else Path("runs") / study.name
     check_destination(out, "--out", folder=True)
