@@ -34,19 +34,31 @@ STYLES = ("keyword", "python", "cli", "key")
 class ParamSpec:
     """One parameter: its name, what its values may be, and how the command line shows it.
 
-    name: the estimator's argument (learning_rate).
-    kind: "int", "float" (finite), "bool", "name" (a string), "choice" (one of `choices`),
+    Parameters
+    ----------
+    name : str
+        The estimator's argument (``learning_rate``).
+    kind : str
+        "int", "float" (finite), "bool", "name" (a string), "choice" (one of ``choices``),
         "sizes" (a list of positive integers), "split" (a count >= 1 or a fraction in (0, 1)),
-        "any" (only `check`).
-    low, high, closed: bounds of int and float values; closed says which ends are allowed.
-    choices: the values a "choice" (or a "name") may take.
-    none: None is also valid (meaning "the default" or "off").
-    also: strings accepted besides the kind (smoothing's "auto").
-    check: a callable that raises UsageError for a bad value (a registry lookup).
-    key: the run-configuration key and `mnistlab train` option ("" for the name itself,
-        None for an argument that only Python callers set).
-    requirement: what the value must be, where the kind and bounds say it badly.
-    help, metavar: the option's help text ({choices} lists the choices) and metavar.
+        "any" (only ``check``).
+    low, high, closed
+        Bounds of int and float values; ``closed`` says which ends are allowed.
+    choices : tuple
+        The values a "choice" (or a "name") may take.
+    none : bool
+        None is also valid (meaning "the default" or "off").
+    also : tuple of str
+        Strings accepted besides the kind (smoothing's "auto").
+    check : callable or None
+        Raises UsageError for a bad value (a registry lookup).
+    key : str or None
+        The run-configuration key and ``mnistlab train`` option ("" for the name itself, None
+        for an argument that only Python callers set).
+    requirement : str
+        What the value must be, where the kind and bounds say it badly.
+    help, metavar : str
+        The option's help text (``{choices}`` lists the choices) and metavar.
     """
 
     name: str
