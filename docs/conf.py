@@ -12,7 +12,6 @@ lists the names it re-exports (its ``__all__``) with links to those definitions.
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 from docutils import nodes
 from docutils.statemachine import StringList
@@ -29,7 +28,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
-    "myst_parser",  # docs/ARCHITECTURE.md is Markdown
+    "myst_parser",  # docs/ARCHITECTURE.md and docs/performance.md are Markdown
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
@@ -128,19 +127,7 @@ class ReexportsDirective(SphinxDirective):
         return container.children
 
 
-#: the toctree line of index.rst after which the architecture page is listed
-API_ENTRY = "   api/index\n"
-
-
-def list_architecture(app, docname: str, source: list[str]) -> None:
-    """source-read: index.rst's toctree lists ARCHITECTURE while docs/ARCHITECTURE.md exists
-    (a toctree entry naming a missing page is a warning, so it cannot be listed always)."""
-    if docname == "index" and (Path(app.srcdir) / "ARCHITECTURE.md").is_file():
-        source[0] = source[0].replace(API_ENTRY, API_ENTRY + "   ARCHITECTURE\n", 1)
-
-
 def setup(app):
     app.add_directive("mnistlab-reexports", ReexportsDirective)
-    app.connect("source-read", list_architecture)
     app.connect("autodoc-process-docstring", show_plain_text_docstring)
     return {"parallel_read_safe": True}

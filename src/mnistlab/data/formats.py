@@ -35,7 +35,6 @@ PNG_SPLITS = (
     ("training", "testing"),
     ("Training", "Testing"),
 )
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pgm"}
 
 
 def find_idx_file(folder: Path, stem: str) -> Path | None:

@@ -20,6 +20,7 @@ from mnistlab.errors import DataError
 from mnistlab.experiments.config import relevant_keys, resolve_config
 from mnistlab.experiments.run_folder import read_history, read_json
 from mnistlab.experiments.study import Study, format_value, load_study
+from mnistlab.models.params import option_flag
 from mnistlab.reports import plots
 from mnistlab.reports.html import EMBEDDED, nav, page, section, table
 
@@ -71,9 +72,7 @@ def rerun_command(config_path: Path, params: dict, base: dict) -> tuple[str, str
     for key, value in options.items():
         if key not in relevant:
             continue
-        flag = "--" + key.replace("_", "-")
-        if key == "C":
-            flag = "--C"
+        flag = option_flag(key)
         if value is None:
             continue
         if isinstance(value, bool):
