@@ -1,15 +1,21 @@
-"""Atomic file writing: a file appears complete under its final name, or not at all."""
+"""Files: atomic writing (a file appears complete under its final name, or not at all), output
+paths checked before any work, and .npz archives checked before NumPy allocates their arrays."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from mnistlab.errors import UsageError
+import numpy as np
+from numpy.lib import format as npy
+
+from mnistlab.errors import DataError, UsageError
 
 
 def _default_mode() -> int:
@@ -82,3 +88,38 @@ def check_destination(path: str | os.PathLike, what: str, folder: bool = False) 
     if not os.access(place, os.W_OK | os.X_OK):
         raise UsageError(f"{what} {path}: no permission to write in {place}")
     return path
+
+
+def check_npz_claims(path: str | os.PathLike) -> None:
+    """Refuse (DataError) a .npz archive whose arrays claim more bytes than the archive holds.
+
+    Every .npy member's header declares a shape and a dtype, and np.load allocates that much
+    before reading: a damaged or hostile header could ask for terabytes. Each claim is checked
+    against the member's uncompressed size recorded in the zip directory first. The shape's
+    product is a Python integer, so it never wraps. Members that are not .npy are left to
+    np.load.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as member:
+                    version = npy.read_magic(member)
+                    if version == (1, 0):
+                        shape, _, dtype = npy.read_array_header_1_0(member)
+                    else:
+                        shape, _, dtype = npy.read_array_header_2_0(member)
+                    header_bytes = member.tell()
+                if dtype.hasobject:
+                    continue  # np.load refuses object arrays itself (allow_pickle=False)
+                claimed = math.prod(shape) * np.dtype(dtype).itemsize
+                if claimed > info.file_size - header_bytes:
+                    raise DataError(
+                        f"{path}: array {info.filename[:-4]!r} claims shape {shape} of {dtype} "
+                        f"({claimed:,} bytes), more than its {info.file_size:,} stored bytes"
+                    )
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
+        raise DataError(f"{path}: not a valid .npz file ({exc})") from None

@@ -324,3 +324,35 @@ def test_wrong_magic_in_folder(tmp_path):
     write_idx_folder(tmp_path / "d")
     (tmp_path / "d" / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x08\x08\x08\x08"))
     assert "wrong IDX magic number" in _error(tmp_path / "d")
+
+
+def _npz_with_a_lying_header(path, shape=(10**6, 10**6)):
+    """A .npz whose x_train.npy header claims `shape` of uint8 over a 16-byte payload."""
+    import io
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    header = io.BytesIO()
+    npy.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x_train.npy", header.getvalue() + b"\x00" * 16)
+        for key in ("y_train", "x_test", "y_test"):
+            buffer = io.BytesIO()
+            np.save(buffer, np.zeros(4, dtype=np.uint8))
+            archive.writestr(f"{key}.npy", buffer.getvalue())
+    return path
+
+
+def test_npz_header_claiming_more_than_stored_is_refused_before_allocating(tmp_path):
+    path = _npz_with_a_lying_header(tmp_path / "data.npz")
+    with pytest.raises(DataError, match=r"array 'x_train' claims shape \(1000000, 1000000\)"):
+        load_dataset(path)
+
+
+def test_weights_file_with_a_lying_header_is_refused(tmp_path):
+    from mnistlab.train.checkpoint import load_npz
+
+    path = _npz_with_a_lying_header(tmp_path / "weights.npz", shape=(2**40,))
+    with pytest.raises(DataError, match="claims shape"):
+        load_npz(path)

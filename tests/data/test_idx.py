@@ -1,5 +1,8 @@
 import gzip
+import os
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -103,3 +106,52 @@ def test_hasher_sees_the_decompressed_content(tmp_path):
         hasher.hexdigest()
         == hashlib.sha256(gzip.decompress((tmp_path / "x.gz").read_bytes())).hexdigest()
     )
+
+
+def _gzip(path, content: bytes):
+    path.write_bytes(gzip.compress(content))
+    return path
+
+
+def test_gzip_header_claiming_more_than_the_file_can_hold_is_refused_before_allocating(tmp_path):
+    # 10^6 x 10^6 bytes (931 GiB) claimed by a file of a few dozen bytes
+    header = b"\x00\x00\x08\x02" + struct.pack(">II", 10**6, 10**6)
+    path = _gzip(tmp_path / "x.gz", header + b"\x00" * 16)
+    with pytest.raises(DataError, match=r"claims 1000000 x 1000000 elements .* can hold"):
+        read_idx(path)
+
+
+def test_dimensions_whose_product_overflows_int64_are_refused(tmp_path):
+    # four dimensions of 2^32 - 1: the product is past 2^127, never wrapped to a small number
+    header = b"\x00\x00\x08\x04" + struct.pack(">4I", *[2**32 - 1] * 4)
+    with pytest.raises(DataError, match="can hold"):
+        read_idx(_gzip(tmp_path / "x.gz", header))
+    with pytest.raises(DataError, match="payload shorter than the header says"):
+        read_idx(_raw(tmp_path / "raw", header))
+
+
+def test_raw_header_claiming_terabytes_is_refused_from_the_file_size(tmp_path):
+    path = _raw(tmp_path / "x", b"\x00\x00\x0d\x01" + struct.pack(">I", 2**32 - 1) + b"\x00" * 8)
+    with pytest.raises(DataError, match=r"payload shorter than the header says \(8 of 17179869180"):
+        read_idx(path)
+
+
+def test_a_huge_claim_fails_within_bounded_memory(tmp_path):
+    """Under an address-space limit of 2 GiB, a header claiming 9.3 GiB gets the one-line
+    error: nothing is reserved before the claim is checked (a regression fails, not swaps)."""
+    header = b"\x00\x00\x08\x02" + struct.pack(">II", 100_000, 100_000)
+    path = _gzip(tmp_path / "x.gz", header + b"\x00" * 64)
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "from mnistlab.data.idx import read_idx\n"
+        "from mnistlab.errors import DataError\n"
+        "try:\n"
+        f"    read_idx({str(path)!r})\n"
+        "except DataError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "refused:" in done.stdout and "can hold" in done.stdout

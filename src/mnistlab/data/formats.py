@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnistlab._io import check_npz_claims
 from mnistlab.data.dataset import Dataset, make_dataset
 from mnistlab.data.idx import read_idx
 from mnistlab.errors import DataError
@@ -379,6 +380,7 @@ def load_npz(path: Path, *, name: str) -> Dataset:
         raise DataError(
             f"{path}: not a .npz file (a zip archive of .npy arrays, as np.savez writes)"
         )
+    check_npz_claims(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in keys if k not in archive.files]

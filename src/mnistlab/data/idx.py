@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import os
 import struct
 import zlib
@@ -32,6 +33,9 @@ IDX_DTYPES: dict[int, np.dtype] = {
 _CODES = {dtype.newbyteorder("="): code for code, dtype in IDX_DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
+#: deflate's best ratio is about 1032:1, so a gzip stream never holds more than this many bytes
+#: per compressed byte: a header that claims more is refused before anything is allocated
+_MAX_GZIP_RATIO = 1100
 
 
 def is_gzip(path: str | os.PathLike) -> bool:
@@ -65,6 +69,32 @@ def _read_exact(handle, view: memoryview) -> int:
     return filled
 
 
+def _claimed_count(path: Path, shape: tuple[int, ...], dtype: np.dtype, header_bytes: int) -> int:
+    """The element count the header claims, refused (DataError) when the file cannot hold it.
+
+    Checked before the array is allocated, so that a damaged or hostile header cannot ask for
+    terabytes: a raw file must hold at least the claimed payload (the read checks the exact
+    length); a gzip file can hold at most _MAX_GZIP_RATIO bytes per stored byte. The count is a
+    Python integer, so a product of dimensions never wraps.
+    """
+    count = math.prod(shape)
+    claimed = count * dtype.itemsize
+    stored = path.stat().st_size
+    if not is_gzip(path):
+        if claimed > stored - header_bytes:
+            raise DataError(
+                f"{path}: payload shorter than the header says "
+                f"({stored - header_bytes} of {claimed} bytes for shape {shape})"
+            )
+    elif claimed > stored * _MAX_GZIP_RATIO:
+        dims = " x ".join(str(d) for d in shape)
+        raise DataError(
+            f"{path}: the IDX header claims {dims} elements ({claimed:,} bytes), more than "
+            f"a {stored:,}-byte gzip file can hold"
+        )
+    return count
+
+
 def read_idx(path: str | os.PathLike, *, hasher: hashlib._Hash | None = None) -> np.ndarray:
     """Read one IDX file into a writable native-endian array.
 
@@ -96,7 +126,7 @@ def read_idx(path: str | os.PathLike, *, hasher: hashlib._Hash | None = None) ->
                 raise DataError(f"{path}: truncated IDX header (expected {ndim} dimensions)")
             shape = struct.unpack(f">{ndim}I", dims_bytes)
             dtype = IDX_DTYPES[code]
-            count = int(np.prod(shape, dtype=np.int64))
+            count = _claimed_count(path, shape, dtype, header_bytes=4 + 4 * ndim)
             data = np.empty(count, dtype=dtype)
             view = memoryview(data).cast("B")
             got = _read_exact(handle, view)

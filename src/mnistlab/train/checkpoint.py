@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistlab._io import atomic_path
+from mnistlab._io import atomic_path, check_npz_claims
 from mnistlab.errors import DataError
 
 FORMAT_VERSION = 1
@@ -51,6 +51,8 @@ def _read(path, keys: list[str] | None) -> dict[str, np.ndarray]:
     # np.load takes what is not a zip archive for a pickle, and would advise unpickling it
     if path.is_file() and not zipfile.is_zipfile(path):
         raise DataError(f"{path}: corrupt or unreadable weights file (not a .npz zip archive)")
+    if path.is_file():
+        check_npz_claims(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             wanted = archive.files if keys is None else [k for k in keys if k in archive.files]
