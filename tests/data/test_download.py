@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
+import os
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from mnistlab.data import REGISTRY, load_dataset
 from mnistlab.data.idx import write_idx
 from mnistlab.data.registry import IDX_ROLES, DatasetSpec, FileSpec
 from mnistlab.data.sources import fetch
-from mnistlab.errors import DatasetNotFoundError, DownloadError
+from mnistlab.errors import DataError, DatasetNotFoundError, DownloadError
 
 NAMES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -28,7 +31,8 @@ NAMES = {
 
 
 class Server:
-    """Serves `routes[path] = (behaviour, bytes)`; behaviour is 'ok', '404' or 'cut'."""
+    """Serves `routes[path] = (behaviour, bytes)`; behaviour is 'ok', '404', 'cut', 'endless'
+    (no Content-Length, then 16 MiB unless the client stops reading) or 'huge' (announces 1 GB)."""
 
     def __init__(self):
         self.routes: dict[str, tuple[str, bytes]] = {}
@@ -41,6 +45,23 @@ class Server:
                 behaviour, body = routes.get(self.path, ("404", b""))
                 if behaviour == "404":
                     self.send_error(404, "Not Found")
+                    return
+                if behaviour == "endless":  # no length, then chunks until the client stops
+                    self.send_response(200)
+                    self.end_headers()
+                    try:
+                        for _ in range(256):  # bounded: 16 MiB at most
+                            self.wfile.write(b"\0" * 65536)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    self.close_connection = True
+                    return
+                if behaviour == "huge":  # announces 1 GB, sends a little
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(10**9))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    self.close_connection = True
                     return
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
@@ -238,3 +259,107 @@ def test_cli_fetch(tmp_path, payloads, monkeypatch, capsys):
         assert main(["data", "fetch", "tiny", "--data-dir", str(tmp_path), "--quiet"]) == 0
     assert "tiny: verified in" in capsys.readouterr().out
     assert Path(tmp_path / "tiny" / NAMES["train_labels"]).is_file()
+
+
+def _small(files, max_bytes):
+    return {role: dataclasses.replace(spec, max_bytes=max_bytes) for role, spec in files.items()}
+
+
+def test_an_endless_body_stops_at_the_files_size_limit(tmp_path, payloads):
+    blobs, files, _ = payloads
+    with Server() as server:
+        for role in IDX_ROLES:
+            server.routes[f"/m/{NAMES[role]}"] = ("endless", blobs[role])
+        spec = make_spec(_small(files, 200_000), [server.base + "/m/"])
+        with pytest.raises(DownloadError, match="more than the 200,000 bytes expected; stopped"):
+            fetch(spec, tmp_path / "data", progress=False)
+    assert not list((tmp_path / "data" / "tiny").iterdir())  # nothing half-written kept
+
+
+def test_an_announced_size_past_the_limit_is_refused_before_reading(tmp_path, payloads):
+    blobs, files, _ = payloads
+    with Server() as server:
+        for role in IDX_ROLES:
+            server.routes[f"/m/{NAMES[role]}"] = ("huge", blobs[role])
+        spec = make_spec(_small(files, 1 << 20), [server.base + "/m/"])
+        with pytest.raises(DownloadError, match="announces 1,000,000,000 bytes"):
+            fetch(spec, tmp_path / "data", progress=False)
+
+
+def test_stale_part_files_of_killed_downloads_are_removed(tmp_path, payloads):
+    blobs, files, _ = payloads
+    folder = tmp_path / "data" / "tiny"
+    folder.mkdir(parents=True)
+    stale = folder / f".{NAMES['train_images']}.abc123.part"
+    fresh = folder / f".{NAMES['train_labels']}.def456.part"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"in progress")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    with Server() as server:
+        for role in IDX_ROLES:
+            server.routes[f"/m/{NAMES[role]}"] = ("ok", blobs[role])
+        fetch(make_spec(files, [server.base + "/m/"]), tmp_path / "data", progress=False)
+    assert not stale.exists() and fresh.exists()
+
+
+def _gz_only_spec(folder: Path) -> DatasetSpec:
+    """A named dataset whose checksums are those of its .gz files only, as MNIST's are."""
+    files = {
+        role: FileSpec(
+            NAMES[role], None, hashlib.sha256((folder / NAMES[role]).read_bytes()).hexdigest()
+        )
+        for role in IDX_ROLES
+    }
+    return make_spec(files, [])
+
+
+def test_found_files_are_checked_against_the_published_gz_hash_once(
+    tmp_path, payloads, monkeypatch
+):
+    blobs, _, arrays = payloads
+    folder = tmp_path / "data" / "tiny"
+    folder.mkdir(parents=True)
+    for role in IDX_ROLES:
+        (folder / NAMES[role]).write_bytes(blobs[role])
+    monkeypatch.setitem(REGISTRY, "tiny", _gz_only_spec(folder))
+    dataset = load_dataset("tiny", data_dir=tmp_path / "data", offline=True)
+    np.testing.assert_array_equal(dataset.x_train, arrays[0])
+
+    # the verdict is remembered by size and mtime: the second load hashes nothing
+    import mnistlab.data.sources as sources
+
+    def no_hashing(path):
+        raise AssertionError(f"{path} hashed again")
+
+    monkeypatch.setattr(sources, "sha256_of_file", no_hashing)
+    load_dataset("tiny", data_dir=tmp_path / "data", offline=True)
+
+
+def test_a_found_file_that_is_not_the_published_one_is_refused(tmp_path, payloads, monkeypatch):
+    """Random images under the right names (the files of another dataset) never train as it."""
+    blobs, _, _ = payloads
+    folder = tmp_path / "data" / "tiny"
+    folder.mkdir(parents=True)
+    for role in IDX_ROLES:
+        (folder / NAMES[role]).write_bytes(blobs[role])
+    monkeypatch.setitem(REGISTRY, "tiny", _gz_only_spec(folder))
+    impostor = make_images(40, 6, seed=99)[0]
+    write_idx(folder / NAMES["train_images"], impostor)
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz: checksum mismatch for tiny"):
+        load_dataset("tiny", data_dir=tmp_path / "data", offline=True)
+
+
+def test_an_uncompressed_file_of_the_wrong_shape_is_not_the_named_dataset(
+    tmp_path, payloads, monkeypatch
+):
+    blobs, _, _ = payloads
+    folder = tmp_path / "data" / "tiny"
+    folder.mkdir(parents=True)
+    for role in IDX_ROLES:
+        (folder / NAMES[role].removesuffix(".gz")).write_bytes(gzip.decompress(blobs[role]))
+    monkeypatch.setitem(REGISTRY, "tiny", _gz_only_spec(tmp_path / "source"))
+    write_idx(folder / "train-images-idx3-ubyte", make_images(40, 8, seed=5)[0])  # 8x8, not 6x6
+    write_idx(folder / "t10k-images-idx3-ubyte", make_images(10, 8, seed=6)[0])
+    with pytest.raises(DataError, match=r"not the tiny dataset: its train images are 40 x 8 x 8"):
+        load_dataset("tiny", data_dir=tmp_path / "data", offline=True)

@@ -25,6 +25,7 @@ from mnistlab.data.sources import (
     locate,
     not_found_error,
     offline_default,
+    verify_found,
 )
 from mnistlab.errors import DataError
 
@@ -65,6 +66,7 @@ def load_named(
         files = locate(spec, data_dir)
         if files is None:  # pragma: no cover - fetch raises before this
             raise not_found_error(spec, data_dir, offline=False)
+    verify_found(spec, files)
     hashers = content_hashers(spec)
     folder = files["train_images"].parent
     dataset = load_idx_folder(
@@ -82,7 +84,24 @@ def load_named(
                 f"{files[role]}: checksum mismatch for {spec.name}: "
                 f"expected sha256 {expected}, got {actual}"
             )
+    _check_shapes(spec, dataset, folder)
     return dataset
+
+
+def _check_shapes(spec: DatasetSpec, dataset: Dataset, folder: Path) -> None:
+    """A named dataset's splits have its published sizes and image shape: the check that holds
+    for files whose checksum cannot be compared (stored uncompressed, only the .gz's known)."""
+    for split, x, n in (
+        ("train", dataset.x_train, spec.n_train),
+        ("test", dataset.x_test, spec.n_test),
+    ):
+        if x.shape != (n, *spec.image_shape):
+            expected = " x ".join(str(d) for d in (n, *spec.image_shape))
+            found = " x ".join(str(d) for d in x.shape)
+            raise DataError(
+                f"{folder}: not the {spec.name} dataset: its {split} images are {found}, "
+                f"{spec.name}'s are {expected}"
+            )
 
 
 def load_dataset(

@@ -12,12 +12,16 @@ class FileSpec:
     sha256: of the *decompressed* content. Debian re-compressed Fashion-MNIST, so the .gz bytes
         differ between mirrors while the content is identical; this is the hash that always holds.
     gz_sha256: of the .gz file as the upstream mirrors publish it; used where the decompressed
-        hash is not recorded.
+        hash is not recorded (a found file that is stored uncompressed can then be checked only
+        for its shape).
     """
 
     filename: str
     sha256: str | None = None
     gz_sha256: str | None = None
+    #: the most bytes a download of this file may bring: a server that sends more (an endless
+    #: body) is cut off there (the largest file of the named datasets is 18 MB)
+    max_bytes: int = 64 << 20
 
 
 @dataclass(frozen=True)

@@ -11,18 +11,21 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import json
 import os
 import socket
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from mnistlab._io import write_text_atomic
 from mnistlab.data.formats import find_idx_file
-from mnistlab.data.idx import sha256_of_content, sha256_of_file
+from mnistlab.data.idx import is_gzip, sha256_of_content, sha256_of_file
 from mnistlab.data.registry import IDX_ROLES, DatasetSpec
-from mnistlab.errors import DatasetNotFoundError, DownloadError
+from mnistlab.errors import DataError, DatasetNotFoundError, DownloadError
 
 _CHUNK = 1 << 16
 
@@ -99,6 +102,8 @@ def _describe_failure(exc: BaseException) -> str:
         return f"connection cut after {len(exc.partial)} bytes"
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "timed out"
+    if isinstance(exc, TooLarge):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -117,20 +122,31 @@ def _progress(total: int | None, desc: str, enabled: bool):
     )
 
 
-def _download_once(url: str, target: Path, *, timeout: float, progress: bool) -> None:
-    """Stream `url` into `target`; raise on HTTP errors or a short body."""
+class TooLarge(ValueError):
+    """A download that went past the most bytes its file may have."""
+
+
+def _download_once(
+    url: str, target: Path, *, timeout: float, progress: bool, max_bytes: int
+) -> None:
+    """Stream `url` into `target`; raise on HTTP errors, a short body, or more than
+    `max_bytes` (announced or received: an endless body stops there)."""
     request = urllib.request.Request(url, headers={"User-Agent": "mnistlab"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
+        if total is not None and total > max_bytes:
+            raise TooLarge(f"announces {total:,} bytes, more than the {max_bytes:,} expected")
         received = 0
         with open(target, "wb") as out, _progress(total, target.name, progress) as bar:
             while True:
                 chunk = response.read(_CHUNK)
                 if not chunk:
                     break
-                out.write(chunk)
                 received += len(chunk)
+                if received > max_bytes:
+                    raise TooLarge(f"sent more than the {max_bytes:,} bytes expected; stopped")
+                out.write(chunk)
                 bar.update(len(chunk))
         if total is not None and received < total:
             raise http.client.IncompleteRead(b"\0" * received, total - received)
@@ -172,6 +188,7 @@ def fetch(
         raise DownloadError(f"dataset '{spec.name}' has nothing to download")
     target_dir = download_dir(spec, data_dir)
     target_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(target_dir)
     if progress is None:
         progress = sys.stderr.isatty()
     for role in IDX_ROLES:
@@ -188,7 +205,9 @@ def fetch(
             os.close(fd)
             tmp = Path(tmp_name)
             try:
-                _download_once(url, tmp, timeout=timeout, progress=progress)
+                _download_once(
+                    url, tmp, timeout=timeout, progress=progress, max_bytes=spec_file.max_bytes
+                )
                 problem = verify_file(spec_file, tmp)
                 if problem is None:
                     os.replace(tmp, final)
@@ -204,6 +223,84 @@ def fetch(
                 f"could not download {spec.name}/{spec_file.filename}; tried " + "; ".join(failures)
             )
     return target_dir
+
+
+#: a .part file untouched for this long belongs to a download that was killed
+STALE_PART_SECONDS = 600
+
+
+def remove_stale_parts(folder: Path, *, older_than: float = STALE_PART_SECONDS) -> list[Path]:
+    """Remove the temporary `.part` files that killed downloads left in `folder` (a download
+    in progress writes to its own part file continuously, so it is never this old)."""
+    removed = []
+    now = time.time()
+    for part in folder.glob(".*.part"):
+        with contextlib.suppress(FileNotFoundError):
+            if now - part.stat().st_mtime > older_than:
+                part.unlink()
+                removed.append(part)
+    return removed
+
+
+def verify_found(spec: DatasetSpec, files: dict[str, Path]) -> None:
+    """Check a named dataset's found files against the checksums of their .gz as published
+    (for files whose decompressed hash is not recorded: those are checked while they are read).
+
+    A file is hashed once: the verdict is remembered in the cache folder by its path, size and
+    modification time, so a second load of the same files costs a stat() each. A file stored
+    uncompressed cannot be compared with the hash of a .gz; its shape is checked instead
+    (check_shapes). Raises DataError naming the file, what was expected and what was found.
+    """
+    verdicts = _Verdicts(cache_dir() / "verified.json")
+    for role, path in files.items():
+        expected = spec.files[role].gz_sha256
+        if spec.files[role].sha256 or not expected or not is_gzip(path):
+            continue
+        actual = verdicts.get(path) or verdicts.put(path, sha256_of_file(path))
+        if actual != expected:
+            raise DataError(
+                f"{path}: checksum mismatch for {spec.name}: expected sha256 {expected} "
+                f"(the published .gz), got {actual}"
+            )
+    verdicts.save()
+
+
+class _Verdicts:
+    """SHA-256 digests of files, remembered by path, size and modification time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.changed = False
+        try:
+            self.table = json.loads(path.read_text())
+            if not isinstance(self.table, dict):
+                self.table = {}
+        except (OSError, ValueError):
+            self.table = {}
+
+    @staticmethod
+    def _key(path: Path) -> tuple[str, list[int]]:
+        stat = path.stat()
+        return str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
+
+    def get(self, path: Path) -> str | None:
+        name, stamp = self._key(path)
+        entry = self.table.get(name)
+        if isinstance(entry, dict) and entry.get("stamp") == stamp:
+            return entry.get("sha256")
+        return None
+
+    def put(self, path: Path, digest: str) -> str:
+        name, stamp = self._key(path)
+        self.table[name] = {"stamp": stamp, "sha256": digest}
+        self.changed = True
+        return digest
+
+    def save(self) -> None:
+        """Written atomically; a cache that cannot be written is only a cache."""
+        if self.changed:
+            with contextlib.suppress(OSError):
+                write_text_atomic(self.path, json.dumps(self.table, indent=1))
 
 
 def content_hashers(spec: DatasetSpec) -> dict[str, hashlib._Hash]:
