@@ -356,3 +356,66 @@ def test_weights_file_with_a_lying_header_is_refused(tmp_path):
     path = _npz_with_a_lying_header(tmp_path / "weights.npz", shape=(2**40,))
     with pytest.raises(DataError, match="claims shape"):
         load_npz(path)
+
+
+def _npz(path, y_train, y_test, side=4):
+    rng = np.random.default_rng(0)
+    np.savez(
+        path,
+        x_train=rng.integers(0, 255, (len(y_train), side, side), dtype=np.uint8),
+        y_train=np.asarray(y_train),
+        x_test=rng.integers(0, 255, (len(y_test), side, side), dtype=np.uint8),
+        y_test=np.asarray(y_test),
+    )
+    return path
+
+
+def test_classes_are_the_distinct_labels_present(tmp_path):
+    """A stray label 200 among 0..9 makes an 11-class problem whose last class is named '200'
+    (not 201 classes, 190 of them empty)."""
+    labels = [*range(10), 200, 3]
+    dataset = load_dataset(_npz(tmp_path / "d.npz", labels, [200, 0]))
+    assert dataset.class_names == (*[str(i) for i in range(10)], "200")
+    assert dataset.y_train.tolist() == [*range(10), 10, 3]
+    assert dataset.y_test.tolist() == [10, 0]
+
+
+def test_a_huge_label_costs_nothing(tmp_path):
+    """Labels of 2,000,000,000 built one class name per integer up to them (3.8 GB)."""
+    dataset = load_dataset(_npz(tmp_path / "d.npz", [7, 2_000_000_000], [7]))
+    assert dataset.class_names == ("7", "2000000000")
+    assert dataset.n_classes == 2 and dataset.y_train.tolist() == [0, 1]
+
+
+def test_contiguous_labels_keep_their_values(tmp_path):
+    dataset = load_dataset(_npz(tmp_path / "d.npz", [2, 0, 1, 1], [1, 2]))
+    assert dataset.class_names == ("0", "1", "2") and dataset.y_train.tolist() == [2, 0, 1, 1]
+
+
+def test_png_tree_image_without_pixels(tmp_path):
+    _png_tree(tmp_path / "p")
+    (tmp_path / "p" / "Train" / "0" / "0000.png").unlink()
+    (tmp_path / "p" / "Train" / "0" / "0000.pgm").write_bytes(b"P5\n0 0\n255\n")
+    message = _error(tmp_path / "p")  # PIL itself may refuse the header: one line either way
+    assert "0000.pgm: image has no pixels (0x0)" in message or "0000.pgm: not an image" in message
+
+
+@pytest.mark.parametrize("side", [5000, 200_000])
+def test_png_tree_image_claiming_too_many_pixels_is_not_decoded(tmp_path, side):
+    """A header claiming billions of pixels from a few bytes (a decompression bomb) is refused
+    from its header, past PIL's own limit or below it."""
+    _png_tree(tmp_path / "p")
+    (tmp_path / "p" / "Train" / "1" / "bomb.pgm").write_bytes(f"P5\n{side} {side}\n255\n".encode())
+    message = _error(tmp_path / "p")
+    assert "bomb.pgm: " in message
+    assert "decompression bomb" in message or "more than the 16,777,216 pixels" in message
+
+
+@pytest.mark.parametrize("content", ["", "a,b,c\n"])
+def test_csv_without_data_rows_is_one_line_without_numpys_warning(tmp_path, content, recwarn):
+    folder = tmp_path / "c"
+    _csv_separate(folder)
+    (folder / "testData.csv").write_text(content)
+    message = _error(folder)
+    assert "testData.csv: no data rows" in message
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]

@@ -120,6 +120,18 @@ def check_split(images: np.ndarray, labels: np.ndarray, split: str, where: str) 
         )
 
 
+def _classes_present(y_train: np.ndarray, y_test: np.ndarray):
+    """Without class names, the classes are the distinct labels present (as scikit-learn's
+    `classes_`), each named by its label: labels 0..9 and 200 make 11 classes, "200" the last,
+    never one class per integer up to the largest label. Labels that are already 0..K-1 stay
+    as they are; others are renumbered in their order. Test labels all occur in training."""
+    labels = np.unique(y_train)
+    if labels[-1] != labels.size - 1:  # gaps: renumber
+        y_train = np.searchsorted(labels, y_train)
+        y_test = np.searchsorted(labels, y_test)
+    return y_train, y_test, tuple(str(label) for label in labels.tolist())
+
+
 def make_dataset(
     name: str,
     x_train: np.ndarray,
@@ -135,7 +147,8 @@ def make_dataset(
     """Validate the four arrays and build a Dataset.
 
     Checks: non-empty splits, equal image/label counts, integer non-negative labels, equal image
-    shapes in both splits, and test labels that all occur in the training labels.
+    shapes in both splits, and test labels that all occur in the training labels. Without
+    `class_names`, the classes are the distinct labels present (see _classes_present).
     """
     y_train = check_labels(y_train, f"{where} (train labels)")
     y_test = check_labels(y_test, f"{where} (test labels)")
@@ -150,10 +163,10 @@ def make_dataset(
         raise DataError(
             f"{where}: test labels {unseen.tolist()} never occur in the training labels"
         )
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
     if class_names is None:
-        class_names = tuple(str(i) for i in range(n_classes))
-    elif len(class_names) < n_classes:
+        y_train, y_test, class_names = _classes_present(y_train, y_test)
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    if len(class_names) < n_classes:
         raise DataError(
             f"{where}: label {n_classes - 1} is out of range for {len(class_names)} classes"
         )

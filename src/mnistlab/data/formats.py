@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -172,7 +173,10 @@ def _read_csv(path: Path, *, ndmin: int = 2) -> np.ndarray:
     """Read a numeric CSV into float32; DataError names the file, row and problem."""
     try:
         skip = 1 if _has_header(path) else 0
-        data = np.loadtxt(path, delimiter=",", dtype=np.float32, skiprows=skip, ndmin=ndmin)
+        with warnings.catch_warnings():
+            # an empty file is reported below in one line, without NumPy's warning before it
+            warnings.simplefilter("ignore", UserWarning)
+            data = np.loadtxt(path, delimiter=",", dtype=np.float32, skiprows=skip, ndmin=ndmin)
     except ValueError as exc:
         raise DataError(f"{path}: {_csv_problem(str(exc).splitlines()[0], skip)}") from None
     except OSError as exc:
@@ -293,9 +297,42 @@ def _label_dirs(split_dir: Path) -> list[Path]:
     return dirs
 
 
-def _read_tree(split_dir: Path, label_of: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+#: the most pixels a dataset image may have: a header that claims more is refused before its
+#: pixels are decoded (a decompression bomb claims billions from a few kilobytes)
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+
+def _read_gray_pixels(path: Path) -> np.ndarray:
+    """One image file as (height, width) uint8 grayscale; DataError naming the file for what is
+    not an image, is damaged, has no pixels, or claims more than MAX_IMAGE_PIXELS."""
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise DataError(
+                        f"{path}: image is {width}x{height}, more than the "
+                        f"{MAX_IMAGE_PIXELS:,} pixels a dataset image may have"
+                    )
+                if width * height == 0:
+                    raise DataError(f"{path}: image has no pixels ({width}x{height})")
+                image.load()
+                if image.mode != "L":
+                    image = image.convert("L")
+                return np.asarray(image, dtype=np.uint8)
+    except DataError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"{path}: refused as a decompression bomb ({exc})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        reason = "not an image" if isinstance(exc, UnidentifiedImageError) else str(exc)
+        raise DataError(f"{path}: {reason}") from None
+
+
+def _read_tree(split_dir: Path, label_of: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     entries: list[tuple[Path, int]] = []
     for label_dir in _label_dirs(split_dir):
         label = label_of[label_dir.name]
@@ -310,15 +347,7 @@ def _read_tree(split_dir: Path, label_of: dict[str, int]) -> tuple[np.ndarray, n
     images: np.ndarray | None = None
     labels = np.empty(len(entries), dtype=np.int64)
     for i, (path, label) in enumerate(entries):
-        try:
-            with Image.open(path) as image:
-                image.load()
-                if image.mode != "L":
-                    image = image.convert("L")
-                pixels = np.asarray(image, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            reason = "not an image" if isinstance(exc, UnidentifiedImageError) else str(exc)
-            raise DataError(f"{path}: {reason}") from None
+        pixels = _read_gray_pixels(path)
         if images is None:
             if pixels.shape[0] != pixels.shape[1]:
                 raise DataError(f"{path}: image is {pixels.shape[1]}x{pixels.shape[0]}, not square")
