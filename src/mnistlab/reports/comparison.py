@@ -40,8 +40,8 @@ def build_comparison(run_dirs: list[str | os.PathLike], out: str | os.PathLike) 
 
 def _overlaid_curves(run_dirs: list[Path]):
     """Loss and accuracy per epoch of every run that has a history, validation where recorded."""
-    plt = plots.pyplot()
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = plots.figure((10, 3.8))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     for run in run_dirs:
         history = read_history(run)
         if not history:

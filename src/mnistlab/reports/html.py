@@ -48,7 +48,8 @@ class Figures:
     file_format: str = "png"
 
     def embed(self, fig, alt: str) -> str:
-        """`fig` as an <img> element (and as a file in `folder`); closes the figure."""
+        """`fig` (a matplotlib Figure) as an ``<img>`` element holding its PNG, and also as a
+        file in `folder` when there is one."""
         if self.folder is not None:
             name = re.sub(r"[^a-z0-9]+", "-", alt.lower()).strip("-")
             with atomic_path(Path(self.folder) / f"{name}.{self.file_format}") as tmp:
@@ -71,6 +72,7 @@ def cell(value) -> str:
 
 
 def table(rows, header=None) -> str:
+    """An HTML table: `rows` of values (each shown by `cell`), under an optional `header`."""
     out = ["<table>"]
     if header:
         out.append("<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>")
@@ -81,6 +83,7 @@ def table(rows, header=None) -> str:
 
 
 def section(key: str, title: str, body: str) -> str:
+    """A ``<section id=key>`` with its `title` as a heading above `body` (HTML)."""
     return f'<section id="{key}">\n<h2>{html.escape(title)}</h2>\n{body}\n</section>'
 
 
@@ -90,6 +93,8 @@ def nav(sections) -> str:
 
 
 def page(title: str, body: str) -> str:
+    """A complete HTML document: `title`, the shared STYLE, `body`, and the SCRIPT that counts
+    decoded images."""
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n"

@@ -1,7 +1,15 @@
-"""Figures (matplotlib, Agg backend, imported lazily): PNG by default, SVG by the file's suffix."""
+"""The figures of mnistlab's reports and commands, as matplotlib Figure objects.
+
+Every function returns a ``matplotlib.figure.Figure`` made without pyplot: no backend is chosen
+or changed, no figure is registered with pyplot (nothing to close, nothing shown twice), and
+the figure is drawn with Agg when it is saved. In a notebook a figure that ends a cell is shown
+inline; ``save_figure`` writes one as PNG or SVG (by the file's suffix). matplotlib is imported
+on first use.
+"""
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from pathlib import Path
@@ -11,23 +19,61 @@ import numpy as np
 from mnistlab._io import atomic_path
 
 
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (no display needed), imported on first use."""
+def figure(figsize: tuple[float, float]):
+    """A new, empty Figure of `figsize` inches, independent of pyplot and of its backend.
+
+    Returns
+    -------
+    NotebookFigure
+        A ``matplotlib.figure.Figure`` that a notebook shows inline as PNG.
+    """
+    return _notebook_figure_class()(figsize=figsize)
+
+
+@functools.cache
+def _notebook_figure_class():
+    """NotebookFigure, made on first use so that importing this module imports no matplotlib."""
+    from matplotlib.figure import Figure
+
+    class NotebookFigure(Figure):
+        """A matplotlib Figure that Jupyter shows inline (as PNG) when it ends a cell.
+
+        IPython shows a plain Figure as an image only once pyplot's inline backend has drawn
+        something; this one says how to draw itself, whatever the backend.
+        """
+
+        def _repr_png_(self) -> bytes:
+            return figure_png_bytes(self)
+
+    NotebookFigure.__module__, NotebookFigure.__qualname__ = __name__, "NotebookFigure"
+    return NotebookFigure
+
+
+def __getattr__(name: str):
+    # `plots.NotebookFigure` (and pickle, which finds a class by its module and name)
+    if name == "NotebookFigure":
+        return _notebook_figure_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def colormap(name: str):
+    """The registered matplotlib colormap `name` ("Blues", "gray_r", "tab10", ...)."""
     import matplotlib
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return matplotlib.colormaps[name]
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Save `fig` atomically to `path` (format from the suffix) and close it."""
-    plt = pyplot()
+    """Save `fig` atomically to `path`, in the format of its suffix (PNG without one).
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+    """
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
-    plt.close(fig)
     return path
 
 
@@ -65,9 +111,9 @@ def class_distribution(
     train_counts: np.ndarray, test_counts: np.ndarray, class_names: tuple[str, ...], title: str = ""
 ):
     """Bars of the share of each class in the training and test splits."""
-    plt = pyplot()
     positions = np.arange(len(class_names))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(class_names)), 4))
+    fig = figure((max(6.0, 0.7 * len(class_names)), 4))
+    ax = fig.subplots()
     width = 0.4
     train_share = train_counts / max(train_counts.sum(), 1)
     test_share = test_counts / max(test_counts.sum(), 1)
@@ -84,8 +130,8 @@ def class_distribution(
 
 def learning_curves(records: list[dict], title: str = ""):
     """Loss and accuracy per epoch, train versus validation (when recorded)."""
-    plt = pyplot()
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = figure((10, 3.8))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = [r["epoch"] for r in records]
     for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
         ax.plot(epochs, [r[key] for r in records], marker="o", ms=3, label=f"train {label}")
@@ -109,10 +155,10 @@ def learning_curves(records: list[dict], title: str = ""):
 
 def confusion_heatmap(matrix: np.ndarray, class_names, title: str = "confusion matrix"):
     """Counts per (true, predicted) pair, with the numbers written in the cells."""
-    plt = pyplot()
     matrix = np.asarray(matrix)
     n = matrix.shape[0]
-    fig, ax = plt.subplots(figsize=(0.62 * n + 2.5, 0.55 * n + 2))
+    fig = figure((0.62 * n + 2.5, 0.55 * n + 2))
+    ax = fig.subplots()
     image = ax.imshow(matrix, cmap="Blues")
     threshold = matrix.max() / 2 if matrix.size else 0
     for i in range(n):
@@ -140,11 +186,11 @@ def confusion_heatmap(matrix: np.ndarray, class_names, title: str = "confusion m
 
 def per_class_accuracy(matrix: np.ndarray, class_names, title: str = "accuracy per class"):
     """Horizontal bars of each class's share of correct predictions (its recall)."""
-    plt = pyplot()
     matrix = np.asarray(matrix)
     support = matrix.sum(axis=1)
     shares = np.divide(np.diag(matrix), support, out=np.zeros(len(support)), where=support > 0)
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(class_names) + 1.2))
+    fig = figure((7, 0.35 * len(class_names) + 1.2))
+    ax = fig.subplots()
     positions = np.arange(len(class_names))
     ax.barh(positions, shares * 100)
     for y, share in zip(positions, shares, strict=True):
@@ -164,8 +210,8 @@ def confident_mistakes(images, y_true, y_pred, confidence, class_names, n: int =
     wrong = np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred))
     order = wrong[np.argsort(-np.asarray(confidence)[wrong], kind="stable")][:n]
     if not len(order):
-        plt = pyplot()
-        fig, ax = plt.subplots(figsize=(4, 1.5))
+        fig = figure((4, 1.5))
+        ax = fig.subplots()
         ax.axis("off")
         ax.text(0.5, 0.5, "no mistakes", ha="center", va="center")
         fig.suptitle("most confident mistakes")
@@ -225,7 +271,6 @@ def tile_figure(
     One image rather than an Axes per tile: every Axes has a fixed cost to make and to draw,
     which a report's 80-tile example grid would pay 80 times.
     """
-    plt = pyplot()
     h, w = next(t for t in tiles if t is not None).shape
     scale = tile_inches / w  # inches per pixel
     gap = max(1, round(0.08 / scale))
@@ -239,9 +284,9 @@ def tile_figure(
             canvas[top : top + h, left : left + w] = tile
     # the Axes fills the figure, so that a pixel is `scale` inches and the labels' room (in
     # points) is what was reserved; titles and row labels lie outside it (bbox_inches="tight")
-    fig = plt.figure(figsize=(canvas.shape[1] * scale, canvas.shape[0] * scale))
+    fig = figure((canvas.shape[1] * scale, canvas.shape[0] * scale))
     ax = fig.add_axes((0, 0, 1, 1))
-    colors = plt.get_cmap(cmap).with_extremes(bad="white")  # NaN: the gaps
+    colors = colormap(cmap).with_extremes(bad="white")  # NaN: the gaps
     ax.imshow(canvas, cmap=colors, vmin=limits[0], vmax=limits[1], interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -264,9 +309,9 @@ def weight_distributions(
     now: dict, initial: dict | None = None, title: str = "weight distributions per layer"
 ):
     """Violins of each weight matrix's values now, and at initialization beside them."""
-    plt = pyplot()
     names = list(now)
-    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(names)), 4))
+    fig = figure((max(6, 1.8 * len(names)), 4))
+    ax = fig.subplots()
     positions = np.arange(len(names)) * 3.0
     parts = ax.violinplot([np.ravel(now[k]) for k in names], positions=positions, showmedians=True)
     handles = [parts["bodies"][0]]
@@ -290,9 +335,9 @@ def weight_distributions(
 
 def activation_map(points: np.ndarray, labels: np.ndarray, class_names, title: str = ""):
     """A 2-D scatter of points colored by class (a 2-wide layer or two principal components)."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 6))
-    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    fig = figure((7, 6))
+    ax = fig.subplots()
+    cmap = colormap("tab10" if len(class_names) <= 10 else "tab20")
     for cls, name in enumerate(class_names):
         members = labels == cls
         ax.scatter(
@@ -305,9 +350,7 @@ def activation_map(points: np.ndarray, labels: np.ndarray, class_names, title: s
 
 
 def figure_png_bytes(fig, dpi: int = 100) -> bytes:
-    """The figure as PNG bytes (for embedding), and close it."""
-    plt = pyplot()
+    """The figure as PNG bytes (for embedding in a page)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
     return buffer.getvalue()

@@ -222,11 +222,11 @@ def _by_value_and_seed(finished: list[dict], key: str, metric: str) -> dict[str,
 
 
 def _parameter_chart(key: str, by_value: dict[str, dict], metric: str):
-    plt = plots.pyplot()
     order = list(by_value)
     # per seed, the mean over everything else varied; then mean and spread over seeds
     stats = [_mean_std([float(np.mean(v)) for v in by_value[label].values()]) for label in order]
-    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.45 * len(order)))
+    fig = plots.figure((7, 0.6 + 0.45 * len(order)))
+    ax = fig.subplots()
     means = [s[0] for s in stats]
     ax.barh(
         range(len(order)),
@@ -250,8 +250,8 @@ def _parameter_chart(key: str, by_value: dict[str, dict], metric: str):
 
 
 def _curves(finished: list[dict]) -> str:
-    plt = plots.pyplot()
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = plots.figure((11, 4.2))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     drawn = 0
     kind = "validation"
     for t in finished:
@@ -269,7 +269,6 @@ def _curves(finished: list[dict]) -> str:
         ax_acc.plot(epochs, [h[f"{prefix}accuracy"] for h in history], lw=1.2, label=t["label"])
         drawn += 1
     if not drawn:
-        plt.close(fig)
         return "<p>No trial recorded a per-epoch history (classical models fit in one go).</p>"
     for ax, label in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         ax.set_xlabel("epoch")
@@ -331,8 +330,8 @@ def _sessions_table(sessions: list[dict]) -> str:
 
 
 def _seconds_per_trial(rows: list[dict]):
-    plt = plots.pyplot()
-    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.3 * len(rows)))
+    fig = plots.figure((7, 0.6 + 0.3 * len(rows)))
+    ax = fig.subplots()
     ax.barh(range(len(rows)), [t["seconds"] for t in rows], color="#55a868")
     ax.set_yticks(range(len(rows)), [t["label"] for t in rows], fontsize=7)
     ax.invert_yaxis()
