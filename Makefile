@@ -35,6 +35,7 @@ venv: $(VENV)/.installed
 # say so and go on (the tests that need them are then skipped):
 #   dataset-fashion-mnist  Fashion-MNIST in /usr/share/datasets/fashion-mnist
 #   chromium               headless browser for the report test (make test only)
+#   chromium-driver        WebDriver for it: the serve test draws on the page (make test only)
 APT_INSTALL = apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
 datasets:
@@ -49,14 +50,14 @@ datasets:
 	fi
 
 browser:
-	@if command -v chromium >/dev/null 2>&1; then \
-	  echo "Chromium: present"; \
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+	  echo "Chromium and chromium-driver: present"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "Chromium: installing Debian's chromium (for the report test)"; \
-	  ($(APT_INSTALL) chromium >/dev/null) \
-	    || echo "Chromium: apt-get failed; going on without it (the browser test is skipped)"; \
+	  echo "Chromium: installing Debian's chromium and chromium-driver (report and serve tests)"; \
+	  ($(APT_INSTALL) chromium chromium-driver >/dev/null) \
+	    || echo "Chromium: apt-get failed; going on without it (the browser tests are skipped)"; \
 	else \
-	  echo "Chromium: apt is not usable here; going on without it (the browser test is skipped)"; \
+	  echo "Chromium: apt is not usable here; going on without it (the browser tests are skipped)"; \
 	fi
 
 # The main job: look at Fashion-MNIST, then train the default preset on it and print its test

@@ -15,8 +15,11 @@ from mnistlab import __version__
 from mnistlab.cli import (
     bench_commands,
     data_commands,
+    export_commands,
+    predict_commands,
     report_commands,
     runs_commands,
+    serve_commands,
     sweep_commands,
     train_commands,
 )
@@ -34,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     data_commands.register(commands)
     train_commands.register(commands)
+    predict_commands.register(commands)
+    export_commands.register(commands)
+    serve_commands.register(commands)
     report_commands.register(commands)
     runs_commands.register(commands)
     sweep_commands.register(commands)

@@ -1,4 +1,4 @@
-"""`mnistlab train`, `mnistlab evaluate` and `mnistlab predict`.
+"""`mnistlab train` and `mnistlab evaluate` (`predict` is cli/predict_commands.py).
 
 `train` has one option per run-configuration key, built from the key's ParamSpec (its type,
 metavar and help: mnistlab.experiments.config.CONFIG_PARAMS); the configuration checks the values.
@@ -10,12 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from mnistlab._io import check_destination
 from mnistlab.cli.data_commands import add_source_options
-from mnistlab.data.images import load_for_prediction, read_gray
 from mnistlab.errors import DataError, UsageError
 from mnistlab.experiments.config import (
     CONFIG_PARAMS,
@@ -81,7 +77,6 @@ def _number_or(words: tuple[str, ...]):
 def register(commands) -> None:
     _register_train(commands)
     _register_evaluate(commands)
-    _register_predict(commands)
 
 
 def _register_train(commands) -> None:
@@ -147,19 +142,6 @@ def _register_evaluate(commands) -> None:
     p.add_argument("--json", action="store_true")
     add_source_options(p)
     p.set_defaults(handler=cmd_evaluate)
-
-
-def _register_predict(commands) -> None:
-    p = commands.add_parser("predict", help="classify image files with a trained run")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--top", type=int, default=1, metavar="K", help="show the K likeliest classes")
-    p.add_argument(
-        "--raw",
-        action="store_true",
-        help="only resize to the model's image size (no MNIST-style centering)",
-    )
-    p.set_defaults(handler=cmd_predict)
 
 
 def cmd_train(args) -> int:
@@ -332,33 +314,6 @@ def cmd_evaluate(args) -> int:
         )
         print()
         print(report_from_confusion(out["confusion_matrix"], data.dataset.class_names))
-    return 0
-
-
-def cmd_predict(args) -> int:
-    if args.top < 1:
-        raise UsageError(f"--top must be at least 1, got {args.top}")
-    run_dir = Path(args.run_dir)
-    model, _, dataset = _load_run(run_dir)
-    side = int(dataset["image_shape"][0])
-    names = dataset["class_names"]
-    images = []
-    for path in args.images:
-        if args.raw:
-            gray = read_gray(path)
-            picture = Image.fromarray((gray * 255).astype(np.uint8)).resize((side, side))
-            images.append(np.asarray(picture, dtype=np.float32) / 255.0)
-        else:
-            images.append(load_for_prediction(path, side, dataset.get("box_fraction", 20 / 28)))
-    x = np.stack(images).reshape(len(images), -1).astype(model.dtype)
-    proba = model.predict_proba(x)
-    top = min(args.top, proba.shape[1])
-    for path, row in zip(args.images, proba, strict=True):
-        order = np.argsort(-row, kind="stable")[:top]
-        guesses = ", ".join(
-            f"{model.classes_[i]} {names[int(model.classes_[i])]!r} {row[i]:.3f}" for i in order
-        )
-        print(f"{path}: {guesses}")
     return 0
 
 
