@@ -8,8 +8,8 @@ brought into that form first. One style per way of making a dataset:
   fashion  Fashion-MNIST (Xiao et al. 2017): trimmed to the object, its longest side scaled to
            the full 28 pixels keeping the aspect ratio, the box centered; intensities kept.
   digits   scikit-learn's 8x8 digits (UCI optdigits): the ink scaled to fit a 32x32 bitmap,
-           centered, binarized, and each 4x4 block's count of ink pixels (0..16) taken as one
-           pixel (here divided by 16, as the training data were).
+           centered, and each 4x4 block's count of ink pixels (0..16) taken as one pixel (here
+           divided by 16, as the training data were).
   resize   images that were never normalized (a folder of PNGs): the whole picture resized.
   none     the picture as it is; it must already have the model's size.
 
@@ -116,9 +116,10 @@ def _digits(prep: Preprocessing, gray: np.ndarray, where: str) -> np.ndarray:
     height, width = prep.image_shape
     ink = _ink(gray, where, normalize=True)
     bitmap_shape = (height * DIGITS_BLOCK, width * DIGITS_BLOCK)
-    bitmap = _place(_fit(_crop(ink, INK_THRESHOLD), bitmap_shape), bitmap_shape) > 0.5
-    blocks = bitmap.reshape(height, DIGITS_BLOCK, width, DIGITS_BLOCK).sum(axis=(1, 3))
-    return (blocks / DIGITS_BLOCK**2).astype(np.float32)
+    bitmap = _place(_fit(_crop(ink, INK_THRESHOLD), bitmap_shape), bitmap_shape)
+    # a block's mean is its count of ink pixels / 16 for a black-and-white bitmap, and the
+    # expected count for the gray levels of an antialiased one
+    return bitmap.reshape(height, DIGITS_BLOCK, width, DIGITS_BLOCK).mean(axis=(1, 3))
 
 
 def _resize(prep: Preprocessing, gray: np.ndarray, where: str) -> np.ndarray:
