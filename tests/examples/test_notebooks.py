@@ -88,6 +88,21 @@ def test_quickstart_falls_back_to_digits(kernel_env, tmp_path, monkeypatch):
     )
     assert "Using scikit-learn's 8x8 digits instead." in printed
     assert re.search(r"^digits \(\d+, 8, 8\)", printed, re.MULTILINE), printed
+    # both searches ran and were scored on the test split
+    assert printed.count("cross-validated accuracy") == 2, printed
+    # what a notebook shows: mnistlab's figures inline (a cell's result), the history and the
+    # search as HTML; the report written beside the notebook
+    results = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "execute_result"
+    ]
+    assert sum("image/png" in r["data"] for r in results) >= 2
+    assert any(r["data"].get("text/plain", "").startswith("History: ") for r in results)
+    assert any("GridSearchCV" in r["data"].get("text/html", "") for r in results)
+    assert (kernel_env / "mlp-report.html").is_file()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
