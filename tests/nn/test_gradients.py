@@ -44,10 +44,11 @@ def numeric_gradient(f, array: np.ndarray) -> np.ndarray:
     return grad
 
 
-def check_model(layers, x, labels, loss=None, training=True):
-    """Compare analytic parameter and input gradients of loss(model(x)) with numeric ones."""
+def check_model(layers, x, labels, loss=None, training=True, tolerance=1e-6):
+    """Compare analytic parameter and input gradients of loss(model(x)) with numeric ones.
+    x: (batch, features) or a batch of images (batch, height, width, channels)."""
     loss = loss or SoftmaxCrossEntropy()
-    model = Sequential([Identity(), *layers]).build(x.shape[1], seed=1, dtype=np.float64)
+    model = Sequential([Identity(), *layers]).build(x.shape[1:], seed=1, dtype=np.float64)
     # The leading Identity makes the first real layer compute its input gradient too.
 
     def objective():
@@ -66,9 +67,9 @@ def check_model(layers, x, labels, loss=None, training=True):
     for param in model.params:
         analytic = param.grad.copy()
         numeric = numeric_gradient(objective, param.data)
-        assert relative_error(analytic, numeric) < 1e-6, param.name
+        assert relative_error(analytic, numeric) < tolerance, param.name
     numeric_x = numeric_gradient(objective, x)
-    assert relative_error(input_grad, numeric_x) < 1e-6
+    assert relative_error(input_grad, numeric_x) < tolerance
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""The neural-network building blocks: parameters, initializers, layers, activations, losses,
-Sequential."""
+"""The neural-network building blocks: parameters, initializers, layers (dense and, for images,
+convolution, pooling and flattening), activations, losses, Sequential."""
 
 from mnistlab.nn.activations import (
     Identity,
@@ -11,20 +11,27 @@ from mnistlab.nn.activations import (
     get_activation,
 )
 from mnistlab.nn.base import Layer
+from mnistlab.nn.conv import Conv2D
 from mnistlab.nn.init import get_initializer
-from mnistlab.nn.layers import BatchNorm, Dense, Dropout
+from mnistlab.nn.layers import BatchNorm, Dense, Dropout, SpatialDropout2D
 from mnistlab.nn.losses import MeanSquaredError, SoftmaxCrossEntropy, get_loss
 from mnistlab.nn.model import Sequential, build_mlp
 from mnistlab.nn.parameters import GradientSink, Parameter, ParameterSet
+from mnistlab.nn.pooling import AvgPool2D, MaxPool2D
+from mnistlab.nn.reshape import Flatten
 
 __all__ = [
+    "AvgPool2D",
     "BatchNorm",
+    "Conv2D",
     "Dense",
     "Dropout",
+    "Flatten",
     "GradientSink",
     "Identity",
     "Layer",
     "LeakyReLU",
+    "MaxPool2D",
     "MeanSquaredError",
     "Parameter",
     "ParameterSet",
@@ -33,6 +40,7 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "SoftmaxCrossEntropy",
+    "SpatialDropout2D",
     "Tanh",
     "build_mlp",
     "get_activation",

@@ -1,7 +1,9 @@
 """Weight initializers, looked up by name: normal, uniform, Glorot/Xavier, He, LeCun, zeros.
 
 An initializer is called as init(shape, rng, dtype) with shape (fan_in, fan_out) for a Dense
-weight. Glorot and He use plain (not truncated) normal distributions.
+weight and (kernel_height, kernel_width, in_channels, filters) for a Conv2D kernel, whose fans
+count every input and output a weight touches (in_channels or filters times the kernel's area,
+as Keras and PyTorch count them). Glorot and He use plain (not truncated) normal distributions.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ class Initializer:
 def _fans(shape) -> tuple[int, int]:
     if len(shape) == 1:
         return int(shape[0]), int(shape[0])
-    return int(shape[0]), int(shape[1])
+    receptive_field = math.prod(shape[:-2])  # 1 for a Dense weight
+    return int(shape[-2]) * receptive_field, int(shape[-1]) * receptive_field
 
 
 class Zeros(Initializer):

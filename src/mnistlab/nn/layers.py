@@ -1,9 +1,11 @@
-"""Layers with parameters or state: Dense, BatchNorm, Dropout; the registry of every layer kind.
+"""Layers with parameters or state: Dense, BatchNorm, Dropout, SpatialDropout2D; the registry
+of every layer kind.
 
-The layer protocol is mnistlab.nn.base.Layer; activations live in mnistlab.nn.activations (both
-re-exported here). Dense also offers backward_into_sink, where its weight-gradient GEMM applies
-an optimizer's update as it computes the gradient (nn.parameters.GradientSink); Sequential.backward
-calls it when an optimizer gives a sink.
+The layer protocol is mnistlab.nn.base.Layer; activations live in mnistlab.nn.activations, the
+image layers in mnistlab.nn.conv (Conv2D), mnistlab.nn.pooling (MaxPool2D, AvgPool2D) and
+mnistlab.nn.reshape (Flatten); all are re-exported here. Dense also offers backward_into_sink,
+where its weight-gradient GEMM applies an optimizer's update as it computes the gradient
+(nn.parameters.GradientSink); Sequential.backward calls it when an optimizer gives a sink.
 """
 
 from __future__ import annotations
@@ -22,21 +24,29 @@ from mnistlab.nn.activations import (
     get_activation,
 )
 from mnistlab.nn.base import Layer
+from mnistlab.nn.conv import Conv2D, check_image_input
 from mnistlab.nn.init import Initializer, get_initializer
 from mnistlab.nn.parameters import GradientSink, Parameter
+from mnistlab.nn.pooling import AvgPool2D, MaxPool2D
+from mnistlab.nn.reshape import Flatten
 
 __all__ = [
     "ACTIVATIONS",
     "LAYERS",
+    "AvgPool2D",
     "BatchNorm",
+    "Conv2D",
     "Dense",
     "Dropout",
+    "Flatten",
     "Identity",
     "Layer",
     "LeakyReLU",
+    "MaxPool2D",
     "ReLU",
     "Sigmoid",
     "Softmax",
+    "SpatialDropout2D",
     "Tanh",
     "get_activation",
     "layer_from_config",
@@ -141,6 +151,10 @@ class Dense(Layer):
 class BatchNorm(Layer):
     """Batch normalization over features: y = gamma * (x - mean) / sqrt(var + eps) + beta.
 
+    x: (batch, features), or images (batch, height, width, channels), whose statistics are per
+    channel, over the batch and every position (BatchNorm2d's), computed on the
+    (batch * height * width, channels) view of x with the same code.
+
     Training uses the batch's mean and (biased) variance and updates the running statistics as
     running = momentum * running + (1 - momentum) * batch (Keras's convention; PyTorch's
     momentum m corresponds to 1 - m here). Inference uses the running statistics. gamma and beta
@@ -159,7 +173,7 @@ class BatchNorm(Layer):
 
     def build(self, input_shape, rng, dtype, blas=None):
         super().build(input_shape, rng, dtype, blas)
-        (features,) = input_shape
+        features = input_shape[-1]
         self.gamma = Parameter(np.ones(features, dtype), "gamma", decay=False)
         self.beta = Parameter(np.zeros(features, dtype), "beta", decay=False)
         self.running_mean = np.zeros(features, dtype)
@@ -176,6 +190,8 @@ class BatchNorm(Layer):
         return {"type": self.kind, "momentum": self.momentum, "eps": self.eps}
 
     def forward(self, x, training=False):
+        if x.ndim != 2:  # images: one row per (image, position), one column per channel
+            return self.forward(x.reshape(-1, x.shape[-1]), training).reshape(x.shape)
         out = self._buffer("out", x.shape)
         xhat = self._buffer("xhat", x.shape)
         features = (x.shape[1],)
@@ -203,6 +219,9 @@ class BatchNorm(Layer):
         return out
 
     def backward(self, grad_out):
+        if grad_out.ndim != 2:
+            grad_in = self.backward(grad_out.reshape(-1, grad_out.shape[-1]))
+            return None if grad_in is None else grad_in.reshape(grad_out.shape)
         xhat, inv_std = self._xhat, self._inv_std
         n = grad_out.shape[0]
         np.sum(grad_out, axis=0, out=self.beta.grad)
@@ -237,7 +256,7 @@ class Dropout(Layer):
     def __init__(self, rate: float = 0.5, name: str | None = None) -> None:
         super().__init__(name)
         if not 0.0 <= rate < 1.0:
-            raise UsageError(f"Dropout rate must be in [0, 1), got rate={rate}")
+            raise UsageError(f"{self.kind} rate must be in [0, 1), got rate={rate}")
         self.rate = float(rate)
         self.fixed_mask: np.ndarray | None = None
         self.rng: np.random.Generator | None = None
@@ -258,14 +277,19 @@ class Dropout(Layer):
         if self.fixed_mask is not None:
             scale = self.fixed_mask.astype(self.dtype) / (1.0 - self.rate)
         else:
-            scale = self._buffer("scale", x.shape)
-            self.rng.random(out=scale, dtype=self.dtype)
-            np.greater_equal(scale, self.rate, out=scale, casting="unsafe")
-            scale *= 1.0 / (1.0 - self.rate)
+            scale = self._draw_scale(x.shape)
         self._scale = scale
         out = self._out(x)
         np.multiply(x, scale, out=out)
         return out
+
+    def _draw_scale(self, shape: tuple[int, ...]) -> np.ndarray:
+        """0 with probability `rate`, else 1 / (1 - rate): a fresh draw into a work buffer."""
+        scale = self._buffer("scale", shape)
+        self.rng.random(out=scale, dtype=self.dtype)
+        np.greater_equal(scale, self.rate, out=scale, casting="unsafe")
+        scale *= 1.0 / (1.0 - self.rate)
+        return scale
 
     def backward(self, grad_out):
         if self._scale is None:
@@ -274,9 +298,44 @@ class Dropout(Layer):
         return grad_out
 
 
+class SpatialDropout2D(Dropout):
+    """Dropout of whole channels: in training, each image's channel is zeroed (at every
+    position) with probability `rate`, the others scaled by 1 / (1 - rate); at inference, the
+    identity. Neighbouring positions of a feature map are strongly correlated, so dropping
+    single values barely regularizes a convolution; dropping a map does.
+
+    x: (batch, height, width, channels); the mask is (batch, 1, 1, channels), and so is a
+    `fixed_mask`.
+    """
+
+    kind = "SpatialDropout2D"
+
+    def build(self, input_shape, rng, dtype, blas=None):
+        check_image_input(self.kind, tuple(input_shape))
+        return super().build(input_shape, rng, dtype, blas)
+
+    def _draw_scale(self, shape):
+        return super()._draw_scale((shape[0], 1, 1, shape[-1]))
+
+
 LAYERS: dict[str, type[Layer]] = {
     cls.kind: cls
-    for cls in (Dense, Identity, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, BatchNorm, Dropout)
+    for cls in (
+        Dense,
+        Identity,
+        ReLU,
+        LeakyReLU,
+        Sigmoid,
+        Tanh,
+        Softmax,
+        BatchNorm,
+        Dropout,
+        SpatialDropout2D,
+        Conv2D,
+        MaxPool2D,
+        AvgPool2D,
+        Flatten,
+    )
 }
 
 

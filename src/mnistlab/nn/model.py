@@ -16,12 +16,16 @@ from mnistlab.nn.init import get_initializer
 from mnistlab.nn.layers import BatchNorm, Dense, Dropout, layer_from_config
 from mnistlab.nn.parameters import GradientSink, ParameterSet
 
+#: values per layer output that bound an image model's inference chunk (32 MB in float32)
+INFERENCE_CHUNK_VALUES = 1 << 23
+
 
 class Sequential:
     """Layers applied in order. build() creates parameters in two flat buffers.
 
     forward(x, training) -> outputs; backward(grad) fills every parameter's .grad.
-    The first layer never computes a gradient for the input data.
+    The first layer never computes a gradient for the input data. Inputs are rows of features
+    or, for a model built on an example shape such as (28, 28, 1), images (see build()).
     blas: the BLAS setting the model's products follow (mnistlab.backend.blas.Blas), shared with
     its layers at build; the Trainer and predict_logits set it for their duration.
     """
@@ -33,12 +37,18 @@ class Sequential:
 
     def build(
         self,
-        input_features: int,
+        input_shape: int | Sequence[int],
         *,
         seed: int | np.random.Generator | None = 0,
         dtype=np.float32,
     ) -> Sequential:
-        """Create all parameters for inputs of `input_features`; initialization uses `seed`.
+        """Create all parameters for inputs of `input_shape`; initialization uses `seed`.
+
+        input_shape: the number of features (rows of features, an MLP's input), or the shape of
+        one example without the batch, such as (28, 28, 1) for images (height, width,
+        channels: the image layers work channels last). An image model's forward also takes
+        the images as rows of input_features values (what the Trainer hands it), and
+        reshapes them, without a copy, into (batch, *input_shape).
 
         Dropout layers draw their masks from a separate Generator (`dropout_rng`), seeded from
         the same seed, so that a checkpoint can save and restore it.
@@ -47,9 +57,12 @@ class Sequential:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise UsageError(f"dtype must be float32 or float64, got dtype={dtype}")
-        self.input_features = int(input_features)
+        shape = _input_shape(input_shape)
+        self.input_shape = shape
+        self.input_features = math.prod(shape)
+        #: the example shape that forward reshapes rows into; None for rows of features
+        self._example_shape = shape if len(shape) > 1 else None
         self.dropout_rng = np.random.default_rng(rng.integers(2**63))
-        shape: tuple[int, ...] = (self.input_features,)
         # Whether the array flowing into the next layer may be overwritten: never the caller's
         # data; a layer's own buffer unless its backward reads it; a passthrough layer's output
         # only if its input could be.
@@ -64,7 +77,8 @@ class Sequential:
         self.params = ParameterSet(
             [p for layer in self.layers for p in layer.parameters()], dtype=self.dtype
         )
-        self.output_features = shape[0]
+        self.output_shape = shape
+        self.output_features = math.prod(shape)
         self.built = True
         return self
 
@@ -72,17 +86,28 @@ class Sequential:
         return self.params
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Outputs (batch, output_features) for x: (batch, input_features)."""
-        self._check_input(x)
+        """Outputs (batch, output_features) for x: (batch, input_features), or for an image
+        model also (batch, *input_shape)."""
+        x = self._check_input(x)
         for layer in self.layers:
             x = layer.forward(x, training)
         return x
 
-    def _check_input(self, x: np.ndarray) -> None:
+    def _check_input(self, x: np.ndarray) -> np.ndarray:
+        """x as the first layer takes it (an image model's rows reshaped into images), or a
+        UsageError that names the shapes."""
         if not self.built:
-            raise UsageError("this Sequential is not built yet; call build(input_features) first")
-        if x.ndim != 2 or x.shape[1] != self.input_features:
-            raise UsageError(f"x must be (batch, {self.input_features}), got shape {x.shape}")
+            raise UsageError("this Sequential is not built yet; call build(input_shape) first")
+        if x.ndim == 2 and x.shape[1] == self.input_features:
+            if self._example_shape is None:
+                return x
+            return x.reshape(x.shape[0], *self._example_shape)
+        if self._example_shape is not None and x.shape[1:] == self._example_shape:
+            return x
+        expected = f"(batch, {self.input_features})"
+        if self._example_shape is not None:
+            expected = f"(batch, {_dims(self._example_shape)}) or {expected}"
+        raise UsageError(f"x must be {expected}, got shape {x.shape}")
 
     def backward(self, grad: np.ndarray, sink: GradientSink | None = None) -> None:
         """Fill every parameter's .grad from the loss's gradient `grad`: (batch, outputs).
@@ -98,8 +123,9 @@ class Sequential:
             if grad is None:
                 break
 
-    def predict_logits(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
-        """Outputs in inference mode, computed in chunks; a fresh array (n, outputs).
+    def predict_logits(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Outputs in inference mode, computed in chunks of `batch_size` examples (None: the
+        model's inference_batch_size); a fresh array (n, outputs).
 
         Runs under the model's inference setting, `self.blas.inference()`: SciPy's BLAS runs
         the products and bias additions, the process's BLAS thread pools set for the call and
@@ -109,11 +135,24 @@ class Sequential:
         if x.ndim > 2:  # images: one row of pixels each (an empty x has no -1 to infer)
             x = x.reshape(x.shape[0], math.prod(x.shape[1:]))
         self._check_input(x)
+        batch_size = batch_size or self.inference_batch_size
         out = np.empty((x.shape[0], self.output_features), dtype=self.dtype)
         with self.blas.inference(), flush_subnormals():
             for start in range(0, x.shape[0], batch_size):
                 out[start : start + batch_size] = self.forward(x[start : start + batch_size])
         return out
+
+    @property
+    def inference_batch_size(self) -> int:
+        """Examples per chunk for inference (predict_logits, evaluations): 8192 for a model of
+        rows of features; for an image model, as many as keep the largest layer output of a
+        chunk within INFERENCE_CHUNK_VALUES values (a power of two, at least 32): a
+        convolution's outputs and window copies are tens of thousands of values per image."""
+        if self._example_shape is None:
+            return 8192
+        widest = max(math.prod(layer.output_shape) for layer in self.layers)
+        widest = max(widest, self.input_features)
+        return max(32, 1 << max(0, (INFERENCE_CHUNK_VALUES // widest).bit_length() - 1))
 
     # ------------------------------------------------------------------ persistence
 
@@ -144,17 +183,23 @@ class Sequential:
             target[...] = source
 
     def config(self) -> dict:
-        return {
+        """The layers' configs, the input's size (and, for an image model, its shape) and the
+        dtype: what from_config needs to rebuild the model (its weights come separately)."""
+        config = {
             "input_features": getattr(self, "input_features", None),
             "dtype": str(getattr(self, "dtype", np.dtype(np.float32))),
             "layers": [layer.config() for layer in self.layers],
         }
+        if getattr(self, "_example_shape", None) is not None:
+            config["input_shape"] = list(self._example_shape)
+        return config
 
     @classmethod
     def from_config(cls, config: dict, *, seed: int = 0) -> Sequential:
         model = cls([layer_from_config(c) for c in config["layers"]])
-        if config.get("input_features"):
-            model.build(config["input_features"], seed=seed, dtype=config.get("dtype", "float32"))
+        shape = config.get("input_shape") or config.get("input_features")
+        if shape:
+            model.build(shape, seed=seed, dtype=config.get("dtype", "float32"))
         return model
 
     # ------------------------------------------------------------------ summary
@@ -166,7 +211,7 @@ class Sequential:
                 a.size for a in layer.state().values()
             )
             label = f"{layer.name or layer.kind.lower() + '_' + str(index)} ({layer.kind})"
-            rows.append((label, f"(None, {layer.output_shape[0]})", count))
+            rows.append((label, f"(None, {_dims(layer.output_shape)})", count))
         return rows
 
     def summary(self) -> str:
@@ -177,14 +222,15 @@ class Sequential:
         trainable = self.params.size
         non_trainable = sum(a.size for layer in self.layers for a in layer.state().values())
         w0 = max(24, *(len(r[0]) for r in rows))
-        line = "-" * (w0 + 32)
+        w1 = max(18, *(len(r[1]) + 1 for r in rows))
+        line = "-" * (w0 + w1 + 14)
         out = [
             line,
-            f"{'Layer (type)':<{w0}} {'Output Shape':<18} {'Param #':>12}",
+            f"{'Layer (type)':<{w0}} {'Output Shape':<{w1}} {'Param #':>12}",
             "=" * len(line),
         ]
         for label, shape, count in rows:
-            out.append(f"{label:<{w0}} {shape:<18} {count:>12,}")
+            out.append(f"{label:<{w0}} {shape:<{w1}} {count:>12,}")
         out += [
             "=" * len(line),
             f"Total params: {trainable + non_trainable:,}",
@@ -193,6 +239,24 @@ class Sequential:
             line,
         ]
         return "\n".join(out)
+
+
+def _input_shape(value) -> tuple[int, ...]:
+    """A model's input shape from a number of features or a shape; UsageError otherwise."""
+    dims = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if not dims or not all(
+        isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in dims
+    ):
+        raise UsageError(
+            "input_shape must be a positive integer (features) or a tuple of them (an "
+            f"example's shape), got input_shape={value!r}"
+        )
+    return tuple(int(d) for d in dims)
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    """'28, 28, 1' for (28, 28, 1): a shape inside a (batch, ...) tuple."""
+    return ", ".join(str(d) for d in shape)
 
 
 def default_init(activation: str) -> str:

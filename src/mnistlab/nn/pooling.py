@@ -1,0 +1,177 @@
+"""MaxPool2D and AvgPool2D over NHWC images: one strided view per window offset.
+
+Neither pads: a window that would reach past the border is left out (PyTorch's default,
+Keras's padding="valid"). Each loops over the pool_h * pool_w offsets of the window and works
+on the (batch, out_h, out_w, channels) view of the inputs that offset meets (conv.offset_view),
+so every NumPy call runs over whole rows of channels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mnistlab.errors import UsageError
+from mnistlab.nn.base import Layer
+from mnistlab.nn.conv import check_image_input, offset_view, pair
+
+__all__ = ["AvgPool2D", "MaxPool2D"]
+
+
+class _Pool2D(Layer):
+    """What both pools share: sizes, the output shape, the offsets and the input gradient's
+    buffer."""
+
+    def __init__(
+        self,
+        pool_size: int | tuple[int, int] = 2,
+        stride: int | tuple[int, int] | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.pool_size = pair(self.kind, "pool_size", pool_size)
+        self.stride = self.pool_size if stride is None else pair(self.kind, "stride", stride)
+
+    def build(self, input_shape, rng, dtype, blas=None):
+        super().build(input_shape, rng, dtype, blas)
+        height, width, channels = check_image_input(self.kind, self.input_shape)
+        pool_h, pool_w = self.pool_size
+        if pool_h > height or pool_w > width:
+            raise UsageError(
+                f"{self.kind} pool_size={self.pool_size} is larger than its input of "
+                f"{(height, width)}: no output position is left"
+            )
+        self._out_size = (
+            (height - pool_h) // self.stride[0] + 1,
+            (width - pool_w) // self.stride[1] + 1,
+        )
+        self._offsets = list(np.ndindex(*self.pool_size))
+        # Windows that overlap add their gradients into the input gradient; windows side by
+        # side write them, and when they also cover every input nothing needs zeroing first.
+        self._overlap = self.stride[0] < pool_h or self.stride[1] < pool_w
+        self._tiles = self.stride == self.pool_size and height % pool_h == width % pool_w == 0
+        self.output_shape = (*self._out_size, channels)
+        return self.output_shape
+
+    def config(self):
+        return {"type": self.kind, "pool_size": list(self.pool_size), "stride": list(self.stride)}
+
+    def _check(self, x: np.ndarray) -> None:
+        if x.shape[1:] != self.input_shape:
+            raise UsageError(
+                f"{self.kind} was built for inputs {self.input_shape}, got x of shape {x.shape}"
+            )
+
+    def _view(self, array: np.ndarray, i: int, j: int) -> np.ndarray:
+        """The inputs (or their gradients) that window offset (i, j) covers."""
+        return offset_view(array, i, j, self.stride, self._out_size)
+
+    def _grad_in(self, batch: int) -> np.ndarray:
+        """The input gradient's buffer: zeroed where offsets overlap or miss some input."""
+        grad_in = self._buffer("grad_in", (batch, *self.input_shape))
+        if not self._tiles:
+            grad_in.fill(0)
+        return grad_in
+
+    def _put(self, target: np.ndarray, values: np.ndarray) -> None:
+        """target (an offset's view of the input gradient) receives values: added where windows
+        overlap, written otherwise."""
+        if self._overlap:
+            target += values
+        else:
+            np.copyto(target, values)
+
+
+class MaxPool2D(_Pool2D):
+    """The maximum of each pool_h x pool_w window.
+
+    The gradient goes to the window's maximum; where several inputs tie for it, to the first in
+    row-major order within the window (one winner, as PyTorch chooses). An input that is the
+    maximum of several overlapping windows receives the sum of their gradients.
+
+    Parameters
+    ----------
+    pool_size : int or (int, int)
+        The window's height and width.
+    stride : int or (int, int) or None
+        Steps between windows; None for the pool size (windows side by side).
+    name : str or None
+        Shown by Sequential.summary().
+
+    Notes
+    -----
+    Shapes: x (batch, height, width, channels), y (batch, out_h, out_w, channels) with
+    ``out_h = (height - pool_h) // stride_h + 1`` (likewise for the width).
+    """
+
+    kind = "MaxPool2D"
+    #: backward compares the inputs with the output
+    needs_output = True
+
+    def forward(self, x, training=False):
+        self._check(x)
+        out = self._buffer("out", (x.shape[0], *self.output_shape))
+        first, *rest = self._offsets
+        np.copyto(out, self._view(x, *first))
+        for i, j in rest:
+            np.maximum(out, self._view(x, i, j), out=out)
+        self._x, self._y = x, out
+        return out
+
+    def backward(self, grad_out):
+        if not self.needs_input_grad:
+            return None
+        grad_in = self._grad_in(grad_out.shape[0])
+        winner = self._buffer("winner", grad_out.shape, dtype=bool)
+        routed = self._buffer("routed", grad_out.shape)
+        last = len(self._offsets) - 1
+        # Offsets in row-major order; each takes the gradient where its input equals the
+        # maximum, and the gradient it takes is zeroed in grad_out (the next layer's work
+        # buffer), so that a later offset that ties gets nothing.
+        for k, (i, j) in enumerate(self._offsets):
+            np.equal(self._view(self._x, i, j), self._y, out=winner)
+            np.multiply(grad_out, winner, out=routed)
+            self._put(self._view(grad_in, i, j), routed)
+            if k < last:
+                grad_out -= routed
+        return grad_in
+
+
+class AvgPool2D(_Pool2D):
+    """The mean of each pool_h x pool_w window; every input of a window receives the window's
+    gradient divided by pool_h * pool_w.
+
+    Parameters
+    ----------
+    pool_size : int or (int, int)
+        The window's height and width.
+    stride : int or (int, int) or None
+        Steps between windows; None for the pool size (windows side by side).
+    name : str or None
+        Shown by Sequential.summary().
+
+    Notes
+    -----
+    Shapes: x (batch, height, width, channels), y (batch, out_h, out_w, channels) with
+    ``out_h = (height - pool_h) // stride_h + 1`` (likewise for the width).
+    """
+
+    kind = "AvgPool2D"
+
+    def forward(self, x, training=False):
+        self._check(x)
+        out = self._buffer("out", (x.shape[0], *self.output_shape))
+        first, *rest = self._offsets
+        np.copyto(out, self._view(x, *first))
+        for i, j in rest:
+            np.add(out, self._view(x, i, j), out=out)
+        out *= 1.0 / len(self._offsets)
+        return out
+
+    def backward(self, grad_out):
+        if not self.needs_input_grad:
+            return None
+        grad_in = self._grad_in(grad_out.shape[0])
+        grad_out *= 1.0 / len(self._offsets)  # the next layer's work buffer: scaled in place
+        for i, j in self._offsets:
+            self._put(self._view(grad_in, i, j), grad_out)
+        return grad_in
