@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from mnistlab.cli import main
+from mnistlab.models import load_model
 
 
 def run(*args, **kwargs):
@@ -75,7 +76,11 @@ def test_train_writes_the_run_folder(tmp_path, capsys):
     assert metrics["n_test"] == 359 and metrics["epochs_run"] == 3 and metrics["seed"] == 1
     assert metrics["test_errors"] == round((1 - metrics["test_accuracy"]) * 359)
     config = json.loads((out / "config.json").read_text())
-    assert config["hidden"] == [32] and config["validation"] == 200
+    assert config["hidden"] == [32] and config["validation"] == 200 and config["seed"] == 1
+    # the options and config.json keep their keys; the estimator takes scikit-learn's names
+    params = json.loads((out / "model.json").read_text())["params"]
+    assert params["hidden_layer_sizes"] == [32] and params["random_state"] == 1
+    assert "hidden" not in params and "seed" not in params
     assert (out / "history.csv").read_text().count("\n") == 4
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
@@ -498,6 +503,7 @@ def test_a_configuration_file_may_hold_keys_another_model_uses(tmp_path, capsys)
     assert main([*args, "--k", "3", "--quiet", "--out", str(out)]) == 0
     saved = json.loads((out / "config.json").read_text())
     assert saved["model"] == "knn" and saved["k"] == 3 and "hidden" not in saved
+    assert load_model(out).n_neighbors == 3  # --k is the estimator's n_neighbors
 
 
 @pytest.mark.parametrize(

@@ -102,7 +102,14 @@ BAD_VALUES = [
 ]
 NAMES = {
     "cli": {"lr": "--lr", "final_lr": "--final-lr", "C": "--C"},
-    "python": {"lr": "learning_rate", "final_lr": "final_learning_rate"},
+    # the estimators' names (scikit-learn's where it has one)
+    "python": {
+        "lr": "learning_rate",
+        "final_lr": "final_learning_rate",
+        "seed": "random_state",
+        "hidden": "hidden_layer_sizes",
+        "k": "n_neighbors",
+    },
     "key": {},
 }
 
@@ -146,18 +153,22 @@ def test_none_is_valid_where_it_means_the_default():
 
 
 @pytest.mark.parametrize(
-    ("style", "message"),
+    ("style", "momentum", "beta1"),
     [
-        ("cli", "--momentum is for the sgd and momentum and nesterov optimizers, not 'adam'"),
-        ("python", "momentum is for the sgd and momentum and nesterov optimizers, not 'adam'"),
-        ("key", "momentum is for the sgd and momentum and nesterov optimizers, not 'adam'"),
+        ("cli", "--momentum", "--beta1"),
+        ("python", "momentum", "beta_1"),
+        ("key", "momentum", "beta1"),
     ],
 )
-def test_an_optimizer_setting_needs_an_optimizer_that_takes_it(style, message):
-    with pytest.raises(UsageError, match=message):
+def test_an_optimizer_setting_needs_an_optimizer_that_takes_it(style, momentum, beta1):
+    with pytest.raises(UsageError) as info:
         validate_config({"optimizer": "adam", "momentum": 0.5}, style)
-    with pytest.raises(UsageError, match="beta1 is for the adam and adamw optimizers, not 'sgd'"):
+    assert str(info.value) == (
+        f"{momentum} is for the sgd and momentum and nesterov optimizers, not 'adam'"
+    )
+    with pytest.raises(UsageError) as info:
         validate_config({"optimizer": "sgd", "beta1": 0.5}, style)
+    assert str(info.value) == f"{beta1} is for the adam and adamw optimizers, not 'sgd'"
     # only the MLP has optimizers: the setting is dropped for another model
     validate_config({"model": "softmax", "optimizer": "adam", "momentum": 0.5}, style)
 
@@ -211,7 +222,8 @@ def test_make_model_maps_every_key_to_its_estimator_argument():
         progress=None,
     )
     assert type(mlp) is MLPClassifier
-    assert mlp.hidden == (16, 8) and mlp.learning_rate == 0.01 and mlp.progress is None
+    assert mlp.hidden_layer_sizes == (16, 8) and mlp.learning_rate == 0.01
+    assert mlp.progress is None and mlp.random_state == 0
     assert mlp.validation is None  # the run holds out the validation split itself
     softmax = make_model(resolve_config({"model": "softmax", "lr": 0.2, "final_lr": 0.01}))
     assert type(softmax) is SoftmaxRegression
@@ -221,9 +233,30 @@ def test_make_model_maps_every_key_to_its_estimator_argument():
     assert type(logistic) is OneVsAllLogistic and logistic.C == 0.5 and logistic.dtype == "float64"
     gaussian = make_model(resolve_config({"model": "gaussian", "smoothing": 0.1, "seed": 4}))
     assert type(gaussian) is GaussianClassifier
-    assert (gaussian.smoothing, gaussian.seed) == (0.1, 4)
-    knn = make_model(resolve_config({"model": "knn", "k": 3, "metric": "l1"}))
-    assert type(knn) is KNeighborsClassifier and (knn.k, knn.metric) == (3, "l1")
+    assert (gaussian.smoothing, gaussian.random_state) == (0.1, 4)
+    knn = make_model(resolve_config({"model": "knn", "k": 3, "metric": "l1", "seed": 2}))
+    assert type(knn) is KNeighborsClassifier and (knn.n_neighbors, knn.metric) == (3, "l1")
+
+
+def test_configuration_keys_keep_their_names_where_the_estimators_take_scikit_learns():
+    renamed = {
+        (model.model_name, spec.key): spec.name
+        for model in MODELS.values()
+        for spec in model.param_specs
+        if spec.key is not None and spec.key != spec.name
+    }
+    assert renamed == {
+        ("mlp", "hidden"): "hidden_layer_sizes",
+        ("mlp", "lr"): "learning_rate",
+        ("mlp", "beta1"): "beta_1",
+        ("mlp", "beta2"): "beta_2",
+        ("mlp", "seed"): "random_state",
+        ("softmax", "lr"): "learning_rate",
+        ("softmax", "final_lr"): "final_learning_rate",
+        ("softmax", "seed"): "random_state",
+        ("gaussian", "seed"): "random_state",
+        ("knn", "k"): "n_neighbors",
+    }
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))

@@ -141,7 +141,11 @@ def test_the_mlp_and_softmax_quote_bare_values_the_classical_models_name_them(da
         SoftmaxRegression(final_learning_rate=0).fit(x, y)
     with pytest.raises(UsageError, match="^C must be a positive number, got C=0$"):
         MODELS["logistic-ova"](C=0).fit(x, y)
-    with pytest.raises(UsageError, match="^k must be a positive integer, got k=0$"):
-        MODELS["knn"](k=0).fit(x, y)
-    with pytest.raises(UsageError, match="^beta1 is for the adam and adamw optimizers, not 'sgd'$"):
-        MLPClassifier(optimizer="sgd", beta1=0.5).fit(x, y)
+    with pytest.raises(
+        UsageError, match="^n_neighbors must be a positive integer, got n_neighbors=0$"
+    ):
+        MODELS["knn"](n_neighbors=0).fit(x, y)
+    with pytest.raises(
+        UsageError, match="^beta_1 is for the adam and adamw optimizers, not 'sgd'$"
+    ):
+        MLPClassifier(optimizer="sgd", beta_1=0.5).fit(x, y)

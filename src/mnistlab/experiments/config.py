@@ -3,8 +3,10 @@
 A configuration is what `mnistlab train` takes as options and writes as config.json; the same keys
 make up the base of a study file. Each key is described once, by a ParamSpec
 (mnistlab.models.params): the run's own keys (dataset, model, preset, ...) in RUN_PARAMS here, a
-model's keys in its estimator's `param_specs`, under their configuration key (lr for the
-estimators' learning_rate). Errors name the option and quote the value.
+model's keys in its estimator's `param_specs`, under their configuration key: the keys keep the
+names of `mnistlab train`'s options where the estimators take scikit-learn's (seed for
+random_state, k for n_neighbors, hidden for hidden_layer_sizes, beta1 for beta_1, lr for
+learning_rate). Errors name the option and quote the value.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from mnistlab.errors import UsageError
 from mnistlab.experiments.presets import DEFAULT_PRESETS, PRESETS, get_preset
 from mnistlab.models import MODELS, Classifier
-from mnistlab.models.params import DTYPE, SEED, VALIDATION, ParamSpec, option_flag
+from mnistlab.models.params import DTYPE, RANDOM_STATE, VALIDATION, ParamSpec, option_flag
 
 #: every key of a run configuration, with its default
 DEFAULTS: dict = {
@@ -67,7 +69,7 @@ RUN_PARAMS = (
     ParamSpec("model", "choice", choices=MODEL_NAMES, help="{choices}"),
     ParamSpec("preset", "any", help=f"named configuration: {', '.join(PRESETS)}"),
     VALIDATION,
-    SEED,
+    RANDOM_STATE,
     DTYPE,
     ParamSpec("checkpoint_every", "int", low=1, metavar="N"),
 )

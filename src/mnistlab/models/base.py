@@ -1,36 +1,56 @@
-"""What every mnistlab model shares: the estimator conventions and pickle-free persistence.
+"""What every mnistlab model shares: scikit-learn's estimator base classes, its input checks,
+and pickle-free persistence.
 
-Conventions (scikit-learn's): __init__ only stores its arguments; fit(X, y) returns self;
-learned attributes end in `_`; predict, predict_proba and score(X, y) = accuracy.
-Each class describes its parameters in `param_specs` (mnistlab.models.params), and fit checks
-them there (`_validate_params`), as scikit-learn's `_parameter_constraints` do.
-A saved model is a folder with `model.json` (the class, its parameters and learned metadata, a
-format version) and `weights.npz` (arrays, read back with allow_pickle=False); load it with
-mnistlab.models.load_model.
+Every model derives from scikit-learn's ``ClassifierMixin`` and ``BaseEstimator``, so that
+``clone``, ``Pipeline``, ``GridSearchCV``, ``cross_val_score`` and the HTML repr take it as one
+of their own; only those base classes and the helpers of ``sklearn.utils.validation`` and
+``sklearn.utils.multiclass`` come from scikit-learn, never an estimator's computation.
+Conventions (scikit-learn's): ``__init__`` only stores its arguments; ``fit(X, y)`` returns
+self; learned attributes end in ``_``; ``predict``, ``predict_proba`` and ``score(X, y)`` (the
+accuracy). Each class describes its parameters in ``param_specs`` (mnistlab.models.params) and
+fit checks them there (``_validate_params``), as scikit-learn's ``_parameter_constraints`` do.
+
+Inputs are checked by scikit-learn's ``validate_data``, so bad input gets scikit-learn's message;
+its ValueErrors are raised as mnistlab's UsageError (a ValueError too), which the command line
+prints on one line. A saved model is a folder with ``model.json`` (the class, its parameters and
+learned metadata, a format version) and ``weights.npz`` (arrays, read back with
+allow_pickle=False); load it with mnistlab.models.load_model.
 """
 
 from __future__ import annotations
 
-import inspect
+import contextlib
 import json
-import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from mnistlab._io import write_text_atomic
 from mnistlab.errors import UsageError
 from mnistlab.metrics import log_loss
 from mnistlab.models.params import ParamSpec, validate_params
+from mnistlab.nn.functional import softmax
 from mnistlab.train.checkpoint import save_npz
 
 MODEL_FORMAT_VERSION = 1
 
 
-class Classifier:
-    """Base class for mnistlab's classifiers."""
+class NotFittedError(UsageError, SklearnNotFittedError):
+    """A method that needs a fitted model was called before fit: scikit-learn's NotFittedError
+    (a ValueError and an AttributeError) that is also mnistlab's UsageError (one line, exit 2)."""
+
+
+class Classifier(ClassifierMixin, BaseEstimator):
+    """Base class for mnistlab's classifiers: scikit-learn's estimator API over a parameter
+    table (``param_specs``) and pickle-free persistence (``save``, mnistlab.models.load_model).
+    """
 
     #: the name used by `mnistlab train --model` and in model.json
     model_name = "classifier"
@@ -38,11 +58,13 @@ class Classifier:
     param_specs: ClassVar[tuple[ParamSpec, ...]] = ()
     #: how fit's errors quote a bad argument: "keyword" (got C=-1) or "python" (got -1)
     error_style: ClassVar[str] = "keyword"
+    #: the learned attributes that make a model fitted (set last by fit, and by load_model)
+    learned_attributes: ClassVar[tuple[str, ...]] = ("classes_",)
 
     @classmethod
     def check_params(cls, values: dict, style: str = "keyword") -> None:
-        """Raise UsageError for the first bad value in `values` (argument name -> value); errors
-        name arguments in `style` (see mnistlab.models.params)."""
+        """Raise UsageError for the first bad value in ``values`` (argument name -> value);
+        errors name arguments in ``style`` (see mnistlab.models.params)."""
         validate_params(cls.param_specs, values, style)
         cls._check_param_combinations(values, style)
 
@@ -55,67 +77,49 @@ class Classifier:
         return next(spec for spec in cls.param_specs if spec.name == name)
 
     def _validate_params(self) -> None:
+        # replaces BaseEstimator's, which reads scikit-learn's _parameter_constraints
         self.check_params(self.get_params(), self.error_style)
 
-    def get_params(self) -> dict:
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
+    def __sklearn_is_fitted__(self) -> bool:
+        return all(hasattr(self, name) for name in self.learned_attributes)
 
-    def set_params(self, **params) -> Classifier:
-        valid = self.get_params()
-        for key, value in params.items():
-            if key not in valid:
-                raise UsageError(f"{type(self).__name__} has no parameter {key!r}")
-            setattr(self, key, value)
-        return self
+    # ------------------------------------------------------------------ input checks
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-    # ------------------------------------------------------------------ shared checks
-
-    def _check_X(self, X, *, fitting: bool = False) -> np.ndarray:
-        X = np.asarray(X)
-        if X.ndim > 2:  # images: one row of pixels each
-            X = X.reshape(X.shape[0], math.prod(X.shape[1:]))
-        if X.ndim != 2:
-            raise UsageError(f"X must be (n_samples, n_features), got shape {X.shape}")
-        if X.dtype.kind not in "fiub":
-            raise UsageError(f"X must be numeric, got dtype {X.dtype}")
-        _check_finite(X)
-        if not fitting:
-            self._check_fitted()
-            if X.shape[1] != self.n_features_in_:
-                raise UsageError(
-                    f"X has {X.shape[1]} features, but {type(self).__name__} was "
-                    f"fitted with {self.n_features_in_}"
-                )
-        return X
-
-    def _check_y(self, X: np.ndarray, y) -> np.ndarray:
-        y = np.asarray(y)
-        if y.ndim != 1 or y.shape[0] != X.shape[0]:
-            raise UsageError(
-                f"y must be one label per row of X ({X.shape[0]}), got shape {y.shape}"
-            )
-        classes = np.unique(y)
+    def _validate_training_data(self, X, y) -> tuple[np.ndarray, np.ndarray]:
+        """Check X and y as scikit-learn's classifiers do and learn ``classes_`` (any sortable
+        labels) and ``n_features_in_``; returns X (n, features) and y as class indices (n,)."""
+        with _usage_errors():
+            X, y = validate_data(self, _pixel_rows(X), y, dtype="numeric")
+            check_classification_targets(y)
+        classes, y_index = np.unique(y, return_inverse=True)
         if classes.size < 2:
             raise UsageError(
-                f"need at least two classes to fit a classifier, got {classes.tolist()}"
+                f"need at least two classes to fit a classifier; y holds only one class: "
+                f"{classes.tolist()}"
             )
-        return y
+        self.classes_ = classes
+        return X, y_index
+
+    def _validate_X(self, X) -> np.ndarray:
+        """X for a fitted model: (n, n_features_in_) numeric and finite, else scikit-learn's
+        error (NotFittedError before fit)."""
+        self._check_fitted()
+        with _usage_errors():
+            return validate_data(self, _pixel_rows(X), reset=False, dtype="numeric")
 
     def _check_validation(self, X: np.ndarray, validation_data) -> tuple[np.ndarray, np.ndarray]:
-        """(X_val, y_val) checked against the training X and classes_ (set by fit before this);
-        returns X_val and y_val as class indices."""
+        """(X_val, y_val) checked against the training X and ``classes_`` (set by fit before
+        this); returns X_val and y_val as class indices."""
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             size = f" of {len(validation_data)}" if isinstance(validation_data, tuple) else ""
             raise UsageError(
                 "validation_data must be a pair (X_val, y_val), got "
                 f"{type(validation_data).__name__}{size}"
             )
-        x_val = self._check_X(validation_data[0], fitting=True)
+        with _usage_errors():
+            x_val = check_array(
+                _pixel_rows(validation_data[0]), dtype="numeric", input_name="X_val"
+            )
         if x_val.shape[1] != X.shape[1]:
             raise UsageError(f"validation X has {x_val.shape[1]} features, X has {X.shape[1]}")
         y_val = np.asarray(validation_data[1])
@@ -130,12 +134,17 @@ class Classifier:
         return x_val, np.searchsorted(self.classes_, y_val)
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "classes_"):
-            raise UsageError(f"this {type(self).__name__} is not fitted yet; call fit first")
+        try:
+            check_is_fitted(self)
+        except SklearnNotFittedError as exc:
+            raise NotFittedError(str(exc)) from None
+
+    # ------------------------------------------------------------------ prediction
 
     def predict(self, X) -> np.ndarray:
-        """Predicted class labels: (n,)."""
+        """Predicted labels (n,), taken from ``classes_``: the likeliest class of each row."""
         proba = self.predict_proba(X)
+        # argmax returns the first maximum: a tie goes to the smaller label
         return self.classes_[np.argmax(proba, axis=1)]
 
     def evaluate(self, X, y) -> dict:
@@ -155,9 +164,10 @@ class Classifier:
             "n": int(y.size),
         }
 
-    def score(self, X, y) -> float:
-        """Accuracy on (X, y)."""
-        return float(np.mean(self.predict(X) == np.asarray(y)))
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy on (X, y): the share of rows predicted right (weighted by sample_weight)."""
+        hits = self.predict(X) == column_or_1d(y)
+        return float(np.average(hits, weights=sample_weight))
 
     # ------------------------------------------------------------------ persistence
 
@@ -171,7 +181,7 @@ class Classifier:
         raise NotImplementedError
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write model.json and weights.npz into `folder` (each atomically)."""
+        """Write model.json and weights.npz into ``folder`` (each atomically)."""
         self._check_fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -188,22 +198,55 @@ class Classifier:
         return folder
 
 
-def _check_finite(X: np.ndarray) -> None:
-    """Refuse NaN and infinities, as scikit-learn's check_array does: no model here can learn
-    from them, and a NaN pixel silently turns a prediction into the first class."""
-    if X.dtype.kind != "f" or X.size == 0:
-        return
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(X.sum()):  # one fast pass; inconclusive only when the sum overflows
-            return
-    bad = ~np.isfinite(X)
-    if not bad.any():  # the sum overflowed on large finite values
-        return
-    row, column = np.argwhere(bad)[0]
-    raise UsageError(
-        f"X holds {int(bad.sum())} NaN or infinite values (the first at row {row}, column "
-        f"{column}: {X[row, column]}); the models need finite inputs"
-    )
+class LogScoreClassifier(Classifier):
+    """A classifier whose classes compete through one log-score each: the logits, or a log
+    posterior up to a constant. ``predict`` takes the largest, ``predict_proba`` their softmax,
+    and ``decision_function`` returns them ((n,) for two classes: the second's minus the first's,
+    positive where the second class is predicted, as scikit-learn's binary classifiers do).
+    """
+
+    def _log_scores(self, X) -> np.ndarray:
+        """(n, n_classes) log-scores of the checked X; softmax of a row is its probabilities."""
+        raise NotImplementedError
+
+    def decision_function(self, X) -> np.ndarray:
+        """Log-scores (n, n_classes); (n,) for two classes: log p(second) - log p(first)."""
+        return _binary_difference(self._log_scores(X))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (n, n_classes), in the order of ``classes_``; rows sum to 1."""
+        return softmax(self._log_scores(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels (n,), taken from ``classes_``: the largest log-score of each row."""
+        scores = self._log_scores(X)
+        # argmax returns the first maximum: a tie goes to the smaller label, as decision > 0 does
+        return self.classes_[np.argmax(scores, axis=1)]
+
+
+def _binary_difference(scores: np.ndarray) -> np.ndarray:
+    """Scores (n, k) as they are, or (n,) second minus first for k = 2 (scikit-learn's shape)."""
+    return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
+
+
+def _pixel_rows(X):
+    """Images (n, height, width[, channels]) as rows of pixels (n, height * width ...); any
+    other input as it is (scikit-learn's checks judge it)."""
+    if isinstance(X, np.ndarray) and X.ndim > 2:
+        return X.reshape(X.shape[0], int(np.prod(X.shape[1:])))
+    return X
+
+
+@contextlib.contextmanager
+def _usage_errors() -> Iterator[None]:
+    """scikit-learn's input ValueErrors as UsageError: the same message and still a ValueError,
+    but one line and exit 2 on the command line."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _jsonable(value):

@@ -21,24 +21,51 @@ from scipy.linalg import cho_factor, eigh, solve_triangular
 
 from mnistlab.data.prepare import stratified_indices
 from mnistlab.errors import UsageError
-from mnistlab.models.base import Classifier
-from mnistlab.models.params import SEED, ParamSpec
-from mnistlab.nn.functional import softmax
+from mnistlab.models.base import LogScoreClassifier
+from mnistlab.models.params import RANDOM_STATE, ParamSpec
 
 #: candidate values of c for smoothing="auto", on [0, 1]-scaled pixels, and of the shrinkage s
 AUTO_GRID = tuple(np.logspace(-4, 1, 21))
 AUTO_SHRINKAGE = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
 
 
-class GaussianClassifier(Classifier):
-    """smoothing: c added to every covariance's diagonal (>= 0), or "auto".
-    shrinkage: s in [0, 1): the covariance is scaled by (1 - s) before c I is added (with
-        smoothing="auto", None searches s too).
-    diagonal: Gaussian naive Bayes (independent pixels) instead of full covariances.
-    Learned: priors_, means_, smoothing_ and shrinkage_ (the c and s used), and the Cholesky
-    factors (or variances)."""
+class GaussianClassifier(LogScoreClassifier):
+    """One multivariate normal per class, and Bayes' rule: the Gaussian generative classifier.
+
+    Parameters
+    ----------
+    smoothing : float or "auto", default=0.06
+        c added to every covariance's diagonal (>= 0), or "auto": chosen, with the shrinkage
+        when that is None, on a stratified 20% validation split.
+    shrinkage : float or None, default=None
+        s in [0, 1): each covariance is scaled by (1 - s) before c I is added (None: 0, or
+        searched with smoothing="auto").
+    diagonal : bool, default=False
+        Gaussian naive Bayes (independent pixels) instead of full covariances.
+    random_state : int, default=0
+        Seeds the validation split of smoothing="auto" (configuration key and option:
+        ``seed``).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels seen in fit, sorted.
+    n_features_in_ : int
+        Features (pixels) of each row.
+    priors_ : ndarray of shape (n_classes,)
+        Each class's share of the training rows.
+    means_ : ndarray of shape (n_classes, n_features)
+        Each class's mean.
+    factors_ : ndarray of shape (n_classes, n_features, n_features) or (n_classes, n_features)
+        The Cholesky factors of the smoothed covariances (their variances if ``diagonal``).
+    smoothing_, shrinkage_ : float
+        The c and s used.
+    validation_scores_ : dict
+        With smoothing="auto": the validation accuracy of each (c, s) tried.
+    """
 
     model_name = "gaussian"
+    learned_attributes = ("classes_", "priors_", "means_", "factors_")
     param_specs = (
         ParamSpec(
             "smoothing",
@@ -60,7 +87,7 @@ class GaussianClassifier(Classifier):
             help="scale covariances by 1 - S before adding c I (QDA's reg_param)",
         ),
         ParamSpec("diagonal", "bool", help="naive Bayes (diagonal covariances)"),
-        SEED,
+        RANDOM_STATE,
     )
 
     def __init__(
@@ -68,19 +95,18 @@ class GaussianClassifier(Classifier):
         smoothing: float | str = 0.06,
         shrinkage: float | None = None,
         diagonal: bool = False,
-        seed: int = 0,
+        random_state: int = 0,
     ) -> None:
         self.smoothing = smoothing
         self.shrinkage = shrinkage
         self.diagonal = diagonal
-        self.seed = seed
+        self.random_state = random_state
 
     def fit(self, X, y):
+        """Estimate each class's prior, mean and covariance from X (n, features) and y (n,)
+        labels (choosing the smoothing first if it is "auto"). Returns self."""
         self._validate_params()
-        X = self._check_X(X, fitting=True)
-        y = self._check_y(X, y)
-        self.classes_ = np.unique(y)
-        self.n_features_in_ = X.shape[1]
+        X, y = self._validate_training_data(X, y)
         if self.smoothing == "auto":
             self.smoothing_, self.shrinkage_, self.validation_scores_ = self._choose_smoothing(X, y)
         else:
@@ -90,27 +116,27 @@ class GaussianClassifier(Classifier):
         return self
 
     def _class_stats(self, X, y):
-        """(class, count, mean, covariance or variances) per class, in float64; X is only read
-        one class at a time, so the full data is never copied."""
-        for cls in self.classes_:
-            members = np.asarray(X[y == cls], dtype=np.float64)
+        """(label, count, mean, covariance or variances) per class, in float64, for y as class
+        indices; X is only read one class at a time, so the full data is never copied."""
+        for index, label in enumerate(self.classes_):
+            members = np.asarray(X[y == index], dtype=np.float64)
             mean = members.mean(axis=0)
             centered = members - mean
             if self.diagonal:
-                yield cls, members.shape[0], mean, np.mean(centered**2, axis=0)
+                yield label, members.shape[0], mean, np.mean(centered**2, axis=0)
             else:
-                yield cls, members.shape[0], mean, centered.T @ centered / members.shape[0]
+                yield label, members.shape[0], mean, centered.T @ centered / members.shape[0]
 
     def _fit_stats(self, X, y):
         counts, means, factors = [], [], []
-        for cls, count, mean, spread in self._class_stats(X, y):
+        for label, count, mean, spread in self._class_stats(X, y):
             counts.append(count)
             means.append(mean)
             if self.diagonal:
                 variance = (1.0 - self.shrinkage_) * spread + self.smoothing_
                 if np.any(variance <= 0):
                     raise UsageError(
-                        f"class {cls} has pixels with zero variance; use smoothing > 0"
+                        f"class {label} has pixels with zero variance; use smoothing > 0"
                     )
                 factors.append(variance)
             else:
@@ -120,7 +146,7 @@ class GaussianClassifier(Classifier):
                     lower, _ = cho_factor(spread, lower=True, check_finite=False)
                 except np.linalg.LinAlgError:
                     raise UsageError(
-                        f"the covariance of class {cls} is singular with smoothing "
+                        f"the covariance of class {label} is singular with smoothing "
                         f"{self.smoothing_:g}; use a larger smoothing (or 'auto')"
                     ) from None
                 factors.append(np.tril(lower))
@@ -130,7 +156,7 @@ class GaussianClassifier(Classifier):
 
     def log_densities(self, X) -> np.ndarray:
         """(n, n_classes) log N(x; mu_k, Sigma_k + c I), vectorized over the rows of X."""
-        X = np.asarray(self._check_X(X), dtype=np.float64)
+        X = np.asarray(self._validate_X(X), dtype=np.float64)
         n, d = X.shape
         out = np.empty((n, self.classes_.size))
         for k in range(self.classes_.size):
@@ -151,16 +177,13 @@ class GaussianClassifier(Classifier):
                 ) - np.sum(np.log(np.diag(lower)))
         return out
 
-    def decision_function(self, X) -> np.ndarray:
-        """Unnormalized log posteriors: log pi_k + log N(x; mu_k, Sigma_k)."""
+    def _log_scores(self, X) -> np.ndarray:
+        """Unnormalized log posteriors (n, n_classes): log pi_k + log N(x; mu_k, Sigma_k)."""
         return self.log_densities(X) + np.log(self.priors_)
-
-    def predict_proba(self, X) -> np.ndarray:
-        return softmax(self.decision_function(X))
 
     def _choose_smoothing(self, X, y):
         """The (c, s) of the grid with the best accuracy on a stratified 20% validation split."""
-        train, held = stratified_indices(y, 0.2, np.random.default_rng(self.seed))
+        train, held = stratified_indices(y, 0.2, np.random.default_rng(self.random_state))
         y_tr, y_val = y[train], y[held]
         x_tr = X[train]
         x_val = np.asarray(X[held], dtype=np.float64)
@@ -185,7 +208,7 @@ class GaussianClassifier(Classifier):
                 scores[g, :, k] = prior - 0.5 * (
                     projected @ (1.0 / variances) + np.sum(np.log(variances))
                 )
-        accuracies = (self.classes_[scores.argmax(axis=2)] == y_val).mean(axis=1)
+        accuracies = (scores.argmax(axis=2) == y_val).mean(axis=1)
         best = int(np.argmax(accuracies))
         table = {f"c={c:.4g},s={s:g}": float(a) for (c, s), a in zip(grid, accuracies, strict=True)}
         return float(grid[best][0]), float(grid[best][1]), table

@@ -20,13 +20,37 @@ from mnistlab.models.params import ParamSpec
 
 
 class KNeighborsClassifier(Classifier):
-    """k: neighbours (>= 1); weights: "uniform" or "distance" (1 / distance; an exact match wins);
-    metric: "l2" or "l1"; block_size: test rows per block (memory is about
-    block_size * n_train * 4 bytes); margin: extra float32 candidates re-ranked exactly."""
+    """k-nearest neighbours by exact brute force: a vote among the closest training rows.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=5
+        The k neighbours that vote (configuration key and option: ``k``).
+    weights : {"uniform", "distance"}, default="uniform"
+        Equal votes, or votes weighted by 1 / distance (an exact match takes all the weight).
+    metric : {"l2", "l1"}, default="l2"
+        Euclidean or Manhattan distance.
+    block_size : int, default=1024
+        Test rows per block; memory is about ``block_size * n_train * 4`` bytes.
+    margin : int, default=8
+        Extra float32 candidates re-ranked with exact float64 distances.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels seen in fit, sorted.
+    n_features_in_ : int
+        Features (pixels) of each row.
+    train_x_ : ndarray of shape (n_train, n_features)
+        The training rows, in float32.
+    train_y_ : ndarray of shape (n_train,)
+        Their classes, as indices into ``classes_``.
+    """
 
     model_name = "knn"
+    learned_attributes = ("classes_", "train_x_", "train_y_")
     param_specs = (
-        ParamSpec("k", "int", low=1, metavar="K", help="neighbours"),
+        ParamSpec("n_neighbors", "int", low=1, key="k", metavar="K", help="neighbours"),
         ParamSpec("weights", "choice", choices=("uniform", "distance"), help="{choices}"),
         ParamSpec("metric", "choice", choices=("l2", "l1"), help="{choices}"),
         ParamSpec("block_size", "int", low=1, metavar="N", help="test rows per block"),
@@ -35,28 +59,30 @@ class KNeighborsClassifier(Classifier):
 
     def __init__(
         self,
-        k: int = 5,
+        n_neighbors: int = 5,
         weights: str = "uniform",
         metric: str = "l2",
         block_size: int = 1024,
         margin: int = 8,
     ) -> None:
-        self.k = k
+        self.n_neighbors = n_neighbors
         self.weights = weights
         self.metric = metric
         self.block_size = block_size
         self.margin = margin
 
     def fit(self, X, y):
+        """Keep the training rows X (n, features), in float32, and their labels y (n,).
+        Returns self."""
         self._validate_params()
-        X = self._check_X(X, fitting=True)
-        y = self._check_y(X, y)
-        if self.k > X.shape[0]:
-            raise UsageError(f"k={self.k} is larger than the training set ({X.shape[0]} rows)")
-        self.classes_ = np.unique(y)
-        self.n_features_in_ = X.shape[1]
+        X, y_index = self._validate_training_data(X, y)
+        if self.n_neighbors > X.shape[0]:
+            raise UsageError(
+                f"n_neighbors={self.n_neighbors} is larger than the training set "
+                f"({X.shape[0]} rows)"
+            )
         self.train_x_ = np.ascontiguousarray(X, dtype=np.float32)
-        self.train_y_ = np.searchsorted(self.classes_, y)
+        self.train_y_ = y_index
         self._prepare_norms()
         return self
 
@@ -67,11 +93,12 @@ class KNeighborsClassifier(Classifier):
     # ------------------------------------------------------------------ neighbours
 
     def kneighbors(self, X) -> tuple[np.ndarray, np.ndarray]:
-        """(distances, indices) of the k nearest training rows: each (n, k), nearest first."""
-        X = np.ascontiguousarray(self._check_X(X), dtype=np.float32)
+        """(distances, indices) of the n_neighbors nearest training rows: each (n, n_neighbors),
+        nearest first."""
+        X = np.ascontiguousarray(self._validate_X(X), dtype=np.float32)
         n = X.shape[0]
-        distances = np.empty((n, self.k))
-        indices = np.empty((n, self.k), dtype=np.int64)
+        distances = np.empty((n, self.n_neighbors))
+        indices = np.empty((n, self.n_neighbors), dtype=np.int64)
         search = self._block_l2 if self.metric == "l2" else self._block_l1
         with threadpool_limits(None):
             for start in range(0, n, self.block_size):
@@ -92,7 +119,7 @@ class KNeighborsClassifier(Classifier):
         minima are one vectorized pass; the candidates are read from those few groups only.
         """
         rows, n_train = approx.shape
-        m = min(n_train, self.k + self.margin)
+        m = min(n_train, self.n_neighbors + self.margin)
         n_groups = min(n_train, 64 * m)
         depth = n_train // n_groups  # full rows of the (depth, n_groups) view
         if depth < 2:
@@ -125,7 +152,7 @@ class KNeighborsClassifier(Classifier):
         # sort by row, then exact distance, then training index (lexsort: last key is primary)
         order = np.lexsort((candidates, exact, row_index))
         starts = np.searchsorted(row_index[order], np.arange(rows))
-        take = order[starts[:, None] + np.arange(self.k)]
+        take = order[starts[:, None] + np.arange(self.n_neighbors)]
         return exact[take], candidates[take]
 
     def _block_l2(self, block: np.ndarray):
@@ -178,11 +205,6 @@ class KNeighborsClassifier(Classifier):
         np.add.at(proba, (np.arange(n)[:, None], labels), votes)
         proba /= proba.sum(axis=1, keepdims=True)
         return proba
-
-    def predict(self, X) -> np.ndarray:
-        # argmax returns the first maximum: equal votes go to the smaller class label
-        proba = self.predict_proba(X)  # first: it checks that the model is fitted
-        return self.classes_[np.argmax(proba, axis=1)]
 
     def _arrays(self):
         return {"train_x": self.train_x_, "train_y": self.train_y_}

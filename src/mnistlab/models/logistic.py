@@ -7,7 +7,9 @@ L-BFGS run over their sum (same minimizers), so that each objective evaluation r
 classes (a GEMM instead of K matrix-vector products); joint=False solves them one after another.
 Class k is class k: coef_[k] belongs to classes_[k], and no label is ever renumbered (a label
 renumbered for training but not for prediction makes every prediction of it wrong).
-predict_proba normalizes the K sigmoids per row.
+predict_proba normalizes the K sigmoids per row; predict takes the largest sigmoid, and for two
+classes decision_function is log sigmoid(m_1) - log sigmoid(m_0), which ranks rows as
+predict_proba's second column does.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, log_expit
 
-from mnistlab.models.base import Classifier
+from mnistlab.models.base import LogScoreClassifier
 from mnistlab.models.params import DTYPE, ParamSpec
 
 
@@ -52,11 +54,40 @@ def binary_objective(params: np.ndarray, X: np.ndarray, signs: np.ndarray, C: fl
     return value, grad
 
 
-class OneVsAllLogistic(Classifier):
-    """K binary logistic regressions (one per class against the rest), L-BFGS with an analytic
-    gradient. C: inverse regularization strength; max_iter and tol: the solver budget."""
+class OneVsAllLogistic(LogScoreClassifier):
+    """K binary logistic regressions, one per class against the rest, by L-BFGS with an
+    analytic gradient.
+
+    Parameters
+    ----------
+    C : float, default=1.0
+        Inverse L2 strength, as scikit-learn's LogisticRegression's.
+    max_iter : int, default=100
+        L-BFGS iterations at most.
+    tol : float, default=1e-4
+        Gradient tolerance of L-BFGS (on the loss averaged over the rows).
+    joint : bool, default=True
+        Solve the K problems as one L-BFGS run over their sum (one pass over X per evaluation
+        for all classes) instead of one after another.
+    dtype : str, default="float32"
+        float32 or float64: the type of the products with X.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels seen in fit, sorted.
+    n_features_in_ : int
+        Features (pixels) of each row.
+    coef_ : ndarray of shape (n_classes, n_features)
+        ``coef_[k]`` separates ``classes_[k]`` from the rest.
+    intercept_ : ndarray of shape (n_classes,)
+        The biases.
+    n_iter_ : ndarray of shape (n_classes,)
+        L-BFGS iterations of each class's problem.
+    """
 
     model_name = "logistic-ova"
+    learned_attributes = ("classes_", "coef_", "intercept_")
     param_specs = (
         ParamSpec("C", "float", low=0, closed="neither", metavar="C", help="inverse L2 strength"),
         ParamSpec("max_iter", "int", low=1, metavar="N", help="L-BFGS budget"),
@@ -85,18 +116,12 @@ class OneVsAllLogistic(Classifier):
         from scipy.optimize import minimize
 
         self._validate_params()
-        X = self._check_X(X, fitting=True)
-        y = self._check_y(X, y)
-        self.classes_ = np.unique(y)
-        self.n_features_in_ = X.shape[1]
+        X, y = self._validate_training_data(X, y)
         X = np.ascontiguousarray(X, dtype=self.dtype)
         n_classes, d = self.classes_.size, X.shape[1]
-        self.coef_ = np.zeros((n_classes, d))
-        self.intercept_ = np.zeros(n_classes)
-        self.n_iter_ = np.zeros(n_classes, dtype=int)
         options = {"maxiter": int(self.max_iter), "gtol": self.tol, "maxcor": 10}
         if self.joint:
-            signs = np.where(y[:, None] == self.classes_[None, :], 1, -1).astype(X.dtype)
+            signs = np.where(y[:, None] == np.arange(n_classes)[None, :], 1, -1).astype(X.dtype)
             result = minimize(
                 binary_objective,
                 np.zeros(n_classes * (d + 1)),
@@ -105,13 +130,15 @@ class OneVsAllLogistic(Classifier):
                 method="L-BFGS-B",
                 options=options,
             )
-            self.coef_ = result.x[: d * n_classes].reshape(d, n_classes).T.copy()
-            self.intercept_ = result.x[d * n_classes :].copy()
             self.n_iter_ = np.full(n_classes, result.nit)
+            self.intercept_ = result.x[d * n_classes :].copy()
+            self.coef_ = result.x[: d * n_classes].reshape(d, n_classes).T.copy()
             return self
+        coef, intercept = np.zeros((n_classes, d)), np.zeros(n_classes)
+        self.n_iter_ = np.zeros(n_classes, dtype=int)
         signs = np.empty((X.shape[0], 1), dtype=X.dtype)
-        for k, cls in enumerate(self.classes_):
-            signs[:, 0] = np.where(y == cls, 1, -1)
+        for k in range(n_classes):
+            signs[:, 0] = np.where(y == k, 1, -1)
             result = minimize(
                 binary_objective,
                 np.zeros(d + 1),
@@ -120,19 +147,34 @@ class OneVsAllLogistic(Classifier):
                 method="L-BFGS-B",
                 options=options,
             )
-            self.coef_[k] = result.x[:-1]
-            self.intercept_[k] = result.x[-1]
+            coef[k] = result.x[:-1]
+            intercept[k] = result.x[-1]
             self.n_iter_[k] = result.nit
+        self.intercept_, self.coef_ = intercept, coef
         return self
 
-    def decision_function(self, X) -> np.ndarray:
+    def _margins(self, X) -> np.ndarray:
         """(n, n_classes) margins x . w_k + b_k."""
-        X = self._check_X(X)
+        X = self._validate_X(X)
         return X @ self.coef_.T + self.intercept_
 
+    def _log_scores(self, X) -> np.ndarray:
+        """(n, n_classes) log sigmoid(x . w_k + b_k): predict_proba normalizes their exps."""
+        return log_expit(self._margins(X))
+
+    def decision_function(self, X) -> np.ndarray:
+        """Margins x . w_k + b_k: (n, n_classes); (n,) for two classes, log sigmoid(m_1) -
+        log sigmoid(m_0) (which equals m_1 when the two mirror-image problems solve exactly)."""
+        margins = self._margins(X)
+        return (
+            log_expit(margins[:, 1]) - log_expit(margins[:, 0])
+            if margins.shape[1] == 2
+            else margins
+        )
+
     def predict_proba(self, X) -> np.ndarray:
-        """The K one-vs-rest sigmoids, normalized to sum to 1 per row."""
-        proba = expit(self.decision_function(X))
+        """The K one-vs-rest sigmoids, normalized to sum to 1 per row: (n, n_classes)."""
+        proba = expit(self._margins(X))
         proba /= proba.sum(axis=1, keepdims=True)
         return proba
 

@@ -1,4 +1,4 @@
-"""The multilayer perceptron as a scikit-learn-style estimator over the NumPy engine."""
+"""The multilayer perceptron as a scikit-learn estimator over the NumPy engine."""
 
 from __future__ import annotations
 
@@ -6,18 +6,17 @@ import numpy as np
 
 from mnistlab.data.prepare import train_validation_split
 from mnistlab.errors import UsageError
-from mnistlab.models.base import Classifier
+from mnistlab.models.base import LogScoreClassifier
 from mnistlab.models.params import (
     BATCH_SIZE,
     DTYPE,
     EPOCHS,
     L2,
     LEARNING_RATE,
-    SEED,
+    RANDOM_STATE,
     VALIDATION,
     ParamSpec,
 )
-from mnistlab.nn.functional import softmax
 from mnistlab.nn.init import get_initializer
 from mnistlab.nn.layers import get_activation
 from mnistlab.nn.model import Sequential, build_mlp
@@ -29,8 +28,8 @@ from mnistlab.train.trainer import Trainer
 #: the optimizer settings, and the optimizers that take each
 OPTIMIZER_SETTINGS = {
     "momentum": ("sgd", "momentum", "nesterov"),
-    "beta1": ("adam", "adamw"),
-    "beta2": ("adam", "adamw"),
+    "beta_1": ("adam", "adamw"),
+    "beta_2": ("adam", "adamw"),
     "rho": ("rmsprop",),
 }
 
@@ -41,37 +40,107 @@ def check_initializers(init) -> None:
         get_initializer(spec)
 
 
-def _decay_rate(name: str, help: str) -> ParamSpec:
+def _decay_rate(name: str, help: str, key: str = "") -> ParamSpec:
     """An optimizer's decay rate in [0, 1) (None: the optimizer's default)."""
-    return ParamSpec(name, "float", low=0, high=1, closed="left", none=True, help=help)
+    return ParamSpec(name, "float", low=0, high=1, closed="left", none=True, key=key, help=help)
 
 
-class MLPClassifier(Classifier):
+#: the optimizers' names for the estimator's optimizer settings
+OPTIMIZER_ARGUMENTS = {"momentum": "momentum", "beta_1": "beta1", "beta_2": "beta2", "rho": "rho"}
+
+
+class MLPClassifier(LogScoreClassifier):
     """A multilayer perceptron trained with minibatch gradient methods.
 
-    hidden: sizes of the hidden layers, e.g. (256, 128).
-    activation: relu, leaky_relu, sigmoid, tanh.
-    init: initializer name or config for every Dense layer, or a list with one per Dense layer;
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(256, 128)
+        Sizes of the hidden layers (configuration key and option: ``hidden``).
+    activation : str, default="relu"
+        relu, leaky_relu, sigmoid or tanh.
+    init : str, dict, list or None, default=None
+        Initializer name or config for every Dense layer, or a list with one per Dense layer;
         None chooses He for the ReLU family and Glorot otherwise.
-    batchnorm, dropout: BatchNorm after each hidden Dense; dropout rate after each activation.
-    optimizer: sgd, momentum, nesterov, rmsprop, adam, adamw; learning_rate; momentum for the
-        SGD family (default 0.9 for momentum and nesterov), beta1 and beta2 for Adam and AdamW,
-        rho for RMSprop (None: the optimizer's default).
-    l2: penalty 0.5 * l2 * ||W||^2 coupled to the loss; weight_decay: decoupled decay.
-    schedule: constant, linear, step, exponential, cosine.
-    early_stopping: patience in epochs (monitors val_loss when there is validation data).
-    validation: hold out this many (int) or this share (float) of the training rows when fit
-        gets no validation_data: the last rows, so that the split is the same for every seed.
-    seed: initialization, shuffling and dropout all derive from it; same seed, same weights.
+    batchnorm : bool, default=False
+        BatchNorm after each hidden Dense layer.
+    dropout : float, default=0.0
+        Dropout rate after each activation, in [0, 1).
+    leaky_slope : float, default=0.01
+        The slope of leaky_relu below zero.
+    optimizer : str, default="adam"
+        sgd, momentum, nesterov, rmsprop, adam or adamw.
+    learning_rate : float, default=1e-3
+        The initial learning rate (option ``--lr``); ``schedule`` changes it during training.
+    momentum : float or None, default=None
+        Momentum of the SGD family, in [0, 1) (None: 0.9 for momentum and nesterov).
+    beta_1, beta_2 : float or None, default=None
+        Adam's and AdamW's moment decays, in [0, 1) (None: 0.9 and 0.999; options
+        ``--beta1``, ``--beta2``).
+    rho : float or None, default=None
+        RMSprop's squared-gradient decay, in [0, 1) (None: 0.9).
+    batch_size : int, default=128
+        Rows per minibatch.
+    epochs : int, default=20
+        Passes over the training data.
+    l2 : float, default=0.0
+        Penalty ``0.5 * l2 * ||W||^2`` coupled to the mean loss.
+    weight_decay : float or None, default=None
+        Decoupled weight decay.
+    schedule : str, default="constant"
+        constant, linear, step, exponential or cosine.
+    early_stopping : int or None, default=None
+        Patience in epochs (monitors val_loss when there is validation data, else loss).
+    validation : int, float or None, default=None
+        Hold out this many (int) or this share (float) of the training rows when fit gets no
+        ``validation_data``: the last rows, so that the split is the same for every seed.
+    random_state : int, default=0
+        Initialization, shuffling and dropout all derive from it: same seed, same weights
+        (configuration key and option: ``seed``).
+    dtype : str, default="float32"
+        float32 or float64: the weights' and the computation's type.
+    progress : bool or None, default=False
+        Show a progress bar while training (None: only on a terminal).
+    blas_threads : int or None, default=None
+        Threads for the matrix products (None: chosen by the work of a step).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels seen in fit, sorted; output k of the network is ``classes_[k]``.
+    n_features_in_ : int
+        Features (pixels) of each row.
+    model_ : mnistlab.nn.Sequential
+        The trained network (its config and state arrays are what pickle and save keep).
+    trainer_ : mnistlab.train.Trainer
+        The trainer of the last fit (its optimizer state); not kept by pickle.
+    history_ : mnistlab.train.History
+        One record per epoch: loss, accuracy, validation metrics, learning rate, seconds.
+    n_epochs_run_ : int
+        Epochs trained (fewer than ``epochs`` after early stopping).
+    stop_reason_ : str
+        Why training stopped before ``epochs`` ("" if it did not).
+    diverged_ : bool
+        Whether training stopped at a non-finite loss.
+
+    Examples
+    --------
+    >>> from mnistlab.data import load_dataset
+    >>> digits = load_dataset("digits")
+    >>> x = digits.x_train.reshape(len(digits.x_train), -1) / digits.pixel_max
+    >>> model = MLPClassifier(hidden_layer_sizes=(32,), epochs=5).fit(x, digits.y_train)
+    >>> model.predict(x[:3]).shape
+    (3,)
     """
 
     model_name = "mlp"
     # its errors read like the run configuration's, which quote the bare value
     error_style = "python"
+    learned_attributes = ("classes_", "model_")
     param_specs = (
         ParamSpec(
-            "hidden",
+            "hidden_layer_sizes",
             "sizes",
+            key="hidden",
             requirement="positive layer sizes like 256,128",
             metavar="N,N,...",
             help="hidden layer sizes",
@@ -93,8 +162,8 @@ class MLPClassifier(Classifier):
         ParamSpec("optimizer", "name", choices=OPTIMIZER_NAMES, help="{choices}"),
         LEARNING_RATE,
         _decay_rate("momentum", "sgd, momentum, nesterov (default 0.9)"),
-        _decay_rate("beta1", "adam, adamw: first-moment decay (0.9)"),
-        _decay_rate("beta2", "adam, adamw: second-moment decay (0.999)"),
+        _decay_rate("beta_1", "adam, adamw: first-moment decay (0.9)", key="beta1"),
+        _decay_rate("beta_2", "adam, adamw: second-moment decay (0.999)", key="beta2"),
         _decay_rate("rho", "rmsprop: squared-gradient decay (0.9)"),
         BATCH_SIZE,
         EPOCHS,
@@ -112,7 +181,7 @@ class MLPClassifier(Classifier):
             metavar="PATIENCE",
         ),
         VALIDATION,
-        SEED,
+        RANDOM_STATE,
         DTYPE,
         ParamSpec("progress", "bool", none=True, key=None),
         ParamSpec("blas_threads", "int", low=1, none=True, key=None),
@@ -120,7 +189,7 @@ class MLPClassifier(Classifier):
 
     def __init__(
         self,
-        hidden=(256, 128),
+        hidden_layer_sizes=(256, 128),
         activation: str = "relu",
         init=None,
         batchnorm: bool = False,
@@ -129,8 +198,8 @@ class MLPClassifier(Classifier):
         optimizer: str = "adam",
         learning_rate: float = 1e-3,
         momentum: float | None = None,
-        beta1: float | None = None,
-        beta2: float | None = None,
+        beta_1: float | None = None,
+        beta_2: float | None = None,
         rho: float | None = None,
         batch_size: int = 128,
         epochs: int = 20,
@@ -139,12 +208,12 @@ class MLPClassifier(Classifier):
         schedule: str = "constant",
         early_stopping: int | None = None,
         validation: int | float | None = None,
-        seed: int = 0,
+        random_state: int = 0,
         dtype: str = "float32",
         progress: bool | None = False,
         blas_threads: int | None = None,
     ) -> None:
-        self.hidden = hidden
+        self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.init = init
         self.batchnorm = batchnorm
@@ -153,8 +222,8 @@ class MLPClassifier(Classifier):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.momentum = momentum
-        self.beta1 = beta1
-        self.beta2 = beta2
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
         self.rho = rho
         self.batch_size = batch_size
         self.epochs = epochs
@@ -163,7 +232,7 @@ class MLPClassifier(Classifier):
         self.schedule = schedule
         self.early_stopping = early_stopping
         self.validation = validation
-        self.seed = seed
+        self.random_state = random_state
         self.dtype = dtype
         self.progress = progress
         self.blas_threads = blas_threads
@@ -172,7 +241,7 @@ class MLPClassifier(Classifier):
 
     def _build(self, n_features: int, n_classes: int) -> Sequential:
         model = build_mlp(
-            list(self.hidden),
+            list(self.hidden_layer_sizes),
             n_classes,
             activation=self.activation,
             init=self.init,
@@ -180,13 +249,14 @@ class MLPClassifier(Classifier):
             dropout=self.dropout,
             leaky_slope=self.leaky_slope,
         )
-        return model.build(n_features, seed=self.seed, dtype=self.dtype)
+        return model.build(n_features, seed=self.random_state, dtype=self.dtype)
 
     def _make_trainer(self, model: Sequential, n_train: int, callbacks=()) -> Trainer:
-        options = {}
-        for key in ("momentum", "beta1", "beta2", "rho"):
-            if getattr(self, key) is not None:
-                options[key] = getattr(self, key)
+        options = {
+            argument: getattr(self, name)
+            for name, argument in OPTIMIZER_ARGUMENTS.items()
+            if getattr(self, name) is not None
+        }
         if self.weight_decay is not None:
             options["weight_decay"] = self.weight_decay
         optimizer = get_optimizer(
@@ -222,11 +292,7 @@ class MLPClassifier(Classifier):
 
     def _prepare(self, X, y, validation_data):
         self._validate_params()
-        X = self._check_X(X, fitting=True)
-        y = self._check_y(X, y)
-        self.classes_ = np.unique(y)
-        self.n_features_in_ = X.shape[1]
-        y_index = np.searchsorted(self.classes_, y)
+        X, y_index = self._validate_training_data(X, y)
         if validation_data is None and self.validation is not None:
             X, y_index, x_val, y_val = train_validation_split(X, y_index, self.validation)
             validation_data = (x_val, self.classes_[y_val])
@@ -238,12 +304,22 @@ class MLPClassifier(Classifier):
     # ------------------------------------------------------------------ fitting
 
     def fit(self, X, y, validation_data=None, callbacks=(), checkpoint=None, resume_from=None):
-        """Train on X: (n, features), y: (n,) labels. Returns self.
+        """Train on X (n, features) and y (n,) labels. Returns self.
 
-        validation_data: (X_val, y_val) evaluated after every epoch.
-        callbacks: extra Callback objects.
-        checkpoint: a path; the trainer saves there every epoch and on Ctrl-C.
-        resume_from: a checkpoint path to continue from (same data and parameters).
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training rows (images are flattened to rows of pixels).
+        y : array-like of shape (n_samples,)
+            Labels: any sortable values.
+        validation_data : tuple (X_val, y_val) or None
+            Evaluated after every epoch (and watched by early stopping).
+        callbacks : sequence of mnistlab.train.Callback
+            Extra callbacks.
+        checkpoint : path or None
+            Where the trainer saves a checkpoint every epoch and on Ctrl-C.
+        resume_from : path or None
+            A checkpoint to continue from (same data and parameters).
         """
         X, y_index, validation_data = self._prepare(X, y, validation_data)
         self.model_ = self._build(X.shape[1], self.classes_.size)
@@ -260,7 +336,7 @@ class MLPClassifier(Classifier):
             validation=validation_data,
             epochs=int(self.epochs),
             batch_size=int(self.batch_size),
-            seed=self.seed,
+            seed=self.random_state,
         )
         self.history_ = self.trainer_.history
         self.n_epochs_run_ = len(self.history_)
@@ -270,20 +346,42 @@ class MLPClassifier(Classifier):
 
     # ------------------------------------------------------------------ inference
 
-    def decision_function(self, X) -> np.ndarray:
-        """Logits: (n, n_classes)."""
-        X = self._check_X(X)
+    def _log_scores(self, X) -> np.ndarray:
+        """The network's logits: (n, n_classes) in the model's dtype."""
+        X = self._validate_X(X)
         return self.model_.predict_logits(X)
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities: (n, n_classes), rows sum to 1."""
-        return softmax(self.decision_function(X))
-
     def summary(self) -> str:
+        """The network's layers, output shapes and parameter counts (a Keras-style table)."""
         self._check_fitted()
         return self.model_.summary()
 
+    # ------------------------------------------------------------------ pickle
+
+    def __getstate__(self) -> dict:
+        # the trainer holds SciPy's BLAS handles and the optimizer's buffers, which only fit
+        # needs; the network travels as its config and arrays, without BLAS settings or the
+        # layers' work buffers (a forward pass makes them again)
+        state = dict(super().__getstate__())
+        state.pop("trainer_", None)
+        network = state.pop("model_", None)
+        if network is not None:
+            state["model_"] = {"config": network.config(), "arrays": network.state_arrays()}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        network = state.pop("model_", None)
+        super().__setstate__(state)
+        if network is not None:
+            self.model_ = self._network(network["config"], network["arrays"], "the pickle")
+
     # ------------------------------------------------------------------ persistence
+
+    def _network(self, config: dict, arrays: dict, where: str) -> Sequential:
+        network = Sequential.from_config(config, seed=self.random_state)
+        network.load_state_arrays(arrays, where=where)
+        return network
 
     def _extra_meta(self):
         return {"architecture": self.model_.config()}
@@ -292,5 +390,4 @@ class MLPClassifier(Classifier):
         return self.model_.state_arrays()
 
     def _restore(self, meta, arrays):
-        self.model_ = Sequential.from_config(meta["architecture"], seed=self.seed)
-        self.model_.load_state_arrays(arrays, where="weights.npz")
+        self.model_ = self._network(meta["architecture"], arrays, "weights.npz")

@@ -199,7 +199,9 @@ def validate_params(specs, values: dict, style: str = "python") -> None:
 
 # ---------------------------------------------------------------------- shared by estimators
 
-SEED = ParamSpec("seed", "int", low=0)
+#: the seed, under scikit-learn's name on the estimators; the run configuration and `mnistlab
+#: train` call it seed
+RANDOM_STATE = ParamSpec("random_state", "int", low=0, key="seed")
 DTYPE = ParamSpec(
     "dtype", "choice", choices=("float32", "float64"), requirement="float32 or float64"
 )

@@ -46,7 +46,11 @@ def load_model(folder: str | os.PathLike) -> Classifier:
         )
     if meta.get("model") not in MODELS:
         raise DataError(f"{meta_path}: unknown model {meta.get('model')!r}")
-    model = MODELS[meta["model"]](**meta["params"])
+    cls = MODELS[meta["model"]]
+    arguments, unknown = _arguments(cls, meta["params"])
+    if unknown:
+        raise DataError(f"{meta_path}: {cls.__name__} has no parameters {sorted(unknown)}")
+    model = cls(**arguments)
     arrays, _ = load_npz(folder / "weights.npz")
     model.classes_ = np.asarray(meta["classes"])
     model.n_features_in_ = int(meta["n_features_in"])
@@ -55,3 +59,17 @@ def load_model(folder: str | os.PathLike) -> Classifier:
     except (KeyError, ValueError) as exc:
         raise DataError(f"{folder / 'weights.npz'}: does not fit model.json ({exc})") from None
     return model
+
+
+def _arguments(cls: type[Classifier], params: dict) -> tuple[dict, set]:
+    """model.json's parameters as cls's arguments, and the names it does not know. Files
+    written before the estimators took scikit-learn's names hold the configuration keys instead
+    (seed, k, hidden, beta1, beta2); layer sizes, a list in JSON, are a tuple on the estimator."""
+    arguments, known = {}, set()
+    for spec in cls.param_specs:
+        for name in (spec.name, spec.key):
+            if name in params:
+                value = params[name]
+                arguments[spec.name] = tuple(value) if spec.kind == "sizes" else value
+                known.add(name)
+    return arguments, set(params) - known

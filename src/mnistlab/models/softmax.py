@@ -14,8 +14,16 @@ import time
 import numpy as np
 
 from mnistlab.metrics import log_loss
-from mnistlab.models.base import Classifier
-from mnistlab.models.params import BATCH_SIZE, DTYPE, EPOCHS, L2, LEARNING_RATE, SEED, ParamSpec
+from mnistlab.models.base import LogScoreClassifier
+from mnistlab.models.params import (
+    BATCH_SIZE,
+    DTYPE,
+    EPOCHS,
+    L2,
+    LEARNING_RATE,
+    RANDOM_STATE,
+    ParamSpec,
+)
 from mnistlab.nn import Dense, Sequential
 from mnistlab.nn.functional import softmax
 from mnistlab.optim import SGD
@@ -42,19 +50,56 @@ def softmax_loss_and_gradient(weights, bias, X, onehot, l2: float = 0.0):
     return loss, grad_w, delta.sum(axis=0), probs
 
 
-class SoftmaxRegression(Classifier):
-    """Multinomial logistic regression.
+class SoftmaxRegression(LogScoreClassifier):
+    """Multinomial logistic regression: ``p(y = k | x) = softmax(x W + b)_k``.
 
-    solver: "sgd" (minibatches, `epochs` passes, linear decay from learning_rate to
-        final_learning_rate over all steps) or "gd" (full batch, `iterations` steps).
-    l2: penalty 0.5 * l2 * ||W||^2 (the intercept is not penalized).
-    record_every: for "gd", record loss and accuracy every this many iterations.
-    Learned: coef_ (n_classes, n_features) -- viewable as images --, intercept_, history_.
+    Parameters
+    ----------
+    solver : {"sgd", "gd"}, default="sgd"
+        "sgd": minibatches, ``epochs`` passes, the learning rate decaying linearly from
+        ``learning_rate`` to ``final_learning_rate`` over all steps; "gd": full-batch gradient
+        descent, ``iterations`` steps.
+    learning_rate : float, default=0.5
+        The initial learning rate (option ``--lr``).
+    final_learning_rate : float or None, default=0.005
+        The learning rate of the last step (option ``--final-lr``); None keeps it constant.
+    epochs : int, default=10
+        Passes over the data for "sgd".
+    iterations : int, default=1000
+        Steps of "gd".
+    batch_size : int, default=100
+        Rows per minibatch for "sgd".
+    l2 : float, default=0.0
+        Penalty ``0.5 * l2 * ||W||^2`` (the intercept is not penalized).
+    record_every : int, default=10
+        For "gd": record loss and accuracy every this many iterations.
+    random_state : int, default=0
+        Seeds the order of the minibatches (configuration key and option: ``seed``).
+    dtype : str, default="float32"
+        float32 or float64: the weights' and the computation's type.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels seen in fit, sorted.
+    n_features_in_ : int
+        Features (pixels) of each row.
+    coef_ : ndarray of shape (n_classes, n_features)
+        One weight vector per class (viewable as an image).
+    intercept_ : ndarray of shape (n_classes,)
+        The biases.
+    history_ : mnistlab.train.History
+        Loss and accuracy per epoch ("sgd") or every ``record_every`` iterations ("gd").
+    n_iter_ : int
+        Steps taken.
+    stop_reason_ : str
+        Why training stopped early ("" if it did not).
     """
 
     model_name = "softmax"
     # its errors read like the run configuration's, which quote the bare value
     error_style = "python"
+    learned_attributes = ("classes_", "coef_", "intercept_")
     param_specs = (
         ParamSpec(
             "solver",
@@ -78,7 +123,7 @@ class SoftmaxRegression(Classifier):
         BATCH_SIZE,
         L2,
         ParamSpec("record_every", "int", low=1, key=None),
-        SEED,
+        RANDOM_STATE,
         DTYPE,
     )
 
@@ -92,7 +137,7 @@ class SoftmaxRegression(Classifier):
         batch_size: int = 100,
         l2: float = 0.0,
         record_every: int = 10,
-        seed: int = 0,
+        random_state: int = 0,
         dtype: str = "float32",
     ) -> None:
         self.solver = solver
@@ -103,19 +148,16 @@ class SoftmaxRegression(Classifier):
         self.batch_size = batch_size
         self.l2 = l2
         self.record_every = record_every
-        self.seed = seed
+        self.random_state = random_state
         self.dtype = dtype
 
     def fit(self, X, y, validation_data=None):
-        """Fit on X: (n, features), y: (n,). validation_data is recorded in the history."""
+        """Fit on X (n, features) and y (n,) labels; (X_val, y_val) in ``validation_data`` is
+        evaluated into the history. Returns self."""
         self._validate_params()
-        X = self._check_X(X, fitting=True)
-        y = self._check_y(X, y)
-        self.classes_ = np.unique(y)
-        self.n_features_in_ = X.shape[1]
+        X, y_index = self._validate_training_data(X, y)
         dtype = np.dtype(self.dtype)
         X = np.ascontiguousarray(X, dtype=dtype)
-        y_index = np.searchsorted(self.classes_, y)
         if validation_data is not None:
             x_val, y_val = self._check_validation(X, validation_data)
             validation_data = (x_val.astype(dtype, copy=False), y_val)
@@ -127,7 +169,7 @@ class SoftmaxRegression(Classifier):
 
     def _fit_sgd(self, X, y, validation):
         model = Sequential([Dense(self.classes_.size, init="zeros")])
-        model.build(X.shape[1], seed=self.seed, dtype=self.dtype)
+        model.build(X.shape[1], seed=self.random_state, dtype=self.dtype)
         steps = -(-X.shape[0] // self.batch_size) * self.epochs
         final = self.final_learning_rate
         schedule = LinearDecay(
@@ -148,7 +190,7 @@ class SoftmaxRegression(Classifier):
             validation=validation,
             epochs=self.epochs,
             batch_size=self.batch_size,
-            seed=self.seed,
+            seed=self.random_state,
         )
         dense = model.layers[0]
         self.coef_ = dense.weight.data.T.copy()
@@ -210,12 +252,10 @@ class SoftmaxRegression(Classifier):
             final_learning_rate=self.final_learning_rate,
         )
 
-    def decision_function(self, X) -> np.ndarray:
-        X = self._check_X(X)
+    def _log_scores(self, X) -> np.ndarray:
+        """The logits x W + b: (n, n_classes)."""
+        X = self._validate_X(X)
         return X.astype(self.coef_.dtype, copy=False) @ self.coef_.T + self.intercept_
-
-    def predict_proba(self, X) -> np.ndarray:
-        return softmax(self.decision_function(X))
 
     def _arrays(self):
         return {"coef": self.coef_, "intercept": self.intercept_}
