@@ -14,12 +14,31 @@ from mnistlab.errors import DataError
 class Dataset:
     """A train/test split of images with integer labels.
 
-    x_train: (n_train, height, width) images, uint8 for the usual 0-255 files (other IDX element
-        types keep their type); x_test likewise.
-    y_train, y_test: (n,) int64 labels in [0, n_classes).
-    class_names: one name per class index.
-    pixel_max: the value that maps to 1.0 when scaling (255 for bytes, 16 for `digits`).
-    source: where the data came from (a folder, a file, or a named dataset's location).
+    Built by `load_dataset` (or `make_dataset`, which checks the arrays first).
+
+    Parameters
+    ----------
+    name : str
+        The dataset's name ("fashion-mnist", "digits", or the folder's name).
+    x_train : ndarray, shape (n_train, height, width)
+        Training images: uint8 for the usual 0-255 files (other IDX element types keep their
+        type).
+    y_train : ndarray of int64, shape (n_train,)
+        Their labels, in [0, n_classes).
+    x_test : ndarray, shape (n_test, height, width)
+        Test images, of the same shape and type.
+    y_test : ndarray of int64, shape (n_test,)
+        Their labels.
+    class_names : tuple of str
+        One name per class index.
+    pixel_max : float
+        The value that maps to 1.0 when scaling (255 for bytes, 16 for ``digits``).
+    source : str
+        Where the data came from (a folder, a file, or a named dataset's location).
+    format : str
+        The file format it was read from ("idx", "csv", "png", "npz", ...).
+    meta : dict
+        Anything else the reader recorded.
     """
 
     name: str
@@ -35,22 +54,27 @@ class Dataset:
 
     @property
     def n_train(self) -> int:
+        """Number of training images."""
         return int(self.x_train.shape[0])
 
     @property
     def n_test(self) -> int:
+        """Number of test images."""
         return int(self.x_test.shape[0])
 
     @property
     def image_shape(self) -> tuple[int, ...]:
+        """(height, width) of one image."""
         return tuple(int(s) for s in self.x_train.shape[1:])
 
     @property
     def n_classes(self) -> int:
+        """Number of classes (of class names)."""
         return len(self.class_names)
 
     @property
     def n_features(self) -> int:
+        """Pixels per image: the width of a flattened row (height * width)."""
         return int(np.prod(self.image_shape))
 
     def class_counts(self, split: str = "train") -> np.ndarray:
@@ -148,7 +172,9 @@ def make_dataset(
 
     Checks: non-empty splits, equal image/label counts, integer non-negative labels, equal image
     shapes in both splits, and test labels that all occur in the training labels. Without
-    `class_names`, the classes are the distinct labels present (see _classes_present).
+    `class_names`, the classes are the distinct labels present (see ``_classes_present``).
+    `where` names the data in every DataError; `pixel_max` None is 255 for uint8 images and
+    for values up to 255, otherwise the largest value.
     """
     y_train = check_labels(y_train, f"{where} (train labels)")
     y_test = check_labels(y_test, f"{where} (test labels)")

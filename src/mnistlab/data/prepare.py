@@ -37,14 +37,22 @@ def flatten(images: np.ndarray) -> np.ndarray:
 class Standardizer:
     """Per-feature standardization whose statistics come from the training split only.
 
-    fit(x_train) learns mean_ and scale_ (std, with features of zero variance left unscaled);
-    transform(x) returns (x - mean_) / scale_.
+    ``fit(x_train)`` learns ``mean_`` and ``scale_`` (the standard deviation, 1 for features
+    of no variance, which are left unscaled); ``transform(x)`` returns
+    ``(x - mean_) / scale_``.
+
+    Parameters
+    ----------
+    eps : float
+        A standard deviation at or below this counts as no variance.
     """
 
     def __init__(self, eps: float = 1e-8) -> None:
         self.eps = eps
 
     def fit(self, x: np.ndarray) -> Standardizer:
+        """Learn ``mean_`` and ``scale_``, each (n_features,), from x: (n, ...) of any shape
+        after the first axis (flattened per image). Returns self."""
         x = x.reshape(x.shape[0], -1)
         self.mean_ = x.mean(axis=0, dtype=np.float64).astype(x.dtype)
         std = x.std(axis=0, dtype=np.float64)
@@ -52,6 +60,7 @@ class Standardizer:
         return self
 
     def transform(self, x: np.ndarray) -> np.ndarray:
+        """``(x - mean_) / scale_``: a new array of x's shape, in the fitted statistics' dtype."""
         shape = x.shape
         flat = x.reshape(shape[0], -1)
         out = np.subtract(flat, self.mean_, dtype=self.mean_.dtype)
@@ -59,6 +68,7 @@ class Standardizer:
         return out.reshape(shape)
 
     def fit_transform(self, x: np.ndarray) -> np.ndarray:
+        """`fit` on x, then `transform` it."""
         return self.fit(x).transform(x)
 
 
@@ -115,10 +125,30 @@ def train_validation_split(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Hold out a validation split from the training data.
 
-    validation: a count (the last N images, as seeds 000 and 002 hold out the last 10,000) or a
+    Parameters
+    ----------
+    x : ndarray, shape (n, ...)
+        The training rows (or images).
+    y : ndarray, shape (n,)
+        Their labels.
+    validation : int or float
+        A count (the last N rows, as seeds 000 and 002 hold out the last 10,000) or a
         fraction in (0, 1).
-    stratify: draw the held-out images per class with `seed` instead of taking the last ones.
-    Returns (x_train, y_train, x_val, y_val); the unstratified split returns views (no copies).
+    stratify : bool
+        Draw the held-out rows per class with `seed` instead of taking the last ones.
+    seed : int, numpy.random.Generator or None
+        The draw of a stratified split.
+
+    Returns
+    -------
+    x_train, y_train, x_val, y_val : ndarray
+        The kept and the held-out rows and labels; the unstratified split returns views (no
+        copies).
+
+    Raises
+    ------
+    UsageError
+        For a count that leaves no row on either side, or a fraction outside (0, 1).
     """
     count = _validation_count(validation, x.shape[0])
     if not stratify:

@@ -43,6 +43,7 @@ class DatasetSpec:
 
     @property
     def n_classes(self) -> int:
+        """Number of classes (of class names)."""
         return len(self.class_names)
 
 

@@ -85,6 +85,8 @@ def download_dir(spec: DatasetSpec, data_dir: str | os.PathLike | None = None) -
 
 
 def not_found_error(spec: DatasetSpec, data_dir, *, offline: bool) -> DatasetNotFoundError:
+    """The DatasetNotFoundError for `spec`: every folder looked in, and whether a download was
+    skipped because of `offline`."""
     looked = ", ".join(str(d) for d in candidate_dirs(spec.name, data_dir))
     why = "offline, so not downloaded" if offline else "not downloaded"
     return DatasetNotFoundError(
