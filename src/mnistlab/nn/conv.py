@@ -223,7 +223,8 @@ class Conv2D(Layer):
         return padded
 
     def _padded_buffer(self, key: str, batch: int) -> np.ndarray:
-        """A (batch, *padded input shape) work buffer, zero when first made."""
+        """A work buffer of a padded input's shape, (batch, padded_h, padded_w, channels), zero
+        when first made."""
         return self._buffer(key, (batch, *self._padded_shape), fill=0)
 
     def _kernel_matrix(self, kernel: np.ndarray) -> np.ndarray:

@@ -48,7 +48,7 @@ class Sequential:
         one example without the batch, such as (28, 28, 1) for images (height, width,
         channels: the image layers work channels last). An image model's forward also takes
         the images as rows of input_features values (what the Trainer hands it), and
-        reshapes them, without a copy, into (batch, *input_shape).
+        reshapes them, without a copy, into ``(batch, *input_shape)``.
 
         Dropout layers draw their masks from a separate Generator (`dropout_rng`), seeded from
         the same seed, so that a checkpoint can save and restore it.
@@ -87,7 +87,7 @@ class Sequential:
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Outputs (batch, output_features) for x: (batch, input_features), or for an image
-        model also (batch, *input_shape)."""
+        model also ``(batch, *input_shape)``."""
         x = self._check_input(x)
         for layer in self.layers:
             x = layer.forward(x, training)

@@ -16,12 +16,26 @@ import numpy as np
 class Parameter:
     """A trainable array and its gradient.
 
-    data: the values (a view into a flat buffer once the model is built).
-    grad: same shape as data; filled by the owning layer's backward().
-    decay: whether L2 / weight decay applies (True for weights, False for biases and BN).
-    gemm_gradient: whether the owning layer computes the gradient with a GEMM that can write to a
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The values; a view into its ParameterSet's flat ``data`` buffer once the model is built.
+    name : str
+        The name its layer gives it ("W", "b", "gamma", ...), used in saved arrays' keys.
+    decay : bool
+        Whether L2 and weight decay apply to it (True for weights, False for biases and
+        BatchNorm's scale and shift).
+    gemm_gradient : bool
+        Whether the owning layer computes its gradient with a GEMM that can write to a
         GradientSink (a Dense layer's weights).
-    offset: where the parameter starts in its ParameterSet's flat buffers (set by the set).
+
+    Attributes
+    ----------
+    grad : numpy.ndarray
+        The gradient, of data's shape, filled by the owning layer's backward(); a view into the
+        flat ``grad`` buffer once the model is built.
+    offset : int
+        Where the parameter starts in its ParameterSet's flat buffers (set by the set).
     """
 
     def __init__(
