@@ -16,7 +16,7 @@ weight_decay is *decoupled* decay (p -= lr * wd * p, AdamW-style) and applies on
 (the first params.n_decay entries). The L2 penalty coupled to the loss (the trainer's `l2`) is
 given to step(): its gradient l2 * W joins the weights' gradients there.
 
-One step, as the trainer runs it:
+One step, as the trainer runs it::
 
     sink = optimizer.gradient_sink(l2)   # None for every optimizer but fused SGD
     model.backward(grad_of_loss, sink)
@@ -68,7 +68,18 @@ def _axpy(dtype):
 
 
 class Optimizer:
-    """Base class. Subclasses implement _update(lr)."""
+    """The base of every optimizer: the parameters, the learning rate, decoupled weight decay
+    and the step count; a subclass implements ``_update(lr)`` (and declares its slot arrays).
+
+    Parameters
+    ----------
+    params : ParameterSet, Parameter or iterable of Parameter
+        What it updates (a list is gathered into a ParameterSet: one flat buffer).
+    learning_rate : float
+        The step size (> 0); a schedule may change ``learning_rate`` between steps.
+    weight_decay : float
+        Decoupled decay of the weights, ``W -= lr * weight_decay * W`` before the step.
+    """
 
     name = "optimizer"
 
@@ -84,6 +95,7 @@ class Optimizer:
         self._axpy = _axpy(params.dtype)
 
     def zero_grad(self) -> None:
+        """Set every gradient to zero (the backward pass overwrites them anyway)."""
         self.params.grad.fill(0)
 
     @property
@@ -145,6 +157,7 @@ class Optimizer:
         raise NotImplementedError
 
     def config(self) -> dict:
+        """The optimizer's name and settings, JSON-ready (a checkpoint records them)."""
         return {
             "name": self.name,
             "learning_rate": self.learning_rate,
@@ -156,6 +169,7 @@ class Optimizer:
         return {"iterations": self.iterations, **{k: v for k, v in self._slots().items()}}
 
     def load_state_dict(self, state: dict) -> None:
+        """Put back what `state_dict` returned (UsageError for slots of another shape)."""
         self.iterations = int(state["iterations"])
         for key, array in self._slots().items():
             if state[key].shape != array.shape:
@@ -169,14 +183,24 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent, with optional momentum and Nesterov momentum.
+    """Stochastic gradient descent, with optional momentum and Nesterov momentum::
 
-    plain:     p -= lr * g
-    momentum:  v = mu * v + g;  p -= lr * v
-    nesterov:  v = mu * v + g;  p -= lr * (g + mu * v)
+        plain:     p -= lr * g
+        momentum:  v = mu * v + g;  p -= lr * v
+        nesterov:  v = mu * v + g;  p -= lr * (g + mu * v)
 
-    fused: plain SGD and momentum apply the weights' part of the step inside their gradient
-    GEMMs (a GradientSink, see the module's docstring); False writes the gradients to .grad.
+    Parameters
+    ----------
+    params, learning_rate, weight_decay
+        As for `Optimizer`.
+    momentum : float
+        mu, in [0, 1); 0 is plain SGD.
+    nesterov : bool
+        Nesterov's momentum (needs momentum > 0).
+    fused : bool
+        Plain SGD and momentum apply the weights' part of the step inside their gradient
+        GEMMs (a GradientSink, see the module's docstring); False writes the gradients to
+        ``.grad`` like every other optimizer.
     """
 
     name = "sgd"
@@ -217,12 +241,16 @@ class SGD(Optimizer):
 
     @property
     def uses_gradient_sink(self):
+        """True when fused and not Nesterov, and every weight's gradient comes from a GEMM."""
         # Nesterov's step reads the gradient itself, not only the velocity; and every weight's
         # gradient must come from a GEMM that can write to the sink
         params = self.params
         return self.fused and not self.nesterov and params.n_decay > 0 and params.weights_take_sink
 
     def gradient_sink(self, l2=0.0):
+        """The sink with this step's coefficients: plain SGD ``alpha = -lr``,
+        ``beta = 1 - lr * (weight_decay + l2)``; momentum ``alpha = 1``, ``beta = mu`` (the
+        velocity's update). None when `uses_gradient_sink` is False."""
         if not self.uses_gradient_sink:
             return None
         lr, sink = self.learning_rate, self._sink
@@ -256,6 +284,7 @@ class SGD(Optimizer):
         self._axpy(v, data, a=-lr)
 
     def config(self):
+        """The base settings with momentum, nesterov and fused."""
         return {
             **super().config(),
             "momentum": self.momentum,
@@ -268,7 +297,17 @@ class SGD(Optimizer):
 
 
 class RMSprop(Optimizer):
-    """s = rho * s + (1 - rho) * g^2;  p -= lr * g / (sqrt(s) + eps)."""
+    """RMSprop: ``s = rho * s + (1 - rho) * g^2;  p -= lr * g / (sqrt(s) + eps)``.
+
+    Parameters
+    ----------
+    params, learning_rate, weight_decay
+        As for `Optimizer`.
+    rho : float
+        The decay of the squared-gradient average, in [0, 1).
+    eps : float
+        Added to the root (> 0), as Keras and PyTorch add it.
+    """
 
     name = "rmsprop"
 
@@ -298,6 +337,7 @@ class RMSprop(Optimizer):
         self._axpy(direction, data, a=-lr)
 
     def config(self):
+        """The base settings with rho and eps."""
         return {**super().config(), "rho": self.rho, "eps": self.eps}
 
     def _slots(self):
@@ -305,25 +345,35 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam with bias correction (Kingma & Ba), as torch.optim.Adam computes it:
+    """Adam with bias correction (Kingma & Ba), as torch.optim.Adam computes it::
 
-    m = b1 * m + (1 - b1) * g;   v = b2 * v + (1 - b2) * g^2
-    p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+        m = b1 * m + (1 - b1) * g;   v = b2 * v + (1 - b2) * g^2
+        p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
     Without the correction the first steps are too small by 1/(1 - b1^t) for m, and the step
     direction is scaled wrongly while v warms up: an uncorrected Adam can take steps far from
     lr in size early on and diverge.
 
     The moments are kept scaled, so that a step needs no pass over them for the decay:
-    m = m_scaled * b1^k and v = v_scaled * b2^k, where k = iterations % FLUSH_EVERY is the number
-    of steps since the decay was last applied. A step adds (1 - b1) / b1^k * g to m_scaled (and
-    likewise for v), which is the same m; every FLUSH_EVERY steps m_scaled *= b1^FLUSH_EVERY and
-    k starts again from 0. Seven passes over the parameters a step instead of nine. Not
-    bit-identical to applying the decay every step (rounding differs in the last place; the
-    tests compare both with Adam as written, and with PyTorch). For betas so small that
-    b^FLUSH_EVERY < MIN_SCALE (1/b^k would grow too large; b = 0 is allowed) the decay is
-    applied every step instead. `m` and `v` give the moments; state_dict() holds the scaled
-    arrays (m_scaled, v_scaled), so that a resumed run continues bit for bit.
+    ``m = m_scaled * b1^k`` and ``v = v_scaled * b2^k``, where ``k = iterations % FLUSH_EVERY``
+    is the number of steps since the decay was last applied. A step adds
+    ``(1 - b1) / b1^k * g`` to ``m_scaled`` (and likewise for v), which is the same m; every
+    FLUSH_EVERY steps ``m_scaled *= b1^FLUSH_EVERY`` and k starts again from 0. Seven passes
+    over the parameters a step instead of nine. Not bit-identical to applying the decay every
+    step (rounding differs in the last place; the tests compare both with Adam as written, and
+    with PyTorch). For betas so small that ``b^FLUSH_EVERY < MIN_SCALE`` (``1/b^k`` would grow
+    too large; b = 0 is allowed) the decay is applied every step instead. `m` and `v` give the
+    moments; ``state_dict()`` holds the scaled arrays (``m_scaled``, ``v_scaled``), so that a
+    resumed run continues bit for bit.
+
+    Parameters
+    ----------
+    params, learning_rate, weight_decay
+        As for `Optimizer`.
+    beta1, beta2 : float
+        The decays of the first and second moments, in [0, 1).
+    eps : float
+        Added to the root of the second moment (> 0).
     """
 
     name = "adam"
@@ -389,6 +439,7 @@ class Adam(Optimizer):
             v *= b2**k
 
     def config(self):
+        """The base settings with beta1, beta2 and eps."""
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
     def _slots(self):
@@ -396,8 +447,9 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov & Hutter): p -= lr * wd * p before the Adam
-    step, on the weights only. Default weight_decay 0.01, as torch.optim.AdamW."""
+    """Adam with decoupled weight decay (Loshchilov & Hutter): ``p -= lr * wd * p`` before the
+    Adam step, on the weights only. Default weight_decay 0.01, as torch.optim.AdamW; the other
+    parameters as for `Adam`."""
 
     name = "adamw"
 
@@ -422,7 +474,11 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 
 
 def get_optimizer(name: str, params, **kwargs) -> Optimizer:
-    """An optimizer by name: sgd, momentum, nesterov, rmsprop, adam, adamw."""
+    """An optimizer by name: sgd, momentum, nesterov, rmsprop, adam, adamw.
+
+    "momentum" and "nesterov" are SGD with momentum 0.9 unless `kwargs` give it; `kwargs` go to
+    the class's constructor. UsageError lists the valid names for an unknown one.
+    """
     key = name.lower()
     if key == "momentum":
         kwargs.setdefault("momentum", 0.9)

@@ -12,6 +12,16 @@ from mnistlab.errors import UsageError
 
 
 class Schedule:
+    """The base of every schedule: ``schedule(t)`` is the learning rate at counter t.
+
+    Parameters
+    ----------
+    learning_rate : float
+        The initial learning rate (> 0).
+    per : {"step", "epoch"}
+        What t counts: optimizer steps or completed epochs.
+    """
+
     name = "schedule"
 
     def __init__(self, learning_rate: float, per: str = "step") -> None:
@@ -23,13 +33,17 @@ class Schedule:
         self.per = per
 
     def __call__(self, t: int) -> float:
+        """The learning rate at step or epoch t (0-based)."""
         raise NotImplementedError
 
     def config(self) -> dict:
+        """The schedule's name and settings, JSON-ready."""
         return {"name": self.name, **vars(self)}
 
 
 class Constant(Schedule):
+    """The same learning rate at every t."""
+
     name = "constant"
 
     def __call__(self, t):
