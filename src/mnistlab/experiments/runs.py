@@ -34,6 +34,21 @@ from mnistlab.train.checkpoint import read_npz_meta, save_npz
 
 @dataclass
 class PreparedData:
+    """A run's data as its model takes it: the dataset, scaled to [0, 1] and flattened, with
+    the validation split held out of the training rows.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The dataset as loaded (its raw images: the report shows them).
+    x_train, y_train : ndarray
+        Training rows (n_train, n_features) in the run's dtype, and their labels (n_train,).
+    x_val, y_val : ndarray or None
+        The held-out rows and labels, or None without a validation split.
+    x_test, y_test : ndarray
+        Test rows (n_test, n_features) and labels (n_test,).
+    """
+
     dataset: Dataset
     x_train: np.ndarray
     y_train: np.ndarray
@@ -66,12 +81,14 @@ RunReport = Callable[[Path, PreparedData], Path]
 
 
 def default_run_dir(config: dict, root: str | Path = "runs") -> Path:
+    """A new run folder's path: ``root/<date>-<time>-<model>-<dataset>``."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     name = Path(str(config["dataset"])).name.replace(" ", "_") or "data"
     return Path(root) / f"{stamp}-{config['model']}-{name}"
 
 
 def machine() -> dict:
+    """The machine and versions a run ran on (Python, NumPy, platform, CPU, cores, mnistlab)."""
     return {
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -83,6 +100,8 @@ def machine() -> dict:
 
 
 def dataset_meta(dataset: Dataset) -> dict:
+    """A run's dataset.json: the dataset's name, source, format, class names, image shape,
+    pixel scale, split sizes and (from its registry entry) the box its images fill."""
     spec = REGISTRY.get(dataset.name)
     return {
         "box_fraction": spec.box_fraction if spec else 20 / 28,
@@ -153,6 +172,8 @@ def test_metrics(model, x_test, y_test, n_classes: int) -> dict:
 
 
 def epoch_line(logs: dict, epochs: int, label: str = "epoch") -> str:
+    """One epoch's record as the line `mnistlab train` prints: losses, accuracies, learning
+    rate and seconds."""
     parts = [
         f"{label} {logs['epoch']:>3}/{epochs}",
         f"loss {logs['loss']:.4f}",

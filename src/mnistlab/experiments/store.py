@@ -80,6 +80,7 @@ class RunStore:
                 time.sleep(0.01)
 
     def close(self) -> None:
+        """Close the database connection (leaving the ``with`` block does it too)."""
         self._connection.close()
 
     def __enter__(self) -> RunStore:
@@ -126,6 +127,8 @@ class RunStore:
         return self._write(insert)
 
     def finish(self, run_id: int, metrics: dict, history: list[dict] | None = None) -> None:
+        """Mark run `run_id` finished with its `metrics` (their ``machine`` entry kept in a
+        column of its own), its per-epoch `history` and its seconds since it started."""
         machine = metrics.get("machine")
         self._write(
             lambda c: c.execute(
@@ -161,6 +164,7 @@ class RunStore:
         return int(row[0])
 
     def fail(self, run_id: int, error: str) -> None:
+        """Mark run `run_id` failed, with the `error` that stopped it."""
         self._write(
             lambda c: c.execute(
                 "UPDATE runs SET status='failed', error=?, finished=?, seconds=? - started "
@@ -172,6 +176,8 @@ class RunStore:
     # ------------------------------------------------------------------ reading
 
     def get(self, run_id: int) -> dict:
+        """Run `run_id`'s row as a dict (config, metrics, history and machine decoded from
+        JSON); UsageError when there is none."""
         row = self._connection.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
             raise UsageError(f"no run with id {run_id} in {self.path}")
@@ -187,6 +193,9 @@ class RunStore:
     def list(
         self, *, study: str | None = None, sort: str = "id", status: str | None = None
     ) -> list[dict]:
+        """The rows, optionally of one `study` or `status`, sorted by `sort` (one of SORTABLE:
+        id and started ascending, accuracies descending, other metrics ascending; rows without
+        the metric last)."""
         if sort not in SORTABLE:
             raise UsageError(f"--sort must be one of {', '.join(SORTABLE)}, got {sort!r}")
         query, params = "SELECT * FROM runs", []
