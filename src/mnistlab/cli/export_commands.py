@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from mnistlab._io import check_destination
+from mnistlab.data.preprocess import Preprocessing
 from mnistlab.experiments.run_folder import read_json
 from mnistlab.export.onnx import OPSET, to_onnx
 from mnistlab.models import load_model
@@ -49,17 +50,23 @@ def cmd_export(args) -> int:
 
 
 def _run_metadata(run_dir: Path) -> dict[str, str]:
-    """What a program needs besides the graph to feed it pictures: from dataset.json."""
+    """What a program needs besides the graph to feed it pictures, each value as JSON text:
+    the dataset's name, class names, image shape, pixel_max, and its preprocessing style and
+    background (mnistlab.data.preprocess)."""
     dataset_path = run_dir / "dataset.json"
     if not dataset_path.exists():
         return {}
     dataset = read_json(dataset_path)
-    keys = ("name", "class_names", "image_shape", "pixel_max", "preprocess", "background")
-    return {
-        f"dataset_{key}" if key == "name" else key: json.dumps(dataset[key])
-        for key in keys
-        if key in dataset
+    preprocessing = Preprocessing.from_run(dataset)
+    meta = {
+        "dataset_name": dataset.get("name"),
+        "class_names": dataset.get("class_names"),
+        "image_shape": dataset.get("image_shape"),
+        "pixel_max": dataset.get("pixel_max"),
+        "preprocess": preprocessing.style,
+        "background": preprocessing.background,
     }
+    return {key: json.dumps(value) for key, value in meta.items()}
 
 
 __all__ = ["register"]

@@ -80,7 +80,7 @@ def k_neighbors(graph: GraphBuilder, model, x: str) -> str:
     breaks ties by the smaller training index.
     """
     train = np.asarray(model.train_x_, dtype=np.float32)
-    k = int(getattr(model, "n_neighbors", None) or model.k)  # `k` before the estimators' rename
+    k = int(model.n_neighbors)
     x64 = graph.cast(x, np.float64)
     train64 = graph.cast(graph.constant(train, "train_x"), np.float64)
     k_name = graph.constant(np.array([k], dtype=np.int64), "k")

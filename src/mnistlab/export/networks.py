@@ -3,9 +3,14 @@
 Each layer kind has one exporter, found by the layer's `kind` in LAYER_EXPORTERS (a network
 holding a kind without one is refused by name). Dense is a Gemm; a BatchNorm right after a
 Dense is folded into it (W' = W * s, b' = (b - mean) * s + beta with s = gamma / sqrt(var + eps)),
-or, with fold_batchnorm=False or anywhere else, exported as BatchNormalization; Dropout and
-Identity vanish at inference. The network's outputs are logits; the estimator's probabilities
-are their softmax (mnistlab.export.onnx adds it).
+or, with fold_batchnorm=False or anywhere else, exported as BatchNormalization; Dropout,
+SpatialDropout2D and Identity vanish at inference. The network's outputs are logits; the
+estimator's probabilities are their softmax (mnistlab.export.onnx adds it).
+
+Images: mnistlab's image layers work on NHWC arrays, ONNX's Conv and pooling on NCHW. The input
+rows are reshaped to the network's (height, width, channels) and transposed to NCHW once;
+Conv2D's kernel (kh, kw, in, out) becomes (out, in, kh, kw); Flatten transposes back to NHWC
+before flattening, so that the Dense layers after it see the features in mnistlab's order.
 """
 
 from __future__ import annotations
@@ -38,6 +43,58 @@ def _batchnorm(graph: GraphBuilder, layer, value: str, index: int) -> str:
     )
 
 
+def _conv2d(graph: GraphBuilder, layer, value: str, index: int) -> str:
+    height, width, _ = layer.input_shape
+    (top, bottom), (left, right) = conv_paddings(layer, height, width)
+    kernel = graph.constant(layer.weight.data.transpose(3, 2, 0, 1), f"conv{index}_weight")
+    inputs = [value, kernel]
+    if layer.bias is not None:
+        inputs.append(graph.constant(layer.bias.data, f"conv{index}_bias"))
+    return graph.node(
+        "Conv",
+        *inputs,
+        kernel_shape=list(layer.kernel_size),
+        strides=list(layer.stride),
+        pads=[top, left, bottom, right],
+        name=f"conv{index}",
+    )
+
+
+def conv_paddings(layer, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((top, bottom), (left, right)) zeros, as Conv2D pads: "same" gives ceil(size / stride)
+    outputs with the odd zero below and to the right."""
+    if layer.padding == "valid":
+        return (0, 0), (0, 0)
+    if layer.padding == "same":
+        sides = []
+        sizes = zip((height, width), layer.kernel_size, layer.stride, strict=True)
+        for size, kernel, stride in sizes:
+            total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+            sides.append((total // 2, total - total // 2))
+        return sides[0], sides[1]
+    rows, columns = layer.padding
+    return (rows, rows), (columns, columns)
+
+
+def _pool(op: str) -> Callable[[GraphBuilder, object, str, int], str]:
+    def export(graph: GraphBuilder, layer, value: str, index: int) -> str:
+        return graph.node(
+            op,
+            value,
+            kernel_shape=list(layer.pool_size),
+            strides=list(layer.stride),
+            name=f"{op.lower()}{index}",
+        )
+
+    return export
+
+
+def _flatten(graph: GraphBuilder, layer, value: str, index: int) -> str:
+    if len(layer.input_shape) == 3:  # NCHW back to mnistlab's NHWC order first
+        value = graph.node("Transpose", value, perm=[0, 2, 3, 1], name=f"to_nhwc{index}")
+    return graph.node("Flatten", value, axis=1, name=f"flatten{index}")
+
+
 def _passthrough(graph: GraphBuilder, layer, value: str, index: int) -> str:
     return value
 
@@ -54,6 +111,8 @@ def _leaky_relu(graph: GraphBuilder, layer, value: str, index: int) -> str:
 
 
 def _softmax(graph: GraphBuilder, layer, value: str, index: int) -> str:
+    if len(layer.input_shape) != 1:
+        raise UsageError(f"cannot export to ONNX: layer {index} is a Softmax over images")
     return graph.node("Softmax", value, axis=1, name=f"softmax{index}")
 
 
@@ -68,6 +127,11 @@ LAYER_EXPORTERS: dict[str, Callable[[GraphBuilder, object, str, int], str]] = {
     "Tanh": _elementwise("Tanh"),
     "LeakyReLU": _leaky_relu,
     "Softmax": _softmax,
+    "Conv2D": _conv2d,
+    "MaxPool2D": _pool("MaxPool"),
+    "AvgPool2D": _pool("AveragePool"),
+    "Flatten": _flatten,
+    "SpatialDropout2D": _passthrough,
 }
 
 
@@ -102,6 +166,13 @@ def network_logits(graph: GraphBuilder, network, value: str, *, fold_batchnorm: 
     dtype; returns the name of its output."""
     layers = list(network.layers)
     check_exportable(layers)
+    shape = tuple(getattr(network, "input_shape", None) or (network.input_features,))
+    if len(shape) == 3:  # rows -> NHWC images -> NCHW
+        dims = graph.constant(np.array([-1, *shape], dtype=np.int64), "image_shape")
+        value = graph.node("Reshape", value, dims, name="images")
+        value = graph.node("Transpose", value, perm=[0, 3, 1, 2], name="nchw")
+    elif len(shape) != 1:
+        raise UsageError(f"cannot export to ONNX: a network over inputs of shape {shape}")
     index = 0
     while index < len(layers):
         layer = layers[index]
