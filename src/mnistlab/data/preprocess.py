@@ -1,7 +1,7 @@
 """From a picture of one object to a model's input: the steps that made its training images.
 
 A model only knows images made the way its training images were, so a photo or a drawing is
-brought into that form first. One style per way of making a dataset:
+brought into that form first. One style per way of making a dataset::
 
   mnist    MNIST and KMNIST (LeCun et al.): the ink, light on dark, scaled to fit a 20x20 box
            keeping its aspect ratio, placed in 28x28 with its center of mass at the center.
