@@ -98,8 +98,9 @@ class MLPClassifier(LogScoreClassifier):
         (configuration key and option: ``seed``).
     dtype : str, default="float32"
         float32 or float64: the weights' and the computation's type.
-    progress : bool or None, default=False
-        Show a progress bar while training (None: only on a terminal).
+    progress : bool, None or "notebook", default=False
+        A progress bar while training: True always, False never, None in a terminal or a
+        notebook (never into a pipe), "notebook" in a Jupyter kernel only.
     blas_threads : int or None, default=None
         Threads for the matrix products (None: chosen by the work of a step).
 
@@ -183,7 +184,7 @@ class MLPClassifier(LogScoreClassifier):
         VALIDATION,
         RANDOM_STATE,
         DTYPE,
-        ParamSpec("progress", "bool", none=True, key=None),
+        ParamSpec("progress", "bool", none=True, also=("notebook",), key=None),
         ParamSpec("blas_threads", "int", low=1, none=True, key=None),
     )
 
@@ -210,7 +211,7 @@ class MLPClassifier(LogScoreClassifier):
         validation: int | float | None = None,
         random_state: int = 0,
         dtype: str = "float32",
-        progress: bool | None = False,
+        progress: bool | str | None = False,
         blas_threads: int | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
