@@ -12,6 +12,7 @@ lists the names it re-exports (its ``__all__``) with links to those definitions.
 from __future__ import annotations
 
 import importlib
+import re
 
 from docutils import nodes
 from docutils.statemachine import StringList
@@ -49,6 +50,10 @@ autodoc_preserve_defaults = True
 # The docstrings are NumPy style (Parameters / Returns sections) or plain prose.
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
+# A parameter's type is shown as written ("ndarray of shape (n_samples, n_classes)"), not as
+# :type: fields, whose every word Sphinx would try to link (n_classes names two properties).
+napoleon_use_param = False
+napoleon_use_rtype = False
 
 myst_heading_anchors = 3
 
@@ -66,14 +71,10 @@ html_static_path: list[str] = []
 #: docstring that does not build still fails `make docs`. Remove a name once its docstring is
 #: valid reStructuredText.
 PLAIN_TEXT_DOCSTRINGS = {
-    "mnistlab.data.dataset.Dataset",
-    "mnistlab.data.prepare.Standardizer",
-    "mnistlab.data.prepare.train_validation_split",
     "mnistlab.models.gaussian.GaussianClassifier",
     "mnistlab.models.mlp.MLPClassifier",
     "mnistlab.models.softmax.SoftmaxRegression",
     "mnistlab.nn.parameters.Parameter",
-    "mnistlab.optim.optimizers.Adam",
     "mnistlab.train.trainer.Trainer",
 }
 
@@ -127,7 +128,40 @@ class ReexportsDirective(SphinxDirective):
         return container.children
 
 
+#: Members that the estimators inherit from scikit-learn's BaseEstimator machinery (metadata
+#: routing: ``set_fit_request`` and the like, made per class): scikit-learn documents them, and
+#: their docstrings link into scikit-learn's own glossary.
+SKLEARN_REQUEST_METHOD = re.compile(r"set_\w+_request")
+
+
+def skip_sklearn_request_methods(app, what, name, obj, skip, options):
+    """autodoc-skip-member: leave out scikit-learn's metadata-routing setters."""
+    if SKLEARN_REQUEST_METHOD.fullmatch(name) and "sklearn" in getattr(obj, "__module__", ""):
+        return True
+    return None
+
+
+#: the ``:type:`` line napoleon writes under each entry of an Attributes section
+ATTRIBUTE_TYPE = re.compile(r"^(\s+):type: (.*)$")
+
+
+def plain_attribute_types(app, what, name, obj, options, lines: list[str]) -> None:
+    """autodoc-process-docstring, after napoleon: an attribute's type as plain text.
+
+    Sphinx reads a ``:type:`` field word by word as links, so "ndarray of shape (n_classes,)"
+    would link n_classes to whichever of the properties of that name it finds first (two
+    exist, and the build warns). A type written for people is shown as written instead.
+    """
+    for index, line in enumerate(lines):
+        match = ATTRIBUTE_TYPE.match(line)
+        if match:
+            lines[index] = f"{match.group(1)}:Type: {match.group(2)}"
+
+
 def setup(app):
     app.add_directive("mnistlab-reexports", ReexportsDirective)
     app.connect("autodoc-process-docstring", show_plain_text_docstring)
+    # connected after napoleon (an extension, set up before this file's setup): sees its output
+    app.connect("autodoc-process-docstring", plain_attribute_types)
+    app.connect("autodoc-skip-member", skip_sklearn_request_methods)
     return {"parallel_read_safe": True}

@@ -63,7 +63,7 @@ MAPPED_IMAGES = 3000
 class ReportContent:
     """Everything a report is drawn from. Classes are numbered 0..n_classes-1 throughout.
 
-    Attributes
+    Parameters
     ----------
     title : str
         The page's heading and title.
