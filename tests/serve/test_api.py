@@ -1,0 +1,158 @@
+"""The server's API: the same answers as `predict --json`, JSON errors for bad bodies after
+which it keeps serving, concurrent clients, and the command's own failures."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnistlab.cli import main
+from mnistlab.data import load_dataset
+from mnistlab.data.images import read_gray
+from mnistlab.serve.app import MAX_BYTES
+from mnistlab.serve.predictor import Predictor
+
+PNG = {"content-type": "image/png"}
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server, timeout=30) as http:
+        yield http
+
+
+def drawn_digit(index: int = 0, format: str = "PNG") -> bytes:
+    """A `digits` test image drawn large, dark on white, off-center."""
+    digits = load_dataset("digits")
+    ink = digits.x_test[index].astype(np.float64) / 16
+    picture = Image.fromarray((255 - ink * 255).astype(np.uint8)).resize((96, 96))
+    paper = Image.new("RGB", (200, 160), "white")
+    paper.paste(picture, (70, 20))
+    buffer = io.BytesIO()
+    paper.save(buffer, format=format)
+    return buffer.getvalue()
+
+
+def test_the_page_is_self_contained(client):
+    response = client.get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+    page = response.text
+    assert "<canvas" in page and "pointerdown" in page and 'type="file"' in page
+    assert not re.search(r"(src|href)\s*=\s*[\"'](https?:)?//", page)  # nothing from elsewhere
+    assert "http://" not in page and "https://" not in page
+
+
+def test_model_info(client):
+    info = client.get("/api/model").json()
+    assert info["model"] == "mlp" and info["dataset"] == "digits"
+    assert info["classes"] == [str(d) for d in range(10)]
+    assert info["image_shape"] == [8, 8] and info["preprocess"] == "digits"
+    assert 0.5 < info["test_accuracy"] <= 1 and "Total params" in info["summary"]
+
+
+def test_predict_answers_what_predict_json_prints(client, run_dir, tmp_path, capsys):
+    body = drawn_digit(0)
+    (tmp_path / "digit.png").write_bytes(body)
+    assert main(["predict", str(run_dir), str(tmp_path / "digit.png"), "--json"]) == 0
+    printed = __import__("json").loads(capsys.readouterr().out)
+    answer = client.post("/api/predict", content=body, headers=PNG)
+    assert answer.status_code == 200
+    assert answer.json() == {**printed, "path": None}
+    upload = client.post("/api/predict", files={"image": ("digit.png", body, "image/png")})
+    assert upload.json() == {**printed, "path": "digit.png"}
+
+
+def test_top_and_the_models_input(client, run_dir):
+    body = drawn_digit(1, "JPEG")
+    answer = client.post(
+        "/api/predict?top=3&input=1", content=body, headers={"content-type": "image/jpeg"}
+    ).json()
+    assert len(answer["top"]) == 3 and answer["top"][0]["label"] == answer["label"]
+    assert answer["input"].startswith("data:image/png;base64,")
+    seen = read_gray(base64.b64decode(answer["input"].split(",", 1)[1]))
+    expected = Predictor(run_dir).prepare(body)
+    assert seen.shape == (8, 8) and np.abs(seen - expected).max() <= 0.5 / 255 + 1e-6
+
+
+@pytest.mark.parametrize(
+    "body, content_type, status, message",
+    [
+        (b"hello", "image/png", 400, "image: not a readable image"),
+        (b"", "image/png", 400, "image: empty (0 bytes)"),
+        (drawn_digit()[:80], "image/png", 400, "image: truncated or corrupt image"),
+        (b"%PDF-1.4", "application/pdf", 415, "Content-Type application/pdf is not a picture"),
+        (b"x=1", "application/x-www-form-urlencoded", 415, "is not a picture"),
+        (b"--x\r\n\r\n", "multipart/form-data; boundary=x", 400, "not a valid multipart body"),
+        (b"x" * (MAX_BYTES + 1), "image/png", 413, "the limit is 5,242,880"),
+        (np.ones((40, 40), np.uint8).tobytes(), "application/octet-stream", 400, "image: "),
+    ],
+    ids=["text", "empty", "truncated", "pdf", "form", "multipart", "too-large", "raw-pixels"],
+)
+def test_bad_bodies_get_json_errors_and_the_server_keeps_serving(
+    client, body, content_type, status, message
+):
+    response = client.post("/api/predict", content=body, headers={"content-type": content_type})
+    assert response.status_code == status
+    assert message in response.json()["error"]
+    good = client.post("/api/predict", content=drawn_digit(), headers=PNG)
+    assert good.status_code == 200
+
+
+def test_a_multipart_body_without_a_file_and_a_bad_top(client):
+    response = client.post("/api/predict", data={"note": "no file"}, files={})
+    assert response.status_code in (400, 415)
+    response = client.post(
+        "/api/predict", files={"x": ("x.txt", b"", "text/plain")}, data={"a": "b"}
+    )
+    assert response.status_code == 400 and "x.txt: empty" in response.json()["error"]
+    response = client.post("/api/predict?top=0", content=drawn_digit(), headers=PNG)
+    assert response.status_code == 400 and "top must be" in response.json()["error"]
+    assert client.get("/api/nothing").status_code == 404
+    assert client.get("/api/predict").status_code == 405
+
+
+def test_concurrent_clients_get_each_their_own_answer(server):
+    bodies = [drawn_digit(i) for i in range(8)]
+    with httpx.Client(base_url=server, timeout=30) as http:
+        alone = [http.post("/api/predict", content=b, headers=PNG).json() for b in bodies]
+
+        def ask(index: int) -> dict:
+            body = bodies[index % 8]
+            response = http.post("/api/predict", content=body, headers=PNG)
+            return response.json()
+
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(ask, range(64)))
+        assert http.post("/api/predict", content=b"junk", headers=PNG).status_code == 400
+    assert together == [alone[i % 8] for i in range(64)]
+
+
+def test_serve_refuses_a_port_in_use_and_a_folder_that_is_not_a_run(run_dir, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "mnistlab", "serve", str(run_dir), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"mnistlab: error: --port {port}: 127.0.0.1:{port} is in use; choose another port "
+        "(--port 0 takes any free one)"
+    )
+    assert main(["serve", str(tmp_path), "--port", "0"]) == 2
