@@ -56,6 +56,13 @@ def test_conv2d(kernel_size, stride, padding):
     check_model([Conv2D(4, kernel_size, stride, padding), Flatten(), Dense(3)], x, y)
 
 
+def test_conv2d_whose_windows_miss_the_image_on_one_axis():
+    # one row, padded by one above and below, every 3rd row: the only window row lies in the
+    # padding, so no input gets a gradient along it
+    x, y = images(2, 1, 5, 2)
+    check_model([Conv2D(3, 1, stride=3, padding=1), Flatten(), Dense(3)], x, y)
+
+
 @pytest.mark.parametrize("stride, padding", [(1, "same"), (1, "valid"), (2, 1)])
 def test_conv2d_with_one_input_channel(stride, padding):
     # at stride 1, one channel takes the (kernel offsets, positions) layout of the windows

@@ -61,6 +61,10 @@ def test_summary_shows_every_output_shape_and_counts_like_keras():
     assert "Non-trainable params: 128" in text
     assert model.input_shape == (28, 28, 1) and model.input_features == 784
     assert model.output_features == 10
+    # what a BLAS thread count is sized by: 28*28*288 + 14*14*18432 + 3136*10
+    assert model.multiply_adds() == 28 * 28 * 288 + 14 * 14 * 18432 + 31360
+    mlp = Sequential([Dense(100), BatchNorm(), ReLU(), Dense(10)]).build(784)
+    assert mlp.multiply_adds() == mlp.params.n_decay  # the weights, as the Trainer counts them
 
 
 def test_forward_takes_rows_or_images_and_names_a_wrong_shape():

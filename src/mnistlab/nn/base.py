@@ -66,6 +66,11 @@ class Layer:
     def config(self) -> dict:
         return {"type": self.kind}
 
+    def multiply_adds(self) -> int:
+        """The multiply-adds of one example's forward pass through the built layer: the work of
+        its matrix products (0 for a layer without any)."""
+        return 0
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
 

@@ -164,27 +164,21 @@ class Conv2D(Layer):
     def _input_gradient(self, grad_rows: np.ndarray) -> np.ndarray:
         """dL/dx: each kernel offset's G @ W[i, j].T, added onto the inputs it met (col2im).
 
-        One product per offset, into a (positions, channels) block of its own, rather than one
-        G @ W2.T whose rows interleave the offsets: each add then reads and writes runs of
-        out_w * channels contiguous floats instead of runs of `channels`."""
-        kernel_h, kernel_w = self.kernel_size
-        height, width, channels = self.input_shape
+        One product per offset, into a (positions, channels) block, rather than one G @ W2.T
+        whose rows interleave the offsets: each add then reads and writes runs of
+        out_w * channels contiguous floats instead of runs of `channels`. Padding receives no
+        gradient: each offset adds only the outputs whose inputs lie inside the image."""
         batch = grad_rows.shape[0] // (self._out_h * self._out_w)
-        blocks = self._buffer("col_blocks", (kernel_h * kernel_w, grad_rows.shape[0], channels))
-        padded = self._padded_buffer("grad_padded", batch)
-        padded.fill(0)
-        out_size = (self._out_h, self._out_w)
-        kernel = self.weight.data
-        for k, (i, j) in enumerate(np.ndindex(kernel_h, kernel_w)):
-            self.blas.gemm(grad_rows, kernel[i, j].T, blocks[k])
-            offset_view(padded, i, j, self.stride, out_size)[...] += blocks[k].reshape(
-                batch, *out_size, channels
-            )
-        if padded.shape[1:] == self.input_shape:
-            return padded
         grad_in = self._buffer("grad_in", (batch, *self.input_shape))
-        top, left = self._pad_before
-        np.copyto(grad_in, padded[:, top : top + height, left : left + width])
+        grad_in.fill(0)
+        block = self._buffer("col_block", (grad_rows.shape[0], self.input_shape[2]))
+        block_images = block.reshape(batch, self._out_h, self._out_w, -1)
+        kernel = self.weight.data
+        for i, j in np.ndindex(*self.kernel_size):
+            self.blas.gemm(grad_rows, kernel[i, j].T, block)
+            out_rows, in_rows = self._overlaps[0][i]
+            out_columns, in_columns = self._overlaps[1][j]
+            grad_in[:, in_rows, in_columns] += block_images[:, out_rows, out_columns]
         return grad_in
 
     # ------------------------------------------------------------------ im2col
@@ -216,16 +210,12 @@ class Conv2D(Layer):
         """x inside a work buffer whose border of zeros is the padding (x itself without)."""
         if self._padded_shape == self.input_shape:
             return x
-        padded = self._padded_buffer("padded", x.shape[0])
+        # zero when first made; only the inside is written after that
+        padded = self._buffer("padded", (x.shape[0], *self._padded_shape), fill=0)
         height, width, _ = self.input_shape
         top, left = self._pad_before
         padded[:, top : top + height, left : left + width] = x
         return padded
-
-    def _padded_buffer(self, key: str, batch: int) -> np.ndarray:
-        """A work buffer of a padded input's shape, (batch, padded_h, padded_w, channels), zero
-        when first made."""
-        return self._buffer(key, (batch, *self._padded_shape), fill=0)
 
     def _kernel_matrix(self, kernel: np.ndarray) -> np.ndarray:
         """W (kh, kw, channels, filters) seen as the (kh * kw * channels, filters) matrix W2."""
@@ -249,6 +239,18 @@ class Conv2D(Layer):
         self._out_h = (padded_h - kernel_h) // self.stride[0] + 1
         self._out_w = (padded_w - kernel_w) // self.stride[1] + 1
         self._offsets_first = channels == 1 and self.stride == (1, 1)
+        #: per axis and kernel offset: (output positions, the input positions they meet)
+        self._overlaps = [
+            [_overlap(offset, before, stride, out_size, size) for offset in range(kernel)]
+            for kernel, before, stride, out_size, size in zip(
+                self.kernel_size,
+                (top, left),
+                self.stride,
+                (self._out_h, self._out_w),
+                (height, width),
+                strict=True,
+            )
+        ]
         init = self.init or get_initializer("glorot_uniform")
         self.weight = Parameter(
             init((kernel_h, kernel_w, channels, self.filters), rng, dtype), "W", decay=True
@@ -276,6 +278,9 @@ class Conv2D(Layer):
     def parameters(self):
         return [self.weight] + ([self.bias] if self.bias is not None else [])
 
+    def multiply_adds(self):
+        return self._out_h * self._out_w * self.weight.size
+
     def config(self):
         return {
             "type": self.kind,
@@ -287,6 +292,19 @@ class Conv2D(Layer):
             "bias_init": self.bias_init.config(),
             "use_bias": self.use_bias,
         }
+
+
+def _overlap(
+    offset: int, before: int, stride: int, out_size: int, size: int
+) -> tuple[slice, slice]:
+    """Along one axis: the output positions r whose input r * stride + offset - before lies
+    inside the image (not in the padding), and those inputs, as two slices of equal length."""
+    first = max(0, -(-(before - offset) // stride))  # ceil((before - offset) / stride)
+    last = min(out_size - 1, (size - 1 + before - offset) // stride)
+    if last < first:
+        return slice(0, 0), slice(0, 0)
+    start = first * stride + offset - before
+    return slice(first, last + 1), slice(start, start + (last - first) * stride + 1, stride)
 
 
 def _check_padding(padding) -> str | tuple[int, int]:

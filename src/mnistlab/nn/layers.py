@@ -138,6 +138,9 @@ class Dense(Layer):
     def parameters(self):
         return [self.weight] + ([self.bias] if self.bias is not None else [])
 
+    def multiply_adds(self):
+        return self.weight.size
+
     def config(self):
         return {
             "type": self.kind,

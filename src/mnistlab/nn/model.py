@@ -85,6 +85,11 @@ class Sequential:
     def parameters(self) -> ParameterSet:
         return self.params
 
+    def multiply_adds(self) -> int:
+        """The multiply-adds of one example's forward pass: a Dense layer's weights, a
+        convolution's kernel times its output positions. For an MLP, the number of weights."""
+        return sum(layer.multiply_adds() for layer in self.layers)
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Outputs (batch, output_features) for x: (batch, input_features), or for an image
         model also ``(batch, *input_shape)``."""

@@ -1,0 +1,262 @@
+"""Conv2D's forward and backward next to PyTorch's conv2d, on the two convolutions of a small CNN.
+
+The layers, at batch 128 in float32 with 3x3 kernels and padding "same" (--padding valid:
+28 -> 26 and 13 -> 11): conv1, 1 -> 32 channels on 28x28 images, a first layer (no input
+gradient); conv2, 32 -> 64 channels on 14x14 (after a 2x2 pool), with its input gradient. For
+each layer, in a new random order each round and after a rest (medians of --repeats):
+
+- mnistlab: Conv2D forward (training), and forward + backward, NHWC, under the BLAS setting the
+  Trainer uses (NumPy's BLAS at --threads threads);
+- the floor: the same GEMMs alone on preallocated arrays (Y = cols @ W2; then dW2 = cols.T @ G
+  and the per-offset G @ W[i, j].T of the input gradient);
+- NCHW, the layout not chosen: the same im2col steps written for channels first (one GEMM per
+  image, W2 @ cols_n; col2im adds along image rows);
+- shifted GEMMs, the route that copies no windows (conv2 only): on the padded images seen as a
+  (batch * padded_h * padded_w, channels) matrix, kernel offset (i, j) is a shift of the rows by
+  i * padded_w + j, so Y on the padded grid is the sum over the offsets of
+  ``X[shift:shift + n] @ W[i, j]``: 9 GEMMs accumulating with beta = 1 (SciPy's BLAS, entered
+  at --threads threads for the case), the border rows computed and dropped; the kernel's
+  gradient is 9 GEMMs ``X[shift:shift + n].T @ G``, the input's 9 more with beta = 1;
+- PyTorch: F.conv2d forward under no_grad, and forward + backward, NCHW (its default), at
+  torch.set_num_threads(--threads).
+
+    .venv/bin/python benchmarks/conv_speed.py [--repeats 15] [--threads 2] [--padding same]
+
+Measured on the 2-core machine (2 threads each), while other jobs shared the cores now and then
+(medians, ms):
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from mnistlab.backend.blas import Blas
+from mnistlab.nn import Conv2D
+
+REST = 0.2  # seconds between cases: idle BLAS and OpenMP workers stop spinning
+BATCH = 128
+#: (name, input channels, filters, image side for padding "same", for "valid", first layer?)
+LAYERS = [
+    ("conv1 1->32 28x28", 1, 32, 28, 28, True),
+    ("conv2 32->64 14x14", 32, 64, 14, 13, False),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--padding", choices=("same", "valid"), default="same")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    blas = Blas()
+    print(f"batch {BATCH}, 3x3, padding {args.padding!r}, {args.threads} threads: median (min) ms")
+    for name, channels, filters, same_side, valid_side, first in LAYERS:
+        side = same_side if args.padding == "same" else valid_side
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((BATCH, side, side, channels), dtype=np.float32)
+        layer = Conv2D(filters, 3, padding=args.padding)
+        layer.build(x.shape[1:], rng, np.float32, blas)
+        layer.needs_input_grad = not first
+        cases = {
+            **mnistlab_cases(layer, x),
+            **floor_cases(layer, x),
+            **nchw_cases(layer, x),
+            **({} if first else shifted_gemm_cases(layer, x, args.threads)),
+            **torch_cases(torch, layer, x, first),
+        }
+        with blas.training(args.threads):
+            times = time_cases(cases, args.repeats)
+        print(f"\n{name:<38} {'forward':>15} {'fwd + bwd':>15}")
+        for label in LABELS:
+            cells = [_cell(times.get(f"{label} {part}")) for part in ("forward", "fwd+bwd")]
+            print(f"{label:<38} {cells[0]:>15} {cells[1]:>15}")
+
+
+LABELS = ("mnistlab NHWC", "floor: GEMMs alone", "NCHW im2col", "shifted GEMMs", "torch conv2d")
+
+
+def _cell(values) -> str:
+    if not values:
+        return "-"
+    return f"{statistics.median(values) * 1e3:.2f} ({min(values) * 1e3:.2f})"
+
+
+def mnistlab_cases(layer: Conv2D, x: np.ndarray) -> dict:
+    grad = np.random.default_rng(1).standard_normal((len(x), *layer.output_shape), dtype=np.float32)
+
+    def forward():
+        layer.forward(x, training=True)
+
+    def forward_backward():
+        layer.forward(x, training=True)
+        layer.backward(grad)
+
+    return {"mnistlab NHWC forward": forward, "mnistlab NHWC fwd+bwd": forward_backward}
+
+
+def floor_cases(layer: Conv2D, x: np.ndarray) -> dict:
+    """The layer's GEMMs alone, on arrays of their shapes (what no im2col scheme can avoid)."""
+    rng = np.random.default_rng(2)
+    kernel_h, kernel_w = layer.kernel_size
+    positions = len(x) * layer.output_shape[0] * layer.output_shape[1]
+    channels = x.shape[3]
+    cols = rng.standard_normal((positions, kernel_h * kernel_w * channels), dtype=np.float32)
+    kernel = layer.weight.data.reshape(-1, layer.filters)
+    out = np.empty((positions, layer.filters), np.float32)
+    grad = rng.standard_normal(out.shape, dtype=np.float32)
+    kernel_grad = np.empty_like(kernel)
+    blocks = np.empty((kernel_h * kernel_w, positions, channels), np.float32)
+    per_offset = layer.weight.data.reshape(kernel_h * kernel_w, channels, layer.filters)
+
+    def forward():
+        layer.blas.gemm(cols, kernel, out)
+
+    def forward_backward():
+        forward()
+        layer.blas.gemm(cols.T, grad, kernel_grad)
+        if layer.needs_input_grad:
+            for k in range(kernel_h * kernel_w):
+                layer.blas.gemm(grad, per_offset[k].T, blocks[k])
+
+    return {"floor: GEMMs alone forward": forward, "floor: GEMMs alone fwd+bwd": forward_backward}
+
+
+def nchw_cases(layer: Conv2D, x: np.ndarray) -> dict:
+    """im2col + GEMM written for NCHW: windows copied as (batch, C * kh * kw, positions), one
+    GEMM per image (a batched matmul), col2im adds along image rows."""
+    batch, height, width, channels = x.shape
+    kernel_h, kernel_w = layer.kernel_size
+    out_h, out_w, filters = layer.output_shape
+    (top, bottom), (left, right) = layer._paddings(height, width)
+    x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    padded = np.zeros((batch, channels, height + top + bottom, width + left + right), np.float32)
+    cols = np.empty((batch, channels, kernel_h, kernel_w, out_h, out_w), np.float32)
+    cols_matrix = cols.reshape(batch, channels * kernel_h * kernel_w, out_h * out_w)
+    kernel = np.ascontiguousarray(layer.weight.data.transpose(3, 2, 0, 1)).reshape(filters, -1)
+    out = np.empty((batch, filters, out_h * out_w), np.float32)
+    grad = np.random.default_rng(3).standard_normal(out.shape, dtype=np.float32)
+    per_image_kernel_grad = np.empty((batch, *kernel.shape), np.float32)
+    kernel_grad = np.empty_like(kernel)
+    grad_cols = np.empty_like(cols_matrix)
+    grad_padded = np.empty_like(padded)
+
+    def forward():
+        padded[:, :, top : top + height, left : left + width] = x_nchw
+        windows = sliding_window_view(padded, (kernel_h, kernel_w), axis=(2, 3))
+        np.copyto(cols, windows.transpose(0, 1, 4, 5, 2, 3))
+        np.matmul(kernel, cols_matrix, out=out)
+
+    def forward_backward():
+        forward()
+        np.matmul(grad, cols_matrix.transpose(0, 2, 1), out=per_image_kernel_grad)
+        np.sum(per_image_kernel_grad, axis=0, out=kernel_grad)
+        if layer.needs_input_grad:
+            np.matmul(kernel.T, grad, out=grad_cols)
+            grad_padded.fill(0)
+            blocks = grad_cols.reshape(batch, channels, kernel_h, kernel_w, out_h, out_w)
+            for i in range(kernel_h):
+                for j in range(kernel_w):
+                    grad_padded[:, :, i : i + out_h, j : j + out_w] += blocks[:, :, i, j]
+
+    return {"NCHW im2col forward": forward, "NCHW im2col fwd+bwd": forward_backward}
+
+
+def shifted_gemm_cases(layer: Conv2D, x: np.ndarray, threads: int) -> dict:
+    """Implicit im2col: 9 shifted GEMMs per product on the flattened padded images (stride 1)."""
+    batch, height, width, channels = x.shape
+    out_h, out_w, filters = layer.output_shape
+    (top, _), (left, _) = layer._paddings(height, width)
+    padded_h, padded_w, _ = layer._padded_shape
+    rows = batch * padded_h * padded_w
+    extra = (layer.kernel_size[0] - 1) * padded_w + layer.kernel_size[1]  # rows past the end
+    padded = np.zeros((rows + extra, channels), np.float32)
+    padded_images = padded[:rows].reshape(batch, padded_h, padded_w, channels)
+    out = np.empty((rows, filters), np.float32)
+    result = np.empty((batch, out_h, out_w, filters), np.float32)
+    grad = np.zeros((rows, filters), np.float32)  # G on the padded grid, zero on its border
+    grad[:] = np.random.default_rng(4).standard_normal(grad.shape, dtype=np.float32)
+    grad.reshape(batch, padded_h, padded_w, filters)[:, out_h:] = 0
+    grad.reshape(batch, padded_h, padded_w, filters)[:, :, out_w:] = 0
+    grad_padded = np.empty_like(padded)
+    grad_in = np.empty_like(x)
+    kernel = layer.weight.data
+    kernel_grad = np.empty_like(kernel)
+    offsets = [(i, j, i * padded_w + j) for i, j in np.ndindex(*layer.kernel_size)]
+    blas = Blas()
+
+    def forward():
+        padded_images[:, top : top + height, left : left + width] = x
+        for k, (i, j, shift) in enumerate(offsets):
+            blas.gemm(padded[shift : shift + rows], kernel[i, j], out, beta=float(k > 0))
+        np.copyto(result, out.reshape(batch, padded_h, padded_w, filters)[:, :out_h, :out_w])
+
+    def forward_backward():
+        forward()
+        for i, j, shift in offsets:
+            blas.gemm(padded[shift : shift + rows].T, grad, kernel_grad[i, j])
+        grad_padded.fill(0)
+        for i, j, shift in offsets:
+            blas.gemm(grad, kernel[i, j].T, grad_padded[shift : shift + rows], beta=1.0)
+        grad_images = grad_padded[:rows].reshape(batch, padded_h, padded_w, channels)
+        np.copyto(grad_in, grad_images[:, top : top + height, left : left + width])
+
+    def in_scipy(case):
+        def run():
+            with blas.use(threads, "scipy"):
+                case()
+
+        return run
+
+    return {
+        "shifted GEMMs forward": in_scipy(forward),
+        "shifted GEMMs fwd+bwd": in_scipy(forward_backward),
+    }
+
+
+def torch_cases(torch, layer: Conv2D, x: np.ndarray, first: bool) -> dict:
+    """F.conv2d on the same data in PyTorch's default layout (NCHW)."""
+    functional = torch.nn.functional
+    x_t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    x_t.requires_grad_(not first)
+    weight = torch.from_numpy(np.ascontiguousarray(layer.weight.data.transpose(3, 2, 0, 1)))
+    weight.requires_grad_(True)
+    bias = torch.zeros(layer.filters, requires_grad=True)
+    padding = layer.padding if isinstance(layer.padding, str) else layer.padding[0]
+    grad = torch.randn(functional.conv2d(x_t, weight, bias, padding=padding).shape)
+
+    def forward():
+        with torch.no_grad():
+            functional.conv2d(x_t, weight, bias, padding=padding)
+
+    def forward_backward():
+        functional.conv2d(x_t, weight, bias, padding=padding).backward(grad)
+
+    return {"torch conv2d forward": forward, "torch conv2d fwd+bwd": forward_backward}
+
+
+def time_cases(cases: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each case, `repeats` times, in a new random order each round, after a rest."""
+    times = {name: [] for name in cases}
+    for _ in range(repeats):
+        names = list(cases)
+        random.shuffle(names)
+        for name in names:
+            time.sleep(REST)
+            cases[name]()  # untimed: wakes the thread pools, as in a loop of its own
+            started = time.perf_counter()
+            cases[name]()
+            times[name].append(time.perf_counter() - started)
+    return times
+
+
+if __name__ == "__main__":
+    main()
