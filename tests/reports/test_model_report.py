@@ -31,7 +31,9 @@ def digits():
 @pytest.fixture(scope="module")
 def mlp(digits):
     data, x_train, _ = digits
-    return MLPClassifier(hidden=(16,), epochs=3, validation=0.1).fit(x_train, data.y_train)
+    return MLPClassifier(hidden_layer_sizes=(16,), epochs=3, validation=0.1).fit(
+        x_train, data.y_train
+    )
 
 
 def pictures(page: str) -> list[bytes]:
@@ -75,12 +77,14 @@ def test_string_labels_and_a_folder_as_the_target(digits, tmp_path):
     """Labels are whatever fit was given; the report numbers the classes in classes_ order."""
     data, x_train, x_test = digits
     names = np.array([f"digit {label}" for label in range(10)])
-    model = GaussianClassifier().fit(x_train, data.y_train)
-    path = build_model_report(model, x_test, data.y_test, tmp_path, class_names=names)
+    model = GaussianClassifier().fit(x_train, names[data.y_train])
+    path = build_model_report(model, x_test, names[data.y_test], tmp_path)
     assert path == tmp_path / "report.html"
     page = path.read_text(encoding="utf-8")
     assert "digit 9" in page and "(the training data was not given)" in page
     assert 'alt="class means"' in page
+    accuracy = model.score(x_test, names[data.y_test])
+    assert re.search(rf"<td>test_accuracy</td>\s*<td>{accuracy:.4g}</td>", page)
 
 
 def test_knn_without_its_training_data_says_so(digits, tmp_path):
