@@ -131,7 +131,8 @@ def report_from_confusion(matrix, class_names=None, digits: int = 4) -> str:
 
 
 def top_k_accuracy(y_true, probabilities, k: int = 2) -> float:
-    """Share of rows whose true class is among the k most probable ones."""
+    """Share of rows whose true class is among the k most probable ones. A row with a
+    probability that is not a number (a diverged model's) ranks nothing: it counts as a miss."""
     y_true = np.asarray(y_true).astype(np.int64, copy=False)
     probabilities = np.asarray(probabilities)
     if probabilities.ndim != 2 or probabilities.shape[0] != y_true.shape[0]:
@@ -142,9 +143,11 @@ def top_k_accuracy(y_true, probabilities, k: int = 2) -> float:
     if not 1 <= k <= probabilities.shape[1]:
         raise UsageError(f"k must be in [1, {probabilities.shape[1]}], got k={k}")
     true_score = probabilities[np.arange(y_true.size), y_true]
-    # ranked within the top k when fewer than k classes score strictly higher
+    # ranked within the top k when fewer than k classes score strictly higher; every
+    # comparison with NaN is False, so a NaN row would otherwise count as a hit
     higher = np.count_nonzero(probabilities > true_score[:, None], axis=1)
-    return float(np.mean(higher < k))
+    ranked = ~np.isnan(probabilities).any(axis=1)
+    return float(np.mean((higher < k) & ranked)) if y_true.size else 0.0
 
 
 def log_loss(y_true, probabilities, eps: float | None = None) -> float:

@@ -25,10 +25,16 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict 
     payload = dict(arrays)
     if meta is not None:
         payload[META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **payload)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        # a full disk raises from write() with no file name: name the file being written
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
 
 
 def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict | None]:
@@ -65,6 +71,11 @@ def _read(path, keys: list[str] | None) -> dict[str, np.ndarray]:
 
 def _decode_meta(path, raw: np.ndarray) -> dict:
     try:
-        return json.loads(raw.tobytes().decode("utf-8"))
+        meta = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: corrupt metadata ({exc})") from None
+    if not isinstance(meta, dict):
+        raise DataError(
+            f"{path}: corrupt metadata (a JSON {type(meta).__name__} where an object belongs)"
+        )
+    return meta

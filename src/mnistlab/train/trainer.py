@@ -12,8 +12,9 @@ The loop allocates nothing per step for a fixed batch shape: the batch is gather
 preallocated buffer (train.batches), every layer writes into its own work buffers, the loss
 gradient is fused, and the optimizer updates the flat parameter buffer in place. A fit runs
 inside the model's training BLAS setting (mnistlab.backend.blas), with subnormal floats computed
-as zero (mnistlab.backend.fpu) and Ctrl-C turned into a request to stop between two steps
-(train.interrupts). History lives in train.history, checkpoint contents in train.state.
+as zero (mnistlab.backend.fpu) and Ctrl-C or SIGTERM turned into a request to stop between two
+steps (train.interrupts); a loss or weights that run away stop it as diverged (train.divergence).
+History lives in train.history, checkpoint contents in train.state.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 
 from mnistlab.backend.blas import available_threads
 from mnistlab.backend.fpu import flush_subnormals
-from mnistlab.errors import TrainingInterrupted, UsageError
+from mnistlab.errors import DataError, MnistlabError, TrainingInterrupted, UsageError
 from mnistlab.nn.losses import Loss, get_loss
 from mnistlab.nn.model import Sequential
 from mnistlab.optim.optimizers import Optimizer
@@ -35,6 +36,7 @@ from mnistlab.optim.schedules import Constant, Schedule
 from mnistlab.train.batches import PrefetchedBatches
 from mnistlab.train.callbacks import Callback
 from mnistlab.train.checkpoint import load_npz, save_npz
+from mnistlab.train.divergence import DivergenceGuard
 from mnistlab.train.history import HISTORY_KEYS, History
 from mnistlab.train.interrupts import InterruptFlag
 from mnistlab.train.state import EpochPosition, check_checkpoint, restore_trainer, trainer_state
@@ -108,6 +110,9 @@ class Trainer:
         self.diverged = False
         self.restored_epoch: int | None = None
         self._interrupt = InterruptFlag()
+        self._divergence = DivergenceGuard()
+        #: a stop (early stopping) that the loaded checkpoint had already decided
+        self._restored_stop: dict | None = None
 
     # ------------------------------------------------------------------ fit
 
@@ -140,6 +145,11 @@ class Trainer:
         if self.shuffle_rng is None:
             self.shuffle_rng = np.random.default_rng(seed)
         self.stop_training, self.stop_reason, self.diverged = False, "", False
+        restored, self._restored_stop = self._restored_stop, None
+        if restored is not None and restored.get("epochs") == self.epochs:
+            # the checkpoint was saved by a run that had decided to stop (early stopping): a
+            # resume of it stops there too, as the run it continues did
+            self.stop_training, self.stop_reason = True, str(restored.get("reason", ""))
         # never more threads than an enclosing limit allows (a sweep runs one trial per core)
         threads = self.blas_threads or auto_blas_threads(
             self.batch_size, self.model.params.n_decay, cores=available_threads()
@@ -165,6 +175,7 @@ class Trainer:
     def _run_epoch(self, x, y, validation) -> None:
         """One epoch (or its rest, after a resume), its log, and the callbacks around it."""
         epoch = self.epoch
+        self._divergence.epoch_begins(self.model)
         for callback in self.callbacks:
             callback.on_epoch_begin(self, epoch)
         if self.position is None:
@@ -176,6 +187,8 @@ class Trainer:
             self.optimizer.learning_rate = self.schedule(epoch)
         done = self._run_steps(x, y, self.position)
         self.position = None
+        if not self.diverged and not self._divergence.weights_finite(self.model):
+            self._diverge(f"the weights became non-finite in epoch {epoch + 1}")
         if self.stop_training and self.diverged:
             return
         logs = self._epoch_logs(done, validation)
@@ -224,6 +237,9 @@ class Trainer:
             hook(self, loss)
         if self.stop_training:
             return False
+        if not self._divergence.loss_ok(loss):
+            self._diverge(self._divergence.loss_reason(loss, self.epoch, self.step))
+            return False
         progress.count(loss, loss_fn.count_correct(logits, y_batch), x_batch.shape[0])
         # fused SGD hands out a sink: the weights' update then rides in their gradient GEMMs
         sink = optimizer.gradient_sink(self.l2)
@@ -246,6 +262,12 @@ class Trainer:
         logs["learning_rate"] = self.optimizer.learning_rate
         logs["seconds"] = done.seconds
         return logs
+
+    def _diverge(self, what: str) -> None:
+        """Stop training as diverged (train.divergence), keeping the last finite weights."""
+        kept = self._divergence.keep_finite_weights(self.model, self.epoch)
+        self.stop_training, self.diverged = True, True
+        self.stop_reason = f"{what}; kept {kept}"
 
     # ------------------------------------------------------------------ inputs
 
@@ -340,8 +362,13 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
 
     def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict]:
-        """(arrays, metadata): everything a resume needs (mnistlab.train.state)."""
-        return trainer_state(self)
+        """(arrays, metadata): everything a resume needs (mnistlab.train.state), with the
+        divergence threshold's first loss and a stop already decided (early stopping)."""
+        arrays, meta = trainer_state(self)
+        meta["first_loss"] = self._divergence.first_loss
+        if self.stop_training and not self.diverged:
+            meta["stopped"] = {"reason": self.stop_reason, "epochs": getattr(self, "epochs", None)}
+        return arrays, meta
 
     def save_checkpoint(self, path) -> None:
         arrays, meta = self.checkpoint_state()
@@ -351,7 +378,29 @@ class Trainer:
         """Restore everything save_checkpoint wrote; fit() then continues where it stopped."""
         arrays, meta = load_npz(path)
         check_checkpoint(path, meta)
-        restore_trainer(self, arrays, meta, path)
+        _check_counters(path, meta)
+        try:
+            restore_trainer(self, arrays, meta, path)
+        except MnistlabError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise DataError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc})") from None
+        first = meta.get("first_loss")
+        if isinstance(first, (int, float)) and not isinstance(first, bool) and math.isfinite(first):
+            self._divergence.set_first_loss(float(first))
+        stopped = meta.get("stopped")
+        self._restored_stop = stopped if isinstance(stopped, dict) else None
+
+
+def _check_counters(path, meta: dict) -> None:
+    """DataError naming the field for a checkpoint whose epoch or step is not a count."""
+    for key in ("epoch", "step"):
+        value = meta.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise DataError(
+                f"{path}: the checkpoint's {key} is {value!r}, not a whole number >= 0 (a "
+                f"damaged checkpoint: remove it to train the run from the start)"
+            )
 
 
 def _check_count(name: str, value) -> None:
