@@ -1,43 +1,93 @@
-"""Reading and writing the files of a run folder: its JSON files and history.csv.
+"""Reading and writing the files of a run folder, and the claim a run holds on its folder.
 
 A run folder holds config.json, dataset.json, model.json and weights.npz, history.csv (models
 trained epoch by epoch), metrics.json, and checkpoint.npz while the run can still be resumed.
+
+One process at a time works in a run folder: it holds an exclusive `flock` on the folder's
+`.run.lock` file for the life of the run (`claim_run_folder`). The kernel releases the lock when
+the process ends, however it ends, so a killed run never leaves a stale claim, and anyone can
+ask whether a run is still alive (`run_folder_in_use`) without trusting a process id.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import json
+import math
+import os
+import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from mnistlab._io import write_text_atomic
-from mnistlab.errors import DataError
+from mnistlab.errors import DataError, UsageError
+from mnistlab.train.checkpoint import read_npz_meta
 
 #: history columns that, where the header has them, every row must fill
 CURVE_KEYS = ("val_loss", "val_accuracy")
 
 
-def write_json(path: Path, value) -> None:
-    """`value` as indented JSON (NumPy scalars as Python numbers), written atomically."""
-    write_text_atomic(path, json.dumps(value, indent=2, default=_json_default) + "\n")
+#: the file whose lock is a run's claim on its folder
+LOCK_NAME = ".run.lock"
+#: seconds a claim waits for a lock held briefly (`mnistlab runs list` asking whether a run
+#: is alive) before it calls the folder taken
+CLAIM_WAIT = 1.0
+#: what JSON calls the types json.loads returns, for messages
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
-def _json_default(value):
+def jsonable(value):
+    """`value` with NumPy scalars and arrays as Python numbers and lists, and every NaN or
+    infinity as None: JSON has no NaN (Python would write a bare NaN that other readers refuse,
+    after a diverged run)."""
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
     if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: Path, value) -> None:
+    """`value` as indented JSON (see `jsonable`: non-finite numbers as null), written
+    atomically."""
+    write_text_atomic(path, json.dumps(jsonable(value), indent=2, allow_nan=False) + "\n")
 
 
 def read_json(path: Path) -> dict:
-    """A JSON file of a finished run; DataError for one that is missing or not JSON."""
+    """The JSON object in `path` (config.json, dataset.json, metrics.json, model.json,
+    sweep.json); DataError naming the file for one that is missing, unreadable, not UTF-8 text,
+    not JSON, or JSON of another shape than an object."""
+    path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: missing (is {path.parent} a finished run folder?)") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: not a JSON file (byte {exc.object[exc.start]:#04x} at offset {exc.start} "
+            f"is not UTF-8 text)"
+        ) from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise DataError(f"{path}: not valid JSON (nested too deeply)") from None
+    if not isinstance(value, dict):
+        kind = "null" if value is None else _JSON_KINDS.get(type(value), type(value).__name__)
+        raise DataError(f"{path}: expected a JSON object {{...}}, got a JSON {kind}")
+    return value
 
 
 def read_history(run_dir: Path) -> list[dict]:
@@ -46,8 +96,11 @@ def read_history(run_dir: Path) -> list[dict]:
     path = run_dir / "history.csv"
     if not path.exists():
         return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: not a history table ({exc})") from None
     history = []
     for line, row in enumerate(rows, start=2):
         if None in row or None in row.values():  # more or fewer fields than the header names
@@ -64,3 +117,104 @@ def read_history(run_dir: Path) -> list[dict]:
         except ValueError as exc:
             raise DataError(f"{path}: line {line} is not a row of numbers ({exc})") from None
     return history
+
+
+def finished_metrics(run_dir: Path) -> dict | None:
+    """metrics.json of a run that finished what its checkpoint holds: written for as many
+    epochs as the checkpoint completed (a model without checkpoints: written at all). None for
+    a run still to train (a resume with more epochs, killed) or one whose files cannot be read.
+    """
+    try:
+        metrics = read_json(run_dir / "metrics.json")
+    except DataError:
+        return None
+    checkpoint = run_dir / "checkpoint.npz"
+    if not checkpoint.exists():
+        return metrics
+    try:
+        done = (read_npz_meta(checkpoint) or {}).get("epoch")
+    except DataError:
+        return None
+    return metrics if metrics.get("epochs_run") == done else None
+
+
+# ---------------------------------------------------------------------- the claim
+
+
+@contextlib.contextmanager
+def claim_run_folder(run_dir: Path, *, new: bool) -> Iterator[None]:
+    """Hold `run_dir` (made if missing) for one run, released when the block ends or the
+    process dies. UsageError if another process holds it, or, for a `new` run, if the folder
+    already holds a run (checked again under the claim: two runs started at the same moment
+    both passed the check made before their data loaded). Temporary files that killed writes
+    left behind are removed once the claim is held."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _lock(descriptor, run_dir)
+        if new and (run_dir / "config.json").exists():
+            raise UsageError(
+                f"{run_dir} already holds a run; choose another folder or continue it with "
+                f"--resume {run_dir}"
+            )
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        remove_temporaries(run_dir)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _lock(descriptor: int, run_dir: Path) -> None:
+    deadline = time.monotonic() + CLAIM_WAIT
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                pid, host = claim_owner(run_dir)
+                owner = f" (process {pid} on {host})" if pid is not None else ""
+                raise UsageError(
+                    f"{run_dir}: another mnistlab run is working in this folder{owner}; wait "
+                    f"for it to end or choose another folder"
+                ) from None
+            time.sleep(0.05)
+
+
+def claim_owner(run_dir: Path) -> tuple[int | None, str | None]:
+    """(pid, host) of the process that last claimed `run_dir`, or (None, None)."""
+    try:
+        pid, host = (run_dir / LOCK_NAME).read_text(encoding="utf-8").split()
+        return int(pid), host
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None, None
+
+
+def run_folder_in_use(run_dir: Path) -> bool | None:
+    """Whether a live process holds `run_dir`'s claim; None where there is no claim file to
+    ask (no such folder, or one written before claims existed)."""
+    try:
+        descriptor = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(descriptor)
+
+
+def remove_temporaries(run_dir: Path) -> list[Path]:
+    """Delete the temporary files of writes killed midway (`.name.XXXXXXXX.tmp.suffix`, as
+    mnistlab._io.atomic_path names them); only while holding the folder's claim."""
+    removed = []
+    for path in run_dir.iterdir():
+        if path.name.startswith(".") and ".tmp" in path.name and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -4,13 +4,19 @@ The run folder holds config.json (everything needed to rerun it), dataset.json, 
 weights.npz, history.csv, metrics.json, and checkpoint.npz while it can still be resumed (see
 `run_folder`). Used by `mnistlab train` and by anything that runs many trainings. A run's report
 is built by whoever asks for one: `train_run` calls the `report` hook it is given.
+
+A run holds its folder's claim from start to end (`run_folder.claim_run_folder`): two runs never
+write into one folder. Every file is written atomically, so a run killed anywhere leaves a
+folder that `--resume` either continues to the weights an uninterrupted run ends with, or
+completes (a report or a store row that the kill left unwritten), or refuses in one line.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,13 +29,20 @@ from mnistlab import __version__
 from mnistlab._io import write_text_atomic
 from mnistlab.data import Dataset, flatten, load_dataset, to_float, train_validation_split
 from mnistlab.data.registry import REGISTRY
-from mnistlab.errors import RunDiverged, TrainingInterrupted, UsageError
+from mnistlab.errors import DataError, RunDiverged, TrainingInterrupted, UsageError
 from mnistlab.experiments.config import make_model
-from mnistlab.experiments.run_folder import read_history, write_json
+from mnistlab.experiments.run_folder import (
+    claim_run_folder,
+    finished_metrics,
+    read_history,
+    read_json,
+    write_json,
+)
 from mnistlab.experiments.store import RunStore, default_store_path
 from mnistlab.metrics import classification_summary, confusion_matrix, log_loss, top_k_accuracy
 from mnistlab.train.callbacks import LambdaCallback
 from mnistlab.train.checkpoint import read_npz_meta, save_npz
+from mnistlab.train.interrupts import terminate_as_interrupt
 
 
 @dataclass
@@ -132,6 +145,7 @@ def finish_run(run_dir: Path, config: dict, model, data: PreparedData, train_sec
         "model": config["model"],
         "preset": config["preset"],
         "stop_reason": getattr(model, "stop_reason_", "") or None,
+        "diverged": bool(getattr(model, "diverged_", False)),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
     }
@@ -208,41 +222,140 @@ def train_run(
     command before a run folder or a store record exists); loaded here when None.
     """
     run_dir = Path(run_dir)
-    if resume:
-        check_resumable(config, run_dir)
-    if store is False or store is None:
-        return _train_run(config, run_dir, resume, offline, progress, echo, report, data)
-    path = default_store_path(run_dir) if store is True else Path(store)
-    with RunStore(path) as runs:
-        run_id = runs.restart(run_dir.resolve(), config) if resume else None
-        if run_id is None:
-            run_id = runs.start(run_dir.resolve(), config, study=study, trial=trial)
-        try:
-            metrics = _train_run(config, run_dir, resume, offline, progress, echo, report, data)
-        except BaseException as exc:
-            runs.fail(run_id, f"{type(exc).__name__}: {exc}")
-            raise
+    # SIGTERM (kill, docker stop, a cluster scheduler) stops the run as Ctrl-C does
+    with terminate_as_interrupt(), claim_run_folder(run_dir, new=not resume):
+        if resume:
+            check_resumable(config, run_dir)
+        finished = _finished_to_complete(config, run_dir) if resume else None
+        if finished is not None:
+            work = functools.partial(
+                _complete_run, config, run_dir, finished, offline, echo, report, data
+            )
+        else:
+            work = functools.partial(
+                _train_run, config, run_dir, resume, offline, progress, echo, report, data
+            )
+        if store is False or store is None:
+            _begin(config, run_dir, finished)
+            return work()
+        path = default_store_path(run_dir) if store is True else Path(store)
+        with RunStore(path) as runs:
+            _begin(config, run_dir, finished)
+            return _recorded(runs, work, config, run_dir, resume, study, trial)
+
+
+def _begin(config: dict, run_dir: Path, finished: dict | None) -> None:
+    """The run folder's files as a run (re)starts: config.json (on resume too: it must say how
+    many epochs the run is now trained for), and no metrics.json until it finishes again."""
+    if finished is None:
+        write_json(run_dir / "config.json", config)
+        (run_dir / "metrics.json").unlink(missing_ok=True)
+
+
+def _recorded(runs: RunStore, work, config, run_dir: Path, resume, study, trial) -> dict:
+    """`work()` with its row in the run store: running, then finished, failed or interrupted.
+
+    A store that cannot take the last write (locked past its timeout, a full disk) does not
+    turn a finished run into a failed command: a line says so, and `mnistlab runs list` or
+    `--resume` records the run later from its folder."""
+    run_id = runs.restart(run_dir.resolve(), config) if resume else None
+    if run_id is None:
+        run_id = runs.start(run_dir.resolve(), config, study=study, trial=trial)
+    try:
+        metrics = work()
+    except (TrainingInterrupted, KeyboardInterrupt) as exc:
+        _record_end(runs.interrupt, run_id, exc)
+        raise
+    except BaseException as exc:
+        _record_end(runs.fail, run_id, exc)
+        raise
+    try:
         runs.finish(run_id, metrics, read_history(run_dir))
-        metrics["run_id"] = run_id
-        return metrics
+    except DataError as exc:
+        print(
+            f"mnistlab: the run finished in {run_dir}, but the run store did not record it "
+            f"({exc}); `mnistlab runs list --db {runs.path}` records it once the store is free",
+            file=sys.stderr,
+        )
+    metrics["run_id"] = run_id
+    return metrics
+
+
+def _record_end(record, run_id: int, exc: BaseException) -> None:
+    """Record how a run ended; a store that cannot take it leaves the row for `reconcile`
+    rather than hide the error that ended the run."""
+    try:
+        record(run_id, f"{type(exc).__name__}: {exc}")
+    except DataError:
+        pass
+
+
+def _finished_to_complete(config: dict, run_dir: Path) -> dict | None:
+    """The metrics of a run that a resume has nothing to train for: it finished every epoch
+    it asks for (or stopped early, and asks for no more), killed or stopped before its report
+    or store row were written. None when the resume trains."""
+    metrics = finished_metrics(run_dir)
+    if metrics is None:
+        return None
+    try:
+        previous = read_json(run_dir / "config.json")
+    except DataError:
+        return None
+    if previous.get("epochs") != config.get("epochs") or previous.get("model") != config["model"]:
+        return None
+    if config["model"] == "mlp" and metrics.get("epochs_run") != config["epochs"]:
+        return metrics if metrics.get("stop_reason") else None
+    return metrics
+
+
+def _complete_run(config, run_dir, metrics, offline, echo, report, data) -> dict:
+    """Finish what a run killed after its metrics left undone: its report (a diverged run
+    has none: it stops as it did)."""
+    echo(f"{run_dir} has finished training; completing what is missing")
+    if metrics.get("diverged"):
+        raise RunDiverged(_diverged_message(run_dir, metrics.get("stop_reason")))
+    if report is not None:
+        _report(run_dir, data or prepare_data(config, offline=offline), report, echo)
+    return metrics
+
+
+def _diverged_message(run_dir: Path, reason) -> str:
+    return f"training stopped: {reason}; the last finite weights are saved in {run_dir}"
 
 
 def resume_point(run_dir: Path) -> tuple[int | None, dict | None]:
     """Where resuming `run_dir` would start: the epochs its checkpoint has completed (None
-    without a checkpoint), and the run's metrics if it also finished them (metrics.json written
-    for that many epochs; None for a run stopped between its last epoch and its metrics)."""
+    without a checkpoint), and the run's metrics if it finished them and nothing of it is
+    missing (`missing_parts`). None for a run stopped between its last epoch and its metrics,
+    or killed after them but before its report or store row: a resume completes those."""
     checkpoint = run_dir / "checkpoint.npz"
     if not checkpoint.exists():
         return None, None
     done = (read_npz_meta(checkpoint) or {}).get("epoch")
-    if not isinstance(done, int):
-        return None, None
-    try:
-        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    if isinstance(done, bool) or not isinstance(done, int) or done < 0:
+        raise DataError(
+            f"{checkpoint}: the checkpoint's epoch is {done!r}, not a whole number >= 0 (a "
+            f"damaged checkpoint: remove it to train the run from the start)"
+        )
+    metrics = finished_metrics(run_dir)
+    if metrics is None or missing_parts(run_dir, metrics):
         return done, None
-    finished = isinstance(metrics, dict) and metrics.get("epochs_run") == done
-    return done, metrics if finished else None
+    return done, metrics
+
+
+def missing_parts(run_dir: Path, metrics: dict) -> list[str]:
+    """What a run that wrote `metrics` lacks: its report (a diverged run has none), and its
+    row in the run store beside it, if that row still says 'running'."""
+    missing = []
+    if not metrics.get("diverged") and not (run_dir / "report.html").exists():
+        missing.append("report.html")
+    path = default_store_path(run_dir)
+    if path.exists():
+        with RunStore(path) as runs:
+            row = runs.latest(run_dir.resolve())
+        if row is not None and row["status"] == "running":
+            missing.append(f"its row in {path}")
+    return missing
 
 
 def check_resumable(config: dict, run_dir: Path) -> None:
@@ -263,10 +376,7 @@ def check_resumable(config: dict, run_dir: Path) -> None:
 
 
 def _train_run(config, run_dir, resume, offline, progress, echo, report, data=None) -> dict:
-    run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / "checkpoint.npz"
-    # on resume too: config.json must say how many epochs the run is now trained for
-    write_json(run_dir / "config.json", config)
     if data is None:
         data = prepare_data(config, offline=offline)
     write_json(run_dir / "dataset.json", dataset_meta(data.dataset))
@@ -306,10 +416,7 @@ def _train_run(config, run_dir, resume, offline, progress, echo, report, data=No
     metrics["wall_seconds"] = time.perf_counter() - started
     write_json(run_dir / "metrics.json", metrics)
     if model.diverged_:
-        raise RunDiverged(
-            f"training stopped: {model.stop_reason_}; the last finite weights are "
-            f"saved in {run_dir}"
-        )
+        raise RunDiverged(_diverged_message(run_dir, model.stop_reason_))
     _report(run_dir, data, report, echo)
     return metrics
 

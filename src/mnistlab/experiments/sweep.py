@@ -10,18 +10,20 @@ Layout of the output folder::
     OUT/sweep.json          every trial's status and metrics, rewritten as trials finish
     OUT/report.html         the sweep report, written by the `report` hook run_sweep is given
 
-A trial that raises is recorded as failed with its error and the sweep goes on. Ctrl-C stops the
-running trials at their next step (each saves a checkpoint) and submits no more; running the same
-study again skips finished trials and resumes interrupted ones.
+A trial that raises is recorded as failed with its error and the sweep goes on. A trial whose
+worker process dies (killed, out of memory) is retried once; the other trials that were running
+in the same pool, which a dead worker breaks, are run again without counting against them.
+Ctrl-C or SIGTERM stops the running trials at their next step (each saves a checkpoint) and
+submits no more; running the same study again skips finished trials and resumes the others. When
+the trials are done, the store's rows are made to say what sweep.json says (no row is left
+'running').
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import json
-import multiprocessing
 import os
-import signal
 import sys
 import threading
 import time
@@ -33,7 +35,21 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from mnistlab._io import write_text_atomic
-from mnistlab.errors import MnistlabError, SweepInterrupted, TrainingInterrupted, UsageError
+from mnistlab.errors import (
+    DataError,
+    MnistlabError,
+    SweepInterrupted,
+    TrainingInterrupted,
+    UsageError,
+)
+from mnistlab.experiments.executors import DaskPool, LocalPool
+from mnistlab.experiments.run_folder import (
+    claim_owner,
+    finished_metrics,
+    read_history,
+    read_json,
+    run_folder_in_use,
+)
 from mnistlab.experiments.runs import train_run
 from mnistlab.experiments.store import RunStore
 from mnistlab.experiments.study import Study
@@ -53,6 +69,8 @@ RESULT_METRICS = (
     "epochs_run",
     "stop_reason",
 )
+#: how many times a trial whose worker died is run again
+LOST_WORKER_RETRIES = 1
 # one trial at a time per process: BLAS thread limits are per process, not per thread
 _TRIAL_LOCK = threading.Lock()
 #: Writes the sweep's report from its output folder and its study; returns the report's path.
@@ -76,7 +94,7 @@ def run_trial(task: dict) -> dict:
                 study=task["study"],
                 trial=task["label"],
             )
-        except TrainingInterrupted:
+        except (TrainingInterrupted, KeyboardInterrupt):
             result.update(status="interrupted", error="interrupted; rerun the study to resume")
         except MnistlabError as exc:
             result.update(status="failed", error=str(exc))
@@ -96,15 +114,6 @@ def _worker_name() -> str:
     return f"{os.uname().nodename}:{os.getpid()}"
 
 
-def _init_local_worker() -> None:
-    """Pool worker start-up: its own process group, so a terminal's Ctrl-C reaches only the
-    parent, which forwards exactly one SIGINT to each worker (a second one would abort a trial
-    before its checkpoint); SIGINT ignored outside a trial's training loop. (BLAS threads are
-    limited per trial, in run_trial, which serves the Dask workers as well.)"""
-    os.setpgrp()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def plan_trials(study: Study, out: Path) -> list[dict]:
     """Each trial's task, with its state: finished (skipped), resume, or new."""
     tasks = []
@@ -115,20 +124,15 @@ def plan_trials(study: Study, out: Path) -> list[dict]:
             saved = run_dir / "config.json"
             state = "new"
             if saved.exists():
-                try:
-                    previous = json.loads(saved.read_text(encoding="utf-8"))
-                except json.JSONDecodeError:
-                    previous = None
-                if previous != json.loads(json.dumps(trial.config)):
+                if read_json(saved) != json.loads(json.dumps(trial.config)):
                     raise UsageError(
                         f"{run_dir}: holds a run with another configuration than trial "
                         f"{trial.label} of this study; use another --out or remove that folder"
                     )
                 row = store.latest(run_dir)
-                if row is not None and row["status"] == "finished":
-                    state = "finished"
-                elif (run_dir / "checkpoint.npz").exists() and trial.config["model"] == "mlp":
-                    state = "resume"
+                # anything else it holds is continued: a checkpoint, or a run killed before
+                # its first one, or after its metrics (a resume completes its store row)
+                state = "finished" if row is not None and row["status"] == "finished" else "resume"
             tasks.append(
                 {
                     "label": trial.label,
@@ -159,72 +163,6 @@ def _finished_result(task: dict, store_path: Path) -> dict:
         "worker": None,
         "metrics": {k: metrics[k] for k in RESULT_METRICS if metrics.get(k) is not None},
     }
-
-
-class _Local:
-    """A process pool that can forward one Ctrl-C to its workers and be replaced if it breaks."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self.context = multiprocessing.get_context("spawn")
-        self.executor = self._new()
-
-    def _new(self):
-        return cf.ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=self.context, initializer=_init_local_worker
-        )
-
-    @property
-    def slots(self) -> int:
-        return self.workers
-
-    def renew(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        self.executor = self._new()
-
-    def interrupt(self) -> None:
-        for process in list(getattr(self.executor, "_processes", {}).values()):
-            try:
-                os.kill(process.pid, signal.SIGINT)
-            except (ProcessLookupError, AttributeError):
-                pass
-
-    def close(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=True)
-
-
-class _Dask:
-    def __init__(self, scheduler: str) -> None:
-        try:
-            from distributed import Client
-        except ImportError:
-            raise UsageError(
-                "--executor dask needs dask.distributed: pip install 'distributed'"
-            ) from None
-        kwargs = {"scheduler_file": scheduler} if Path(scheduler).is_file() else {}
-        try:
-            self.client = Client(
-                None if kwargs else scheduler, timeout=15, set_as_default=False, **kwargs
-            )
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise UsageError(
-                f"--scheduler {scheduler}: no Dask scheduler answered ({exc})"
-            ) from None
-        self.executor = self.client.get_executor(pure=False)
-
-    @property
-    def slots(self) -> int:
-        return max(1, sum(self.client.nthreads().values()))
-
-    def renew(self) -> None:  # a lost Dask worker is the scheduler's business
-        pass
-
-    def interrupt(self) -> None:
-        pass  # running tasks finish on the cluster; nothing new is submitted
-
-    def close(self) -> None:
-        self.executor.shutdown(wait=False)
-        self.client.close()
 
 
 def check_options(workers: int | None, executor: str, scheduler: str | None) -> None:
@@ -282,8 +220,10 @@ def run_sweep(
             status = loop.run()
         finally:
             pool.close()
+    _settle_rows(out / "runs.db", tasks, results)
     summary["trials"] = _ordered(tasks, results)
     summary["status"] = status
+    summary["failed"] = sum(r["status"] == "failed" for r in results.values())
     _add_session(summary, sessions, time.perf_counter() - started, len(todo), status)
     _write_summary(out, summary)
     if report is not None:
@@ -311,8 +251,8 @@ def _plan(study: Study, out: Path, offline: bool | None) -> tuple[list, dict, li
 
 def _open_pool(executor: str, workers: int, scheduler: str | None, echo):
     if executor == "local":
-        return _Local(workers)
-    pool = _Dask(scheduler)
+        return LocalPool(workers)
+    pool = DaskPool(scheduler)
     echo(f"dask: {len(pool.client.nthreads())} workers, {pool.slots} threads at {scheduler}")
     return pool
 
@@ -352,9 +292,11 @@ def _add_session(
 
 def _previous_sessions(out: Path) -> list[dict]:
     """The earlier runs of this study into `out` (a resumed sweep adds to them)."""
+    if not (out / "sweep.json").exists():
+        return []
     try:
-        previous = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
+        previous = read_json(out / "sweep.json")
+    except DataError:
         return []
     sessions = previous.get("sessions")
     return sessions if isinstance(sessions, list) else []
@@ -420,6 +362,7 @@ class _TrialLoop:
         while self.queue and len(self.running) < self.pool.slots and not self.interrupted:
             task = self.queue.pop(0)
             self.running[self.pool.executor.submit(run_trial, task)] = task
+        self.pool.note_workers()
 
     def _interrupt(self) -> None:
         self.interrupted = True
@@ -431,29 +374,53 @@ class _TrialLoop:
         self.queue.clear()
 
     def _collect(self, finished) -> None:
-        broken = False
+        lost = []
         for future in finished:
             task = self.running.pop(future)
             try:
                 result = future.result()
             except cf.CancelledError:
                 continue
-            except Exception as exc:  # the worker died (killed, out of memory) or broke
-                broken = isinstance(exc, cf.process.BrokenProcessPool)
-                result = {
-                    "label": task["label"],
-                    "run_dir": task["run_dir"],
-                    "status": "failed",
-                    "error": f"worker lost: {type(exc).__name__}: {exc}",
-                    "seconds": 0.0,
-                    "metrics": {},
-                }
+            except cf.process.BrokenProcessPool:
+                lost.append(task)
+                continue
+            except Exception as exc:  # a Dask worker lost, or a task that could not be sent
+                result = _failed(task, f"worker lost: {type(exc).__name__}: {exc}")
             self._record(task, result)
-        if broken:
-            for future, task in list(self.running.items()):  # collateral of the same pool
-                self.running.pop(future)
+        if lost:
+            self._broken_pool(lost)
+
+    def _broken_pool(self, lost: list[dict]) -> None:
+        """A worker died and broke the pool: every trial still running in it ends too. The
+        trial whose worker died (told by its run folder's claim) runs again, once; the others
+        run again without that counting against them; then a fresh pool takes over."""
+        remaining, _ = cf.wait(list(self.running), timeout=60)
+        for future in remaining:
+            task = self.running.pop(future)
+            try:
+                self._record(task, future.result())
+            except Exception:  # noqa: BLE001 - broken with the pool
+                lost.append(task)
+        dead = self.pool.lost_workers()
+        owners = {task["label"]: claim_owner(Path(task["run_dir"]))[0] for task in lost}
+        blamed = {label for label, pid in owners.items() if pid in dead} or set(owners)
+        for task in reversed(lost):
+            task["resume"] = True  # whatever its folder holds, continue it
+            if task["label"] not in blamed:
+                self._say(f"{task['label']}: its pool broke; running it again")
                 self.queue.insert(0, task)
-            self.pool.renew()
+                continue
+            task["lost"] = task.get("lost", 0) + 1
+            if task["lost"] > LOST_WORKER_RETRIES:
+                error = f"worker lost {task['lost']} times (killed, or out of memory)"
+                self._record(task, _failed(task, error))
+            else:
+                self._say(f"{task['label']}: its worker was lost; retrying it")
+                self.queue.insert(0, task)
+        self.pool.renew()
+
+    def _say(self, line: str) -> None:
+        (self.echo if self.bar.disable else self.bar.write)(line)
 
     def _record(self, task: dict, result: dict) -> None:
         self.results[task["label"]] = result
@@ -466,7 +433,49 @@ class _TrialLoop:
             line += f", {metric} {shown}"
         elif result.get("error"):
             line += f" ({result['error']})"
-        (self.echo if self.bar.disable else self.bar.write)(f"{line} ({result['seconds']:.1f} s)")
+        self._say(f"{line} ({result['seconds']:.1f} s)")
         self.summary["trials"] = _ordered(self.tasks, self.results)
         self.summary["wall_seconds"] = time.perf_counter() - self.started
         _write_summary(self.out, self.summary)
+
+
+def _failed(task: dict, error: str) -> dict:
+    """The result of a trial that ended without its own (its worker lost)."""
+    return {
+        "label": task["label"],
+        "run_dir": task["run_dir"],
+        "status": "failed",
+        "error": error,
+        "seconds": 0.0,
+        "metrics": {},
+    }
+
+
+def _settle_rows(store_path: Path, tasks: list[dict], results: dict) -> None:
+    """Make each trial's row in the store say what its result in sweep.json says, where the
+    trial could not write it itself (its worker lost, the store locked at its end); then
+    reconcile the store's other 'running' rows (trials of a sweep killed earlier)."""
+    with RunStore(store_path) as store:
+        for task in tasks:
+            result = results.get(task["label"])
+            run_dir = Path(task["run_dir"])
+            row = store.latest(run_dir)
+            if result is None or row is None or row["status"] != "running":
+                continue
+            if run_folder_in_use(run_dir):
+                continue  # someone else is running it now
+            if result["status"] == "finished":
+                metrics = finished_metrics(run_dir) or result["metrics"]
+                store.finish(row["id"], metrics, _history(run_dir))
+            elif result["status"] == "failed":
+                store.fail(row["id"], result.get("error") or "failed")
+            else:
+                store.interrupt(row["id"], result.get("error") or "interrupted")
+        store.reconcile()
+
+
+def _history(run_dir: Path) -> list[dict]:
+    try:
+        return read_history(run_dir)
+    except DataError:
+        return []
