@@ -9,6 +9,9 @@ each layer, in a new random order each round and after a rest (medians of --repe
   Trainer uses (NumPy's BLAS at --threads threads);
 - the floor: the same GEMMs alone on preallocated arrays (Y = cols @ W2; then dW2 = cols.T @ G
   and the per-offset G @ W[i, j].T of the input gradient);
+- one-GEMM col2im (conv2 only): Conv2D's backward with its input gradient computed as one
+  ``G @ W2.T`` whose rows hold the offsets side by side, added back offset by offset (runs of
+  `channels` floats), instead of one product per offset into a block of its own;
 - NCHW, the layout not chosen: the same im2col steps written for channels first (one GEMM per
   image, W2 @ cols_n; col2im adds along image rows);
 - shifted GEMMs, the route that copies no windows (conv2 only): on the padded images seen as a
@@ -70,6 +73,7 @@ def main() -> None:
             **mnistlab_cases(layer, x),
             **floor_cases(layer, x),
             **nchw_cases(layer, x),
+            **({} if first else one_gemm_col2im_cases(layer, x)),
             **({} if first else shifted_gemm_cases(layer, x, args.threads)),
             **torch_cases(torch, layer, x, first),
         }
@@ -81,7 +85,14 @@ def main() -> None:
             print(f"{label:<38} {cells[0]:>15} {cells[1]:>15}")
 
 
-LABELS = ("mnistlab NHWC", "floor: GEMMs alone", "NCHW im2col", "shifted GEMMs", "torch conv2d")
+LABELS = (
+    "mnistlab NHWC",
+    "floor: GEMMs alone",
+    "one-GEMM col2im",
+    "NCHW im2col",
+    "shifted GEMMs",
+    "torch conv2d",
+)
 
 
 def _cell(values) -> str:
@@ -128,6 +139,33 @@ def floor_cases(layer: Conv2D, x: np.ndarray) -> dict:
                 layer.blas.gemm(grad, per_offset[k].T, blocks[k])
 
     return {"floor: GEMMs alone forward": forward, "floor: GEMMs alone fwd+bwd": forward_backward}
+
+
+def one_gemm_col2im_cases(layer: Conv2D, x: np.ndarray) -> dict:
+    """Conv2D's forward and kernel gradient, with the input gradient from one G @ W2.T."""
+    batch, height, width, channels = x.shape
+    kernel_h, kernel_w = layer.kernel_size
+    out_h, out_w, filters = layer.output_shape
+    (top, _), (left, _) = layer._paddings(height, width)
+    grad = np.random.default_rng(5).standard_normal((batch * out_h * out_w, filters), np.float32)
+    grad_cols = np.empty((len(grad), kernel_h * kernel_w * channels), np.float32)
+    grad_windows = grad_cols.reshape(batch, out_h, out_w, kernel_h, kernel_w, channels)
+    grad_padded = np.zeros((batch, *layer._padded_shape), np.float32)
+    grad_in = np.empty_like(x)
+    kernel = layer.weight.data.reshape(-1, filters)
+    out = np.empty_like(grad)
+
+    def forward_backward():  # (stride 1, as both layers here)
+        cols = layer._im2col(x)
+        layer.blas.gemm(cols, kernel, out)
+        layer.blas.gemm(cols.T, grad, layer.weight.grad.reshape(-1, filters))
+        layer.blas.gemm(grad, kernel.T, grad_cols)
+        grad_padded.fill(0)
+        for i, j in np.ndindex(kernel_h, kernel_w):
+            grad_padded[:, i : i + out_h, j : j + out_w] += grad_windows[:, :, :, i, j]
+        np.copyto(grad_in, grad_padded[:, top : top + height, left : left + width])
+
+    return {"one-GEMM col2im fwd+bwd": forward_backward}
 
 
 def nchw_cases(layer: Conv2D, x: np.ndarray) -> dict:

@@ -83,6 +83,7 @@ def test_conv2d_without_bias_in_a_stack_of_two():
         (MaxPool2D, 2, 3),  # gaps between the windows
         (MaxPool2D, 3, 2),  # overlapping windows
         (MaxPool2D, (2, 3), (3, 1)),  # gaps between rows of windows, overlap along the rows
+        (MaxPool2D, 1, 2),  # a window of one input
         (AvgPool2D, 2, None),
         (AvgPool2D, 3, 2),
         (AvgPool2D, (2, 3), (3, 1)),

@@ -101,16 +101,17 @@ def test_config_round_trip_rebuilds_the_same_network():
     assert "input_shape" not in Sequential([Dense(3)]).build(6).config()  # an MLP's is as before
 
 
-@pytest.mark.parametrize("library", [None, "numpy", "scipy"])
-def test_conv2d_gives_the_same_numbers_under_every_blas_setting(library):
+@pytest.mark.parametrize("library", ["numpy", "scipy"])
+@pytest.mark.parametrize("channels, stride", [(3, 2), (1, 1)])  # either layout of the windows
+def test_conv2d_gives_the_same_numbers_under_every_blas_setting(library, channels, stride):
     rng = np.random.default_rng(2)
-    x = rng.normal(size=(4, 7, 7, 3)).astype(np.float32)
-    grad = rng.normal(size=(4, 4, 4, 5)).astype(np.float32)
+    x = rng.normal(size=(4, 7, 7, channels)).astype(np.float32)
     results = {}
     for setting in (None, library):
-        layer = Conv2D(5, 3, stride=2, padding="same")
+        layer = Conv2D(5, 3, stride=stride, padding="same")
         layer.build(x.shape[1:], np.random.default_rng(0), np.float32)
         layer.bias.data[:] = 0.5
+        grad = np.random.default_rng(3).normal(size=(4, *layer.output_shape)).astype(np.float32)
         if setting is None:
             out = layer.forward(x).copy()
             grad_in = layer.backward(grad.copy()).copy()

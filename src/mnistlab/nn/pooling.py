@@ -65,6 +65,17 @@ class _Pool2D(Layer):
         """The inputs (or their gradients) that window offset (i, j) covers."""
         return offset_view(array, i, j, self.stride, self._out_size)
 
+    def _combine(self, ufunc: np.ufunc, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """out = ufunc(ufunc(view_0, view_1), view_2) ... over the offsets' views of x."""
+        first, *rest = (self._view(x, i, j) for i, j in self._offsets)
+        if not rest:
+            np.copyto(out, first)
+            return out
+        ufunc(first, rest[0], out=out)
+        for view in rest[1:]:
+            ufunc(out, view, out=out)
+        return out
+
     def _grad_in(self, batch: int) -> np.ndarray:
         """The input gradient's buffer: zeroed where offsets overlap or miss some input."""
         grad_in = self._buffer("grad_in", (batch, *self.input_shape))
@@ -110,10 +121,7 @@ class MaxPool2D(_Pool2D):
     def forward(self, x, training=False):
         self._check(x)
         out = self._buffer("out", (x.shape[0], *self.output_shape))
-        first, *rest = self._offsets
-        np.copyto(out, self._view(x, *first))
-        for i, j in rest:
-            np.maximum(out, self._view(x, i, j), out=out)
+        self._combine(np.maximum, x, out)
         self._x, self._y = x, out
         return out
 
@@ -122,17 +130,22 @@ class MaxPool2D(_Pool2D):
             return None
         grad_in = self._grad_in(grad_out.shape[0])
         winner = self._buffer("winner", grad_out.shape, dtype=bool)
-        routed = self._buffer("routed", grad_out.shape)
-        last = len(self._offsets) - 1
-        # Offsets in row-major order; each takes the gradient where its input equals the
-        # maximum, and the gradient it takes is zeroed in grad_out (the next layer's work
-        # buffer), so that a later offset that ties gets nothing.
-        for k, (i, j) in enumerate(self._offsets):
+        *earlier, last = self._offsets
+        # Offsets in row-major order: each takes the gradient of the windows whose maximum it
+        # holds, and what it takes is zeroed in grad_out (the next layer's work buffer), so
+        # that a later offset that ties gets nothing. What is left at the end belongs to the
+        # last offset: it holds the maximum of every window no earlier offset did (a window
+        # holding NaN, whose maximum equals nothing, sends its gradient there too).
+        for i, j in earlier:
             np.equal(self._view(self._x, i, j), self._y, out=winner)
-            np.multiply(grad_out, winner, out=routed)
-            self._put(self._view(grad_in, i, j), routed)
-            if k < last:
-                grad_out -= routed
+            target = self._view(grad_in, i, j)
+            if self._overlap:
+                taken = np.multiply(grad_out, winner, out=self._buffer("taken", grad_out.shape))
+                target += taken
+            else:
+                taken = np.multiply(grad_out, winner, out=target)
+            grad_out -= taken
+        self._put(self._view(grad_in, *last), grad_out)
         return grad_in
 
 
@@ -160,10 +173,7 @@ class AvgPool2D(_Pool2D):
     def forward(self, x, training=False):
         self._check(x)
         out = self._buffer("out", (x.shape[0], *self.output_shape))
-        first, *rest = self._offsets
-        np.copyto(out, self._view(x, *first))
-        for i, j in rest:
-            np.add(out, self._view(x, i, j), out=out)
+        self._combine(np.add, x, out)
         out *= 1.0 / len(self._offsets)
         return out
 
