@@ -1,4 +1,5 @@
-"""Classifiers with scikit-learn's conventions: the MLP and the classical models."""
+"""Classifiers that are scikit-learn estimators (its base classes and input checks, mnistlab's
+own computation): the MLP and the classical models, their parameter tables, saving and loading."""
 
 from mnistlab.models.base import Classifier
 from mnistlab.models.gaussian import GaussianClassifier

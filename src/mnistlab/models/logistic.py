@@ -130,9 +130,9 @@ class OneVsAllLogistic(LogScoreClassifier):
                 method="L-BFGS-B",
                 options=options,
             )
-            self.n_iter_ = np.full(n_classes, result.nit)
-            self.intercept_ = result.x[d * n_classes :].copy()
             self.coef_ = result.x[: d * n_classes].reshape(d, n_classes).T.copy()
+            self.intercept_ = result.x[d * n_classes :].copy()
+            self.n_iter_ = np.full(n_classes, result.nit)
             return self
         coef, intercept = np.zeros((n_classes, d)), np.zeros(n_classes)
         self.n_iter_ = np.zeros(n_classes, dtype=int)
@@ -150,7 +150,7 @@ class OneVsAllLogistic(LogScoreClassifier):
             coef[k] = result.x[:-1]
             intercept[k] = result.x[-1]
             self.n_iter_[k] = result.nit
-        self.intercept_, self.coef_ = intercept, coef
+        self.coef_, self.intercept_ = coef, intercept
         return self
 
     def _margins(self, X) -> np.ndarray:
@@ -166,11 +166,9 @@ class OneVsAllLogistic(LogScoreClassifier):
         """Margins x . w_k + b_k: (n, n_classes); (n,) for two classes, log sigmoid(m_1) -
         log sigmoid(m_0) (which equals m_1 when the two mirror-image problems solve exactly)."""
         margins = self._margins(X)
-        return (
-            log_expit(margins[:, 1]) - log_expit(margins[:, 0])
-            if margins.shape[1] == 2
-            else margins
-        )
+        if margins.shape[1] == 2:
+            return log_expit(margins[:, 1]) - log_expit(margins[:, 0])
+        return margins
 
     def predict_proba(self, X) -> np.ndarray:
         """The K one-vs-rest sigmoids, normalized to sum to 1 per row: (n, n_classes)."""
