@@ -93,3 +93,12 @@ def test_bad_arguments():
         accuracy([0, 1], [0])
     with pytest.raises(UsageError, match="k must be in \\[1, 2\\], got k=3"):
         top_k_accuracy([0], [[0.5, 0.5]], 3)
+
+
+def test_top_k_counts_a_row_of_nan_probabilities_as_a_miss():
+    # a diverged model's probabilities: every comparison with NaN is False, which used to rank
+    # the true class first and report top-2 accuracy 1.0
+    nan = np.nan
+    probabilities = np.array([[nan, nan, nan], [0.1, 0.8, 0.1], [0.2, nan, 0.7], [0.5, 0.3, 0.2]])
+    assert top_k_accuracy([0, 1, 2, 1], probabilities, 2) == 0.5
+    assert top_k_accuracy([0, 1, 2, 1], np.full((4, 3), nan), 1) == 0.0
