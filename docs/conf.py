@@ -75,7 +75,6 @@ PLAIN_TEXT_DOCSTRINGS = {
     "mnistlab.models.mlp.MLPClassifier",
     "mnistlab.models.softmax.SoftmaxRegression",
     "mnistlab.nn.parameters.Parameter",
-    "mnistlab.train.trainer.Trainer",
 }
 
 

@@ -31,6 +31,7 @@ class DivergenceGuard:
         self._epoch_start: dict[str, np.ndarray] = {}
 
     def set_first_loss(self, loss: float | None) -> None:
+        """Take `loss` as the run's first finite loss (None: none yet), which sets the limit."""
         self.first_loss = loss
         self.limit = math.inf if loss is None else DIVERGENCE_FACTOR * max(loss, 1.0)
 
@@ -53,6 +54,7 @@ class DivergenceGuard:
 
     @staticmethod
     def weights_finite(model) -> bool:
+        """Whether every array of the model's state is finite."""
         return all(np.isfinite(a).all() for a in model.state_arrays().values())
 
     def keep_finite_weights(self, model, epoch: int) -> str:

@@ -51,12 +51,15 @@ class InterruptFlag:
         self._previous: dict[int, object] = {}
 
     def is_set(self) -> bool:
+        """Whether a stop was asked for since the last `clear`."""
         return self._event.is_set()
 
     def set(self) -> None:
+        """Ask for a stop (what the signal handler does)."""
         self._event.set()
 
     def clear(self) -> None:
+        """Forget a stop asked for."""
         self._event.clear()
 
     def __enter__(self) -> InterruptFlag:

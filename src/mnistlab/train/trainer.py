@@ -65,14 +65,36 @@ def auto_blas_threads(batch_size: int, n_weights: int, cores: int | None = None)
 class Trainer:
     """Trains a built Sequential model with an optimizer on integer-labelled data.
 
-    model: a built Sequential whose output layer gives logits.
-    optimizer: built over model.parameters().
-    loss: a Loss or its name ("cross_entropy" by default, "mse").
-    schedule: a Schedule (default: constant at the optimizer's learning rate).
-    l2: L2 penalty coupled to the loss, 0.5 * l2 * sum(W^2) over the weights.
-    callbacks: Callback objects (early stopping, checkpoints, NaN guard, progress).
-    blas_threads: threads for the model's matrix products (None: auto_blas_threads, by the work
-        of a step).
+    Parameters
+    ----------
+    model : Sequential
+        A built model whose output layer gives logits.
+    optimizer : Optimizer
+        Built over ``model.parameters()``.
+    loss : Loss or str
+        A Loss or its name ("cross_entropy" by default, "mse").
+    schedule : Schedule, optional
+        The learning rate by step or epoch (default: constant at the optimizer's).
+    l2 : float
+        L2 penalty coupled to the loss, ``0.5 * l2 * sum(W^2)`` over the weights.
+    callbacks : list of Callback
+        Early stopping, checkpoints, the NaN guard, the progress bar, ...
+    blas_threads : int, optional
+        Threads for the model's matrix products (None: `auto_blas_threads`, by the work of a
+        step).
+
+    Attributes
+    ----------
+    history : History
+        One record per completed epoch.
+    epoch : int
+        Completed epochs (a checkpoint restores it, as it does `step`).
+    step : int
+        Completed optimizer steps.
+    stop_training : bool
+        Set by a callback to stop after the current step or epoch; ``stop_reason`` says why.
+    diverged : bool
+        Whether training stopped because it diverged (see `train.divergence`).
     """
 
     def __init__(
@@ -319,6 +341,7 @@ class Trainer:
     # ------------------------------------------------------------------ scores
 
     def l2_penalty(self) -> float:
+        """The L2 penalty's current value, ``0.5 * l2 * ||W||^2`` over the weights."""
         if not self.l2:
             return 0.0
         weights = self.model.params.data[: self.model.params.n_decay]
@@ -371,6 +394,7 @@ class Trainer:
         return arrays, meta
 
     def save_checkpoint(self, path) -> None:
+        """Write everything an exact resume needs to `path` (a .npz; see `train.state`)."""
         arrays, meta = self.checkpoint_state()
         save_npz(path, arrays, meta)
 
