@@ -83,8 +83,9 @@ def _reconcile(store: RunStore) -> None:
     changed = {k: v for k, v in store.reconcile().items() if v}
     if changed:
         counts = ", ".join(f"{n} {status}" for status, n in changed.items())
-        rows = "row" if sum(changed.values()) == 1 else "rows"
-        print(f"updated {rows} of runs that ended unrecorded: {counts}", file=sys.stderr)
+        total = sum(changed.values())
+        rows = "row" if total == 1 else "rows"
+        print(f"updated {total} {rows} of runs that ended unrecorded: {counts}", file=sys.stderr)
 
 
 def cmd_list(args) -> int:
