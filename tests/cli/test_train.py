@@ -82,7 +82,8 @@ def test_train_writes_the_run_folder(tmp_path, capsys):
     assert params["hidden_layer_sizes"] == [32] and params["random_state"] == 1
     assert "hidden" not in params and "seed" not in params
     assert (out / "history.csv").read_text().count("\n") == 4
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    # no temporary file is left; the run's claim on its folder stays (run_folder.LOCK_NAME)
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [".run.lock"]
 
 
 def test_evaluate_recomputes_the_metrics(tmp_path, capsys):
