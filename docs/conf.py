@@ -64,29 +64,6 @@ html_theme = "alabaster"
 html_title = f"mnistlab {release}"
 html_static_path: list[str] = []
 
-#: Docstrings still written as plain text that reStructuredText misreads (a hanging indent read as
-#: a block quote, ``coef_`` read as a link). Until each is rewritten (what, shapes, returns;
-#: NumPy sections for the estimators), its first line is shown as the summary and the rest as
-#: preformatted text, exactly as written. Only the objects named here are treated so: any other
-#: docstring that does not build still fails `make docs`. Remove a name once its docstring is
-#: valid reStructuredText.
-PLAIN_TEXT_DOCSTRINGS = {
-    "mnistlab.models.gaussian.GaussianClassifier",
-    "mnistlab.models.mlp.MLPClassifier",
-    "mnistlab.models.softmax.SoftmaxRegression",
-    "mnistlab.nn.parameters.Parameter",
-}
-
-
-def show_plain_text_docstring(app, what, name, obj, options, lines: list[str]) -> None:
-    """autodoc-process-docstring: a listed docstring's lines after the first as a literal block."""
-    if name not in PLAIN_TEXT_DOCSTRINGS or len(lines) < 2:
-        return
-    summary, body = lines[0], lines[1:]
-    while body and not body[0].strip():
-        body.pop(0)
-    lines[:] = [summary, "", "::", ""] + [f"    {line}" if line else "" for line in body]
-
 
 class ReexportsDirective(SphinxDirective):
     """``.. mnistlab-reexports:: mnistlab.models``: a table of the names a package re-exports.
@@ -159,7 +136,6 @@ def plain_attribute_types(app, what, name, obj, options, lines: list[str]) -> No
 
 def setup(app):
     app.add_directive("mnistlab-reexports", ReexportsDirective)
-    app.connect("autodoc-process-docstring", show_plain_text_docstring)
     # connected after napoleon (an extension, set up before this file's setup): sees its output
     app.connect("autodoc-process-docstring", plain_attribute_types)
     app.connect("autodoc-skip-member", skip_sklearn_request_methods)
