@@ -142,3 +142,54 @@ def test_store_errors(tmp_path, capsys):
     (tmp_path / "bad.db").write_bytes(b"this is not sqlite" * 100)
     assert main(["runs", "list", "--db", str(tmp_path / "bad.db")]) == 2
     assert "not a usable run store" in capsys.readouterr().err
+
+
+OLD_SCHEMA = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_dir TEXT NOT NULL,
+    study TEXT,
+    trial TEXT,
+    status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed')),
+    config TEXT NOT NULL,
+    metrics TEXT,
+    history TEXT,
+    machine TEXT,
+    error TEXT,
+    started REAL NOT NULL,
+    finished REAL,
+    seconds REAL
+);
+CREATE INDEX runs_study ON runs (study, trial);
+"""
+
+
+def test_a_run_store_from_before_pid_host_and_interrupted_opens_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "runs.db"
+    with sqlite3.connect(path) as raw:
+        raw.executescript(OLD_SCHEMA)
+        for i in range(3):
+            raw.execute(
+                "INSERT INTO runs (run_dir, study, status, config, metrics, started) "
+                "VALUES (?, 'old', 'finished', '{\"model\": \"mlp\"}', ?, 1.0)",
+                (f"/runs/{i}", '{"test_accuracy": 0.5}'),
+            )
+        raw.execute("DELETE FROM runs WHERE id = 3")
+    with RunStore(path) as store:
+        rows = store.list(study="old")
+        assert [(r["id"], r["status"], r["pid"]) for r in rows] == [
+            (1, "finished", None),
+            (2, "finished", None),
+        ]
+        assert rows[0]["metrics"] == {"test_accuracy": 0.5}
+        new = store.start("/runs/new", {"model": "knn"})
+        assert new == 4  # a removed row's id is never given again, migrated or not
+        store.interrupt(new, "interrupted: Ctrl-C")
+        assert store.get(new)["status"] == "interrupted" and store.get(new)["pid"] == os.getpid()
+    with RunStore(path) as store:  # opening it again migrates nothing
+        assert len(store.list()) == 3
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert raw.execute("SELECT name FROM sqlite_master WHERE type='index'").fetchall() == [
+            ("runs_study",)
+        ]
