@@ -19,12 +19,12 @@ import time
 WORKLOADS = {
     # name: (mnistlab constructor, scikit-learn constructor or None, note)
     "knn1": (
-        "KNeighborsClassifier(k=1)",
+        "KNeighborsClassifier(n_neighbors=1)",
         "neighbors.KNeighborsClassifier(n_neighbors=1, algorithm='brute')",
         "1-NN, L2",
     ),
     "knn5": (
-        "KNeighborsClassifier(k=5)",
+        "KNeighborsClassifier(n_neighbors=5)",
         "neighbors.KNeighborsClassifier(n_neighbors=5, algorithm='brute')",
         "5-NN, L2",
     ),

@@ -118,7 +118,7 @@ def test_the_plain_sink_is_the_step_and_the_input_gradient_uses_the_old_weights(
 def test_momentum_with_l2_resumes_bit_exactly_after_an_interrupt(digits, tmp_path):
     x, y = digits
     settings = dict(
-        hidden=(32, 16),
+        hidden_layer_sizes=(32, 16),
         batchnorm=True,
         dropout=0.2,
         optimizer="momentum",
@@ -128,7 +128,7 @@ def test_momentum_with_l2_resumes_bit_exactly_after_an_interrupt(digits, tmp_pat
         batch_size=50,
         epochs=3,
         schedule="cosine",
-        seed=3,
+        random_state=3,
     )
     reference = MLPClassifier(**settings).fit(x, y)
 

@@ -96,7 +96,7 @@ def _mnistlab_classical(data: dict, spec: dict) -> dict:
     xk = data["x_test"][: spec["knn_test"]]
     out = {}
     out["knn_1nn"] = _classical(
-        lambda: KNeighborsClassifier(k=1).fit(x, y).predict(xk), data, yt[: len(xk)]
+        lambda: KNeighborsClassifier(n_neighbors=1).fit(x, y).predict(xk), data, yt[: len(xk)]
     )
     gaussian = GaussianClassifier(smoothing=GAUSSIAN_REG, shrinkage=GAUSSIAN_REG)
     out["gaussian"] = _classical(lambda: gaussian.fit(x, y).predict(data["x_test"]), data, yt)
@@ -107,7 +107,7 @@ def _mnistlab_classical(data: dict, spec: dict) -> dict:
         final_learning_rate=preset["final_lr"],
         batch_size=preset["batch_size"],
         epochs=preset["epochs"],
-        seed=0,
+        random_state=0,
     )
     out["softmax"] = _classical(lambda: softmax.fit(x, y).predict(data["x_test"]), data, yt)
     return out
