@@ -574,3 +574,33 @@ def test_workers_die_with_a_killed_sweep(tmp_path):
     assert main(["runs", "list", "--db", str(out / "runs.db")]) == 0
     with RunStore(out / "runs.db") as store:
         assert {r["status"] for r in store.list()} == {"interrupted"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+def test_sigterm_stops_a_sweep_as_ctrl_c_does(tmp_path):
+    """Before: SIGTERM (docker stop, a cluster scheduler) killed the sweep at once, rows
+    'running'."""
+    study = write_study(tmp_path, LONG_TRIALS)
+    out = tmp_path / "out"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "mnistlab", "sweep", str(study), "--workers", "2",
+         "--out", str(out), "--quiet", "--no-report"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _wait_until(lambda: len(list(out.glob("trials/*/checkpoint.npz"))) == 2, 120, "both trials")
+        workers = _workers_of(sweep.pid)
+        sweep.send_signal(signal.SIGTERM)
+        _, stderr = sweep.communicate(timeout=120)
+    finally:
+        sweep.kill()
+    assert sweep.returncode == 130, stderr
+    assert "interrupted:" in stderr and "Traceback" not in stderr
+    assert all(_gone(pid) for pid in workers)
+    summary = json.loads((out / "sweep.json").read_text())
+    statuses = {t["label"]: t["status"] for t in summary["trials"]}
+    with RunStore(out / "runs.db") as store:
+        rows = {r["trial"]: r["status"] for r in store.list()}
+    assert rows == statuses and "interrupted" in statuses.values()
+    assert set(statuses.values()) <= {"interrupted", "finished"}
