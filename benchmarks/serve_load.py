@@ -10,9 +10,10 @@ page's canvas sends. Prints the answered requests per second, latency percentile
 errors. The clients run on the same machine as the server (their own CPU time included), talk
 to 127.0.0.1 only, and stop by themselves at the end of the time.
 
-Measured on this machine (2 cores, shared with other work while it ran), MLP 784-256-128-10
-on Fashion-MNIST, 8 clients, 10 s:
-    (to be measured)
+Measured on this machine (2 cores, shared with other work while it ran; the 8 clients on the
+same cores), MLP 784-256-128-10 trained 10 epochs on Fashion-MNIST, 8 clients, 10 s:
+    294 requests/s answered (2943 in 10.0 s); latency p50 22.6 ms, p90 42.6 ms, p99 102.6 ms;
+    errors 0
 """
 
 from __future__ import annotations
