@@ -18,6 +18,7 @@ import pytest
 
 from mnistlab.cli import main
 from mnistlab.errors import DataError, UsageError
+from mnistlab.experiments.run_folder import run_folder_in_use
 from mnistlab.experiments.runs import train_run
 from mnistlab.experiments.store import RunStore
 from mnistlab.experiments.study import load_study, parse_study
@@ -570,7 +571,11 @@ def test_workers_die_with_a_killed_sweep(tmp_path):
         sweep.kill()
         sweep.wait(timeout=30)
     _wait_until(lambda: all(_gone(pid) for pid in workers), 10, "the workers to end")
-    # the rerun finds their rows 'running' with no one at work, and resumes both
+    trials = list(out.glob("trials/*"))
+    _wait_until(
+        lambda: not any(run_folder_in_use(t) for t in trials), 10, "their claims to be released"
+    )
+    # `runs list` (and a rerun) finds their rows 'running' with no one at work
     assert main(["runs", "list", "--db", str(out / "runs.db")]) == 0
     with RunStore(out / "runs.db") as store:
         assert {r["status"] for r in store.list()} == {"interrupted"}
