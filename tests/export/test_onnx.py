@@ -200,3 +200,9 @@ def test_a_convolutional_network_gives_the_same_probabilities(digits):
     norm.running_var[:] = rng.uniform(0.5, 2, size=4)
     model.model_ = network
     check_agrees(model, to_onnx(model), x_test)
+
+
+def test_a_model_exports_itself(digits, tmp_path):
+    x_train, y_train, x_test = digits
+    model = SoftmaxRegression(epochs=2).fit(x_train, y_train)
+    check_agrees(model, model.to_onnx(tmp_path / "m.onnx"), x_test)

@@ -34,6 +34,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 
 from mnistlab._io import write_text_atomic
 from mnistlab.errors import UsageError
+from mnistlab.export.onnx import to_onnx as _to_onnx
 from mnistlab.metrics import log_loss
 from mnistlab.models.params import ParamSpec, validate_params
 from mnistlab.nn.functional import softmax
@@ -179,6 +180,16 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     def _restore(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
+
+    def to_onnx(self, path: str | os.PathLike | None = None, **options):
+        """This fitted model as an ONNX graph (mnistlab.export.onnx.to_onnx).
+
+        The graph takes ``input``: float32 (n, n_features_in_), and gives ``probabilities``:
+        float32 (n, n_classes) and ``label``: int64 (n,). It is also written to `path` when
+        given. Returns the ``onnx.ModelProto`` (needs the ``export`` extra). options:
+        ``metadata={...}``, ``fold_batchnorm=True``.
+        """
+        return _to_onnx(self, path, **options)
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write model.json and weights.npz into ``folder`` (each atomically)."""
