@@ -23,6 +23,7 @@ from mnistlab.experiments.config import resolve_config
 from mnistlab.experiments.run_folder import claim_run_folder, read_json, write_json
 from mnistlab.experiments.runs import train_run
 from mnistlab.experiments.store import RunStore
+from mnistlab.train.checkpoint import load_npz, save_npz
 
 SMALL = ["--dataset", "digits", "--hidden", "16", "--epochs", "2", "--quiet"]
 
@@ -155,8 +156,26 @@ def test_a_run_killed_after_its_metrics_is_completed_by_resume(tmp_path, capsys)
     assert read_json(out / "metrics.json") == metrics
     (row,) = _rows(db)
     assert row["status"] == "finished" and row["pid"] == os.getpid()
+    # killed after its report, before its row: the row alone is completed
+    report_written = (out / "report.html").stat().st_mtime_ns
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE runs SET status='running', pid=?", (_reaped(),))
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    assert (out / "report.html").stat().st_mtime_ns == report_written
+    assert _rows(db)[0]["status"] == "finished"
+    capsys.readouterr()
     assert main(["train", "--resume", str(out), "--quiet"]) == 2  # now complete
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_resume_of_a_checkpoint_whose_epoch_is_not_a_number_is_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    train_run(_config(), out, store=False, echo=_quiet)
+    arrays, meta = load_npz(out / "checkpoint.npz")
+    save_npz(out / "checkpoint.npz", arrays, {**meta, "epoch": "three"})
+    assert main(["train", "--resume", str(out), "--epochs", "4", "--quiet"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"{out / 'checkpoint.npz'}: the checkpoint's epoch is 'three', not a whole" in line
 
 
 def test_sigterm_in_training_and_in_the_report_loses_nothing(tmp_path):

@@ -309,12 +309,12 @@ def _finished_to_complete(config: dict, run_dir: Path) -> dict | None:
 
 
 def _complete_run(config, run_dir, metrics, offline, echo, report, data) -> dict:
-    """Finish what a run killed after its metrics left undone: its report (a diverged run
-    has none: it stops as it did)."""
+    """Finish what a run killed after its metrics left undone: its report if it has none (a
+    diverged run has none: it stops as it did); its store row is the caller's."""
     echo(f"{run_dir} has finished training; completing what is missing")
     if metrics.get("diverged"):
         raise RunDiverged(_diverged_message(run_dir, metrics.get("stop_reason")))
-    if report is not None:
+    if report is not None and not (run_dir / "report.html").exists():
         _report(run_dir, data or prepare_data(config, offline=offline), report, echo)
     return metrics
 
