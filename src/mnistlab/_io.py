@@ -4,6 +4,7 @@ paths checked before any work, and .npz archives checked before NumPy allocates 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import tempfile
@@ -46,9 +47,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(exc, OSError) and exc.filename is None:
+            # a full disk raises from write() or fsync() without a file name: name the target
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
 
 
@@ -123,3 +127,33 @@ def check_npz_claims(path: str | os.PathLike) -> None:
         raise
     except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
         raise DataError(f"{path}: not a valid .npz file ({exc})") from None
+
+
+#: what JSON calls the types json.loads returns, for messages
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def read_json(path: Path) -> dict:
+    """The JSON object in `path` (config.json, dataset.json, metrics.json, model.json,
+    sweep.json); DataError naming the file for one that is missing, unreadable, not UTF-8 text,
+    not JSON, or JSON of another shape than an object."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing (is {path.parent} a finished run folder?)") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: not a JSON file (byte {exc.object[exc.start]:#04x} at offset {exc.start} "
+            f"is not UTF-8 text)"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise DataError(f"{path}: not valid JSON (nested too deeply)") from None
+    if not isinstance(value, dict):
+        kind = "null" if value is None else _JSON_KINDS.get(type(value), type(value).__name__)
+        raise DataError(f"{path}: expected a JSON object {{...}}, got a JSON {kind}")
+    return value

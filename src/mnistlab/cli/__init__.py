@@ -24,6 +24,7 @@ from mnistlab.cli import (
     train_commands,
 )
 from mnistlab.errors import MnistlabError
+from mnistlab.train.interrupts import terminate_as_interrupt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        with terminate_as_interrupt():  # SIGTERM (a scheduler, docker stop) as Ctrl-C
+            return int(args.handler(args) or 0)
     except MnistlabError as exc:
         if args.debug:
             traceback.print_exc()

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from mnistlab._io import check_destination
+from mnistlab._io import check_destination, read_json
 from mnistlab.cli.data_commands import add_source_options
 from mnistlab.errors import DataError, UsageError
 from mnistlab.experiments.config import (
@@ -21,6 +21,7 @@ from mnistlab.experiments.config import (
     resolve_config,
 )
 from mnistlab.experiments.presets import PRESETS
+from mnistlab.experiments.run_folder import jsonable
 from mnistlab.experiments.runs import (
     check_resumable,
     default_run_dir,
@@ -200,12 +201,9 @@ def _resumed_run(args) -> tuple[Path, dict]:
     run_dir = Path(args.resume)
     _refuse_changes_on_resume(args, run_dir)
     config_path = run_dir / "config.json"
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"--resume {run_dir}: no config.json there (not a run folder)") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{config_path}: not valid JSON ({exc})") from None
+    if not config_path.is_file():
+        raise UsageError(f"--resume {run_dir}: no config.json there (not a run folder)")
+    config = read_json(config_path)
     for key in ("epochs", "data_dir"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
@@ -279,11 +277,8 @@ def read_config_file(path: str) -> dict:
 
 def _load_run(run_dir: Path):
     model = load_model(run_dir)
-    try:
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-        dataset = json.loads((run_dir / "dataset.json").read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise DataError(f"{exc.filename}: missing from the run folder") from None
+    config = read_json(run_dir / "config.json")
+    dataset = read_json(run_dir / "dataset.json")
     return model, config, dataset
 
 
@@ -305,7 +300,7 @@ def cmd_evaluate(args) -> int:
         **test_metrics(model, data.x_test, data.y_test, data.dataset.n_classes),
     }
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(json.dumps(jsonable(out), indent=2, allow_nan=False))
     else:
         print(
             f"{data.dataset.name}: test accuracy {out['test_accuracy']:.4f}, loss "

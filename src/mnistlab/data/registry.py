@@ -38,8 +38,6 @@ class DatasetSpec:
     mirrors: tuple[str, ...] = ()
     kind: str = "idx"
     pixel_max: int = 255
-    #: the share of the image side the object's bounding box spans (MNIST: 20 of 28 pixels)
-    box_fraction: float = 20 / 28
 
     @property
     def n_classes(self) -> int:
@@ -150,7 +148,6 @@ DIGITS = DatasetSpec(
     n_test=359,
     kind="digits",
     pixel_max=16,
-    box_fraction=1.0,
 )
 
 REGISTRY: dict[str, DatasetSpec] = {

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistlab._io import write_text_atomic
+from mnistlab._io import read_json, write_text_atomic
 from mnistlab.errors import DataError, UsageError
 from mnistlab.train.checkpoint import read_npz_meta
 
@@ -37,8 +37,6 @@ LOCK_NAME = ".run.lock"
 #: seconds a claim waits for a lock held briefly (`mnistlab runs list` asking whether a run
 #: is alive) before it calls the folder taken
 CLAIM_WAIT = 1.0
-#: what JSON calls the types json.loads returns, for messages
-_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
 def jsonable(value):
@@ -62,32 +60,6 @@ def write_json(path: Path, value) -> None:
     """`value` as indented JSON (see `jsonable`: non-finite numbers as null), written
     atomically."""
     write_text_atomic(path, json.dumps(jsonable(value), indent=2, allow_nan=False) + "\n")
-
-
-def read_json(path: Path) -> dict:
-    """The JSON object in `path` (config.json, dataset.json, metrics.json, model.json,
-    sweep.json); DataError naming the file for one that is missing, unreadable, not UTF-8 text,
-    not JSON, or JSON of another shape than an object."""
-    path = Path(path)
-    try:
-        value = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing (is {path.parent} a finished run folder?)") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: not a JSON file (byte {exc.object[exc.start]:#04x} at offset {exc.start} "
-            f"is not UTF-8 text)"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
-    except RecursionError:
-        raise DataError(f"{path}: not valid JSON (nested too deeply)") from None
-    if not isinstance(value, dict):
-        kind = "null" if value is None else _JSON_KINDS.get(type(value), type(value).__name__)
-        raise DataError(f"{path}: expected a JSON object {{...}}, got a JSON {kind}")
-    return value
 
 
 def read_history(run_dir: Path) -> list[dict]:

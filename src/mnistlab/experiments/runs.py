@@ -28,7 +28,7 @@ import numpy as np
 from mnistlab import __version__
 from mnistlab._io import write_text_atomic
 from mnistlab.data import Dataset, flatten, load_dataset, to_float, train_validation_split
-from mnistlab.data.registry import REGISTRY
+from mnistlab.data.preprocess import preprocess_meta
 from mnistlab.errors import DataError, RunDiverged, TrainingInterrupted, UsageError
 from mnistlab.experiments.config import make_model
 from mnistlab.experiments.run_folder import (
@@ -114,10 +114,9 @@ def machine() -> dict:
 
 def dataset_meta(dataset: Dataset) -> dict:
     """A run's dataset.json: the dataset's name, source, format, class names, image shape,
-    pixel scale, split sizes and (from its registry entry) the box its images fill."""
-    spec = REGISTRY.get(dataset.name)
+    pixel scale, split sizes, and how its images were made (the preprocessing that predict and
+    serve apply to new pictures: data.preprocess)."""
     return {
-        "box_fraction": spec.box_fraction if spec else 20 / 28,
         "name": dataset.name,
         "source": dataset.source,
         "format": dataset.format,
@@ -126,6 +125,7 @@ def dataset_meta(dataset: Dataset) -> dict:
         "pixel_max": dataset.pixel_max,
         "n_train": dataset.n_train,
         "n_test": dataset.n_test,
+        **preprocess_meta(dataset),
     }
 
 

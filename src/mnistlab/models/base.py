@@ -184,7 +184,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
     def to_onnx(self, path: str | os.PathLike | None = None, **options):
         """This fitted model as an ONNX graph (mnistlab.export.onnx.to_onnx).
 
-        The graph takes ``input``: float32 (n, n_features_in_), and gives ``probabilities``:
+        The graph takes ``input``: float32 (n, ``n_features_in_``), and gives ``probabilities``:
         float32 (n, n_classes) and ``label``: int64 (n,). It is also written to `path` when
         given. Returns the ``onnx.ModelProto`` (needs the ``export`` extra). options:
         ``metadata={...}``, ``fold_batchnorm=True``.

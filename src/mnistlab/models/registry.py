@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from mnistlab._io import read_json
 from mnistlab.errors import DataError
 from mnistlab.models.base import MODEL_FORMAT_VERSION, Classifier
 from mnistlab.models.gaussian import GaussianClassifier
@@ -33,12 +33,9 @@ def load_model(folder: str | os.PathLike) -> Classifier:
     """Load any model saved with .save(folder)."""
     folder = Path(folder)
     meta_path = folder / "model.json"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{meta_path}: no such file (is {folder} a run folder?)") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{meta_path}: not valid JSON ({exc})") from None
+    if not meta_path.is_file():
+        raise DataError(f"{meta_path}: no such file (is {folder} a run folder?)")
+    meta = read_json(meta_path)
     if meta.get("format_version") != MODEL_FORMAT_VERSION:
         raise DataError(
             f"{meta_path}: model format {meta.get('format_version')!r} is not "
