@@ -27,14 +27,27 @@ from mnistlab.errors import MnistlabError
 from mnistlab.train.interrupts import terminate_as_interrupt
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with mnistlab's error rules: a bad option or value is one line (the command
+    and the problem, no 17-line usage block) and exit code 2; a long option must be written
+    out in full (an abbreviation such as --ep for --epochs could silently pick an option)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mnistlab",
         description="A fast, from-scratch NumPy laboratory for MNIST-family classification.",
     )
     parser.add_argument("--version", action="version", version=f"mnistlab {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
     data_commands.register(commands)
     train_commands.register(commands)

@@ -41,21 +41,25 @@ LISTED_CHOICES = ("dtype",)
 
 
 def _hidden(text: str) -> list[int]:
+    """Layer sizes like 256,128: every comma-separated part an integer (an empty part is a
+    typo, not a layer to skip)."""
     try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
+        return [int(part) for part in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected sizes like 256,128, got {text!r}") from None
-    if not sizes:
-        raise argparse.ArgumentTypeError(f"expected sizes like 256,128, got {text!r}")
-    return sizes
 
 
 def _validation(text: str) -> int | float:
+    """An integer is a count of images, anything else a fraction (1.0 is then refused by the
+    configuration's check rather than read as one image)."""
     try:
-        value = float(text)
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a count or a fraction, got {text!r}") from None
-    return int(value) if value.is_integer() and value >= 1 else value
 
 
 def _number_or(words: tuple[str, ...]):

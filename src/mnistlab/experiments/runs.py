@@ -80,10 +80,9 @@ def prepare_data(config: dict, *, offline: bool | None = None) -> PreparedData:
     y_train = dataset.y_train
     x_val = y_val = None
     if config["validation"] is not None:
-        validation = config["validation"]
-        if isinstance(validation, float) and validation.is_integer():
-            validation = int(validation)
-        x_train, y_train, x_val, y_val = train_validation_split(x_train, y_train, validation)
+        x_train, y_train, x_val, y_val = train_validation_split(
+            x_train, y_train, config["validation"]
+        )
     return PreparedData(dataset, x_train, y_train, x_val, y_val, x_test, dataset.y_test)
 
 

@@ -181,6 +181,13 @@ class Classifier(ClassifierMixin, BaseEstimator):
     def _restore(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
 
+    def _expected_arrays(self, n_classes: int, n_features: int) -> dict[str, tuple]:
+        """What _restore reads from weights.npz: name -> (shape, with None for a size the
+        files do not fix; dtype kinds allowed, "f" for floating point). load_model refuses any
+        other array before the model uses it (an int32 copy of the weights would be truncated
+        into a model that answers at chance)."""
+        return {}
+
     def to_onnx(self, path: str | os.PathLike | None = None, **options):
         """This fitted model as an ONNX graph (mnistlab.export.onnx.to_onnx).
 

@@ -219,6 +219,14 @@ class GaussianClassifier(LogScoreClassifier):
     def _arrays(self):
         return {"priors": self.priors_, "means": self.means_, "factors": self.factors_}
 
+    def _expected_arrays(self, n_classes, n_features):
+        factors = (n_classes, n_features) if self.diagonal else (n_classes, n_features, n_features)
+        return {
+            "priors": ((n_classes,), "f"),
+            "means": ((n_classes, n_features), "f"),
+            "factors": (factors, "f"),
+        }
+
     def _restore(self, meta, arrays):
         self.priors_, self.means_ = arrays["priors"], arrays["means"]
         self.factors_ = arrays["factors"]

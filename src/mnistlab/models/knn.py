@@ -209,6 +209,9 @@ class KNeighborsClassifier(Classifier):
     def _arrays(self):
         return {"train_x": self.train_x_, "train_y": self.train_y_}
 
+    def _expected_arrays(self, n_classes, n_features):
+        return {"train_x": ((None, n_features), "fiu"), "train_y": ((None,), "iu")}
+
     def _restore(self, meta, arrays):
         self.train_x_, self.train_y_ = arrays["train_x"], arrays["train_y"]
         self._prepare_norms()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mnistlab.data.prepare import train_validation_split
-from mnistlab.errors import UsageError
+from mnistlab.errors import DataError, UsageError
 from mnistlab.models.base import LogScoreClassifier
 from mnistlab.models.params import (
     BATCH_SIZE,
@@ -250,7 +250,17 @@ class MLPClassifier(LogScoreClassifier):
             dropout=self.dropout,
             leaky_slope=self.leaky_slope,
         )
-        return model.build(n_features, seed=self.random_state, dtype=self.dtype)
+        try:
+            return model.build(n_features, seed=self.random_state, dtype=self.dtype)
+        except MemoryError:
+            sizes = [n_features, *self.hidden_layer_sizes, n_classes]
+            weights = sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
+            gib = weights * np.dtype(self.dtype).itemsize / 2**30
+            raise UsageError(
+                f"hidden_layer_sizes={tuple(self.hidden_layer_sizes)}: a network of "
+                f"{weights:,} weights ({gib:,.1f} GiB, before its gradients and optimizer "
+                "state) does not fit in this machine's memory"
+            ) from None
 
     def _make_trainer(self, model: Sequential, n_train: int, callbacks=()) -> Trainer:
         options = {
@@ -381,6 +391,14 @@ class MLPClassifier(LogScoreClassifier):
 
     def _network(self, config: dict, arrays: dict, where: str) -> Sequential:
         network = Sequential.from_config(config, seed=self.random_state)
+        # copied into the network's float buffers, integers would load truncated weights
+        wrong = {k: a.dtype for k, a in arrays.items() if a.dtype != network.dtype}
+        if wrong:
+            name, dtype = next(iter(wrong.items()))
+            raise DataError(
+                f"{where}: array {name!r} holds {dtype} values; the network was saved with "
+                f"{network.dtype} ones"
+            )
         network.load_state_arrays(arrays, where=where)
         return network
 

@@ -40,7 +40,8 @@ class ParamSpec:
         The estimator's argument (``learning_rate``).
     kind : str
         "int", "float" (finite), "bool", "name" (a string), "choice" (one of ``choices``),
-        "sizes" (a list of positive integers), "split" (a count >= 1 or a fraction in (0, 1)),
+        "sizes" (a list of positive integers), "split" (an integer count >= 1 or a float
+        fraction in (0, 1)),
         "any" (only ``check``).
     low, high, closed
         Bounds of int and float values; ``closed`` says which ends are allowed.
@@ -128,7 +129,10 @@ class ParamSpec:
                 for size in value
             )
         if self.kind == "split":
-            return is_number(value) and value > 0 and (value < 1 or float(value).is_integer())
+            # a count is an integer; a float is a fraction (1.0 is neither: not "one image")
+            if isinstance(value, Integral) and not isinstance(value, bool):
+                return value >= 1
+            return is_number(value) and 0 < value < 1
         return True  # "choice" and "any": the choices and the check decide
 
     def _within_bounds(self, value) -> bool:
@@ -157,22 +161,27 @@ class ParamSpec:
         if self.low is not None and self.high is not None:
             return f"in {self.interval()}"
         if self.low is not None:
-            return f"{noun} {'>=' if low_closed else '>'} {self.low:g}"
+            return f"{noun} {'>=' if low_closed else '>'} {_bound(self.low)}"
         if self.high is not None:
-            return f"{noun} {'<=' if self.closed in ('both', 'right') else '<'} {self.high:g}"
+            return f"{noun} {'<=' if self.closed in ('both', 'right') else '<'} {_bound(self.high)}"
         return noun
 
     def interval(self) -> str:
         """[low, high) and the like."""
         left = "[" if self.closed in ("both", "left") else "("
         right = "]" if self.closed in ("both", "right") else ")"
-        low = "-inf" if self.low is None else f"{self.low:g}"
-        high = "inf" if self.high is None else f"{self.high:g}"
+        low = "-inf" if self.low is None else _bound(self.low)
+        high = "inf" if self.high is None else _bound(self.high)
         return f"{left}{low}, {high}{right}"
 
     def _fail(self, value, style: str, requirement: str, among_choices: bool = False):
         got = f"{self.name}={value!r}" if style == "keyword" and not among_choices else repr(value)
         raise UsageError(f"{self.display(style)} must be {requirement}, got {got}")
+
+
+def _bound(value: float) -> str:
+    """A bound as a person writes it: 1000000 and 0.5, not 1e+06."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def option_flag(key: str) -> str:
@@ -208,7 +217,9 @@ DTYPE = ParamSpec(
 LEARNING_RATE = ParamSpec(
     "learning_rate", "float", low=0, closed="neither", key="lr", metavar="LR", help="learning rate"
 )
-EPOCHS = ParamSpec("epochs", "int", low=1, metavar="N")
+#: more epochs than anyone trains for is a typo (1e20 would be a run that never ends)
+MAX_EPOCHS = 1_000_000
+EPOCHS = ParamSpec("epochs", "int", low=1, high=MAX_EPOCHS, metavar="N")
 BATCH_SIZE = ParamSpec("batch_size", "int", low=1, metavar="N")
 L2 = ParamSpec("l2", "float", low=0, metavar="ALPHA", help="L2 penalty coupled to the loss")
 VALIDATION = ParamSpec(

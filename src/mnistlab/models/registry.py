@@ -51,6 +51,10 @@ def load_model(folder: str | os.PathLike) -> Classifier:
     arrays, _ = load_npz(folder / "weights.npz")
     model.classes_ = np.asarray(meta["classes"])
     model.n_features_in_ = int(meta["n_features_in"])
+    weights = folder / "weights.npz"
+    expected = model._expected_arrays(len(model.classes_), model.n_features_in_)
+    for name, (shape, kinds) in expected.items():
+        check_array_file(weights, name, arrays.get(name), shape, kinds)
     try:
         model._restore(meta, arrays)
     except (KeyError, ValueError) as exc:
@@ -70,3 +74,25 @@ def _arguments(cls: type[Classifier], params: dict) -> tuple[dict, set]:
                 arguments[spec.name] = tuple(value) if spec.kind == "sizes" else value
                 known.add(name)
     return arguments, set(params) - known
+
+
+def check_array_file(path: Path, name: str, array, shape: tuple | None, kinds: str) -> None:
+    """DataError naming `path` when the array `name` is missing, of another kind of number than
+    `kinds` allows, or of another shape than `shape` (None entries match any size)."""
+    if array is None:
+        raise DataError(f"{path}: missing the array {name!r}")
+    if array.dtype.kind not in kinds:
+        wanted = "floating-point" if kinds == "f" else "integer"
+        raise DataError(
+            f"{path}: array {name!r} holds {array.dtype} values; the model was saved with "
+            f"{wanted} ones"
+        )
+    if shape is not None and (
+        array.ndim != len(shape)
+        or any(s is not None and s != got for s, got in zip(shape, array.shape, strict=True))
+    ):
+        wanted = "(" + ", ".join("n" if size is None else str(size) for size in shape) + ")"
+        raise DataError(
+            f"{path}: array {name!r} has shape {array.shape}; model.json's classes and "
+            f"features need {wanted}"
+        )

@@ -260,5 +260,8 @@ class SoftmaxRegression(LogScoreClassifier):
     def _arrays(self):
         return {"coef": self.coef_, "intercept": self.intercept_}
 
+    def _expected_arrays(self, n_classes, n_features):
+        return {"coef": ((n_classes, n_features), "f"), "intercept": ((n_classes,), "f")}
+
     def _restore(self, meta, arrays):
         self.coef_, self.intercept_ = arrays["coef"], arrays["intercept"]
