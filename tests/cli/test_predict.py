@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -147,3 +148,35 @@ def test_a_folder_that_is_not_a_run_is_one_line(tmp_path, drawings, capsys):
     paths, _ = drawings
     assert main(["predict", str(tmp_path), paths[0]]) == 2
     assert "model.json: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        (lambda d: d.pop("image_shape"), "image_shape must be [height, width], got None"),
+        (lambda d: d.update(image_shape="8x8"), "image_shape must be [height, width]"),
+        (lambda d: d.update(class_names="digits"), "class_names must be a list of names"),
+    ],
+)
+def test_a_damaged_dataset_json_is_one_line(runs, drawings, capsys, tmp_path, change, says):
+    run = tmp_path / "run"
+    shutil.copytree(runs["softmax"], run)
+    dataset = json.loads((run / "dataset.json").read_text())
+    change(dataset)
+    (run / "dataset.json").write_text(json.dumps(dataset))
+    assert main(["predict", str(run), drawings[0][0]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err
+
+
+def test_fewer_class_names_than_classes_are_completed_with_numbers(
+    runs, drawings, capsys, tmp_path
+):
+    run = tmp_path / "run"
+    shutil.copytree(runs["softmax"], run)
+    dataset = json.loads((run / "dataset.json").read_text())
+    dataset["class_names"] = ["zero"]
+    (run / "dataset.json").write_text(json.dumps(dataset))
+    code, results, _ = predicted(capsys, str(run), *drawings[0][:3])
+    assert code == 0 and len(results) == 3
+    assert all(r["class"] == ("zero" if r["label"] == 0 else str(r["label"])) for r in results)

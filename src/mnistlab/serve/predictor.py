@@ -71,6 +71,25 @@ class Prediction:
         return out
 
 
+def _dataset_json(path: Path) -> dict:
+    """A run's dataset.json with what prediction reads checked: image_shape, two positive sizes;
+    class_names, if any, a list of names (a shorter list is completed with class numbers)."""
+    dataset = read_json(path)
+    shape = dataset.get("image_shape")
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 2
+        and all(isinstance(side, int) and not isinstance(side, bool) and side > 0 for side in shape)
+    ):
+        raise DataError(f"{path}: image_shape must be [height, width], got {shape!r}")
+    names = dataset.get("class_names")
+    if names is not None and not (
+        isinstance(names, list) and all(isinstance(name, str) for name in names)
+    ):
+        raise DataError(f"{path}: class_names must be a list of names, got {names!r}")
+    return dataset
+
+
 class Predictor:
     """A trained run that classifies pictures the way its training images were made.
 
@@ -83,7 +102,7 @@ class Predictor:
     ) -> None:
         self.run_dir = Path(run_dir)
         self.model = load_model(self.run_dir)
-        self.dataset = read_json(self.run_dir / "dataset.json")
+        self.dataset = _dataset_json(self.run_dir / "dataset.json")
         metrics_path = self.run_dir / "metrics.json"
         self.metrics = read_json(metrics_path) if metrics_path.exists() else {}
         self.preprocessing = Preprocessing.from_run(self.dataset, style=preprocess, invert=invert)
