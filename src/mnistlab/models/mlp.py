@@ -98,9 +98,10 @@ class MLPClassifier(LogScoreClassifier):
         (configuration key and option: ``seed``).
     dtype : str, default="float32"
         float32 or float64: the weights' and the computation's type.
-    progress : bool, None or "notebook", default=False
+    progress : bool, None or "notebook", default="notebook"
         A progress bar while training: True always, False never, None in a terminal or a
-        notebook (never into a pipe), "notebook" in a Jupyter kernel only.
+        notebook (never into a pipe), "notebook" in a Jupyter kernel only (on in notebooks, as
+        Keras's fit is, and quiet in scripts, terminals and pipes).
     blas_threads : int or None, default=None
         Threads for the matrix products (None: chosen by the work of a step).
 
@@ -211,7 +212,7 @@ class MLPClassifier(LogScoreClassifier):
         validation: int | float | None = None,
         random_state: int = 0,
         dtype: str = "float32",
-        progress: bool | str | None = False,
+        progress: bool | str | None = "notebook",
         blas_threads: int | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
