@@ -514,8 +514,13 @@ def test_a_lost_worker_is_retried_once_and_its_pool_neighbour_requeued(tmp_path)
     assert killed["pid"] is not None
     assert [t["status"] for t in summary["trials"]] == ["finished", "finished"]
     assert summary["failed"] == 0
-    assert f"{study.trials[0].label}: its worker was lost; retrying it" in lines
-    assert f"{study.trials[1].label}: its pool broke; running it again" in lines
+    lost = f"{study.trials[0].label}: its worker was lost; retrying it"
+    assert lost in lines
+    # the neighbour is requeued unless it finished before the pool broke (a loaded machine can
+    # let its short trial end between the kill and the pool noticing it)
+    neighbour = study.trials[1].label
+    finished_first = any(f"] {neighbour}: finished" in line for line in lines[: lines.index(lost)])
+    assert finished_first or f"{neighbour}: its pool broke; running it again" in lines
     with RunStore(out / "runs.db") as store:
         rows = store.list()
     assert len(rows) == 2 and {r["status"] for r in rows} == {"finished"}
