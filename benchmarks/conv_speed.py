@@ -21,12 +21,47 @@ each layer, in a new random order each round and after a rest (medians of --repe
   at --threads threads for the case), the border rows computed and dropped; the kernel's
   gradient is 9 GEMMs ``X[shift:shift + n].T @ G``, the input's 9 more with beta = 1;
 - PyTorch: F.conv2d forward under no_grad, and forward + backward, NCHW (its default), at
-  torch.set_num_threads(--threads).
+  torch.set_num_threads(--threads); and the floor's GEMMs with torch.mm (MKL's BLAS).
 
     .venv/bin/python benchmarks/conv_speed.py [--repeats 15] [--threads 2] [--padding same]
 
-Measured on the 2-core machine (2 threads each), while other jobs shared the cores now and then
-(medians, ms):
+Measured on the 2-core machine (AMD EPYC, AVX-512; NumPy's OpenBLAS 0.3.30, PyTorch 2.13 with
+oneDNN and MKL), medians (min) in ms of 21 rounds, while other jobs shared the machine now and
+then (a median far above its minimum shows a disturbed case; rerun at a quiet moment):
+
+    --threads 2, padding "same"         forward       fwd + bwd
+    conv1 1->32 on 28x28
+      mnistlab NHWC                  2.08 (1.54)     4.78 (3.76)
+      floor: GEMMs alone             0.77 (0.55)     3.26 (2.72)
+      NCHW im2col                    2.87 (1.93)     3.77 (3.47)
+      torch conv2d                   1.56 (1.16)    16.65 (12.12)
+      floor: torch.mm (MKL)          1.28 (0.55)     3.18 (2.05)
+    conv2 32->64 on 14x14
+      mnistlab NHWC                 10.35 (9.11)    29.40 (25.27)
+      floor: GEMMs alone             6.98 (6.52)    21.17 (19.97)
+      one-GEMM col2im                        -      33.47 (32.39)
+      NCHW im2col                   13.80 (11.13)   50.97 (39.23)
+      shifted GEMMs                  9.28 (8.00)    32.76 (29.42)
+      torch conv2d                   5.11 (4.64)    17.53 (14.74)
+      floor: torch.mm (MKL)          7.33 (6.94)    21.70 (20.66)
+    both layers, fwd + bwd: mnistlab 34.18 ms, PyTorch 34.18 ms (1.00x)
+
+The quietest run (without the torch.mm rows) gave conv2 25.49 (24.63) for mnistlab against
+15.36 (14.03) for PyTorch, and PyTorch's conv1 4.45 (3.91): its conv1 backward varies between
+about 4 and 17 ms from run to run (it allocates its outputs and gradients at every call), so
+the two-layer ratio does too (1.00x here, 1.46x there); conv2's ratio holds at 1.7x.
+
+--threads 1 (--repeats 9), fwd / fwd + bwd: conv2 mnistlab 15.35 / 42.41, floor 12.82 / 37.44,
+shifted GEMMs 14.75 / 54.42, one-GEMM col2im - / 51.85, NCHW 15.52 / 57.32, torch 8.92 / 29.85;
+conv1 mnistlab 2.01 / 5.83, torch 1.59 / 20.37.
+
+What it says: the GEMMs of the im2col formulation alone take 1.2-1.4x PyTorch's whole conv2,
+and MKL's GEMM (torch.mm) takes as long as OpenBLAS's on the same shapes: oneDNN's direct
+convolution, not the BLAS, makes PyTorch's lead. Conv2D adds about 5 ms to its GEMMs on conv2
+(the window copy and the col2im adds, on one core). NCHW takes 1.6x NHWC's time on conv2;
+one G @ W2.T whose col2im adds runs of `channels` floats takes 1.3x the per-offset products;
+shifted GEMMs save the window copy in the forward pass but lose more in the kernel's gradient
+(9 GEMMs with a 32 x 64 output each) and the beta = 1 accumulations.
 """
 
 from __future__ import annotations
@@ -46,8 +81,8 @@ REST = 0.2  # seconds between cases: idle BLAS and OpenMP workers stop spinning
 BATCH = 128
 #: (name, input channels, filters, image side for padding "same", for "valid", first layer?)
 LAYERS = [
-    ("conv1 1->32 28x28", 1, 32, 28, 28, True),
-    ("conv2 32->64 14x14", 32, 64, 14, 13, False),
+    ("conv1", 1, 32, 28, 28, True),
+    ("conv2", 32, 64, 14, 13, False),
 ]
 
 
@@ -61,6 +96,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     blas = Blas()
+    totals = {"mnistlab NHWC": 0.0, "torch conv2d": 0.0}  # both layers, fwd + bwd medians
     print(f"batch {BATCH}, 3x3, padding {args.padding!r}, {args.threads} threads: median (min) ms")
     for name, channels, filters, same_side, valid_side, first in LAYERS:
         side = same_side if args.padding == "same" else valid_side
@@ -71,7 +107,7 @@ def main() -> None:
         layer.needs_input_grad = not first
         cases = {
             **mnistlab_cases(layer, x),
-            **floor_cases(layer, x),
+            **floor_cases(layer, x, "floor: GEMMs alone"),
             **nchw_cases(layer, x),
             **({} if first else one_gemm_col2im_cases(layer, x)),
             **({} if first else shifted_gemm_cases(layer, x, args.threads)),
@@ -79,10 +115,16 @@ def main() -> None:
         }
         with blas.training(args.threads):
             times = time_cases(cases, args.repeats)
-        print(f"\n{name:<38} {'forward':>15} {'fwd + bwd':>15}")
+        title = f"{name} {channels}->{filters} on {side}x{side}"
+        print(f"\n{title:<38} {'forward':>15} {'fwd + bwd':>15}")
         for label in LABELS:
             cells = [_cell(times.get(f"{label} {part}")) for part in ("forward", "fwd+bwd")]
             print(f"{label:<38} {cells[0]:>15} {cells[1]:>15}")
+        for label in totals:
+            totals[label] += statistics.median(times[f"{label} fwd+bwd"]) * 1e3
+    ours, theirs = totals.values()
+    print(f"\nboth layers, fwd + bwd: mnistlab {ours:.2f} ms, PyTorch {theirs:.2f} ms", end="")
+    print(f" ({ours / theirs:.2f}x)")
 
 
 LABELS = (
@@ -92,6 +134,7 @@ LABELS = (
     "NCHW im2col",
     "shifted GEMMs",
     "torch conv2d",
+    "floor: torch.mm (MKL)",
 )
 
 
@@ -114,8 +157,12 @@ def mnistlab_cases(layer: Conv2D, x: np.ndarray) -> dict:
     return {"mnistlab NHWC forward": forward, "mnistlab NHWC fwd+bwd": forward_backward}
 
 
-def floor_cases(layer: Conv2D, x: np.ndarray) -> dict:
-    """The layer's GEMMs alone, on arrays of their shapes (what no im2col scheme can avoid)."""
+def floor_cases(layer: Conv2D, x: np.ndarray, label: str, product=None, wrap=None) -> dict:
+    """The layer's GEMMs alone, on arrays of their shapes (what no im2col scheme can avoid):
+    product(a, b, out) computes out = a @ b (by default the layer's Blas.gemm) on the arrays
+    as wrap() presents them (by default as they are)."""
+    product = product or layer.blas.gemm
+    wrap = wrap or (lambda array: array)
     rng = np.random.default_rng(2)
     kernel_h, kernel_w = layer.kernel_size
     positions = len(x) * layer.output_shape[0] * layer.output_shape[1]
@@ -127,18 +174,22 @@ def floor_cases(layer: Conv2D, x: np.ndarray) -> dict:
     kernel_grad = np.empty_like(kernel)
     blocks = np.empty((kernel_h * kernel_w, positions, channels), np.float32)
     per_offset = layer.weight.data.reshape(kernel_h * kernel_w, channels, layer.filters)
+    forward_operands = wrap(cols), wrap(kernel), wrap(out)
+    backward_operands = [(wrap(cols.T), wrap(grad), wrap(kernel_grad))]
+    if layer.needs_input_grad:
+        backward_operands += [
+            (wrap(grad), wrap(per_offset[k].T), wrap(blocks[k])) for k in range(len(blocks))
+        ]
 
     def forward():
-        layer.blas.gemm(cols, kernel, out)
+        product(*forward_operands)
 
     def forward_backward():
         forward()
-        layer.blas.gemm(cols.T, grad, kernel_grad)
-        if layer.needs_input_grad:
-            for k in range(kernel_h * kernel_w):
-                layer.blas.gemm(grad, per_offset[k].T, blocks[k])
+        for operands in backward_operands:
+            product(*operands)
 
-    return {"floor: GEMMs alone forward": forward, "floor: GEMMs alone fwd+bwd": forward_backward}
+    return {f"{label} forward": forward, f"{label} fwd+bwd": forward_backward}
 
 
 def one_gemm_col2im_cases(layer: Conv2D, x: np.ndarray) -> dict:
@@ -278,7 +329,17 @@ def torch_cases(torch, layer: Conv2D, x: np.ndarray, first: bool) -> dict:
     def forward_backward():
         functional.conv2d(x_t, weight, bias, padding=padding).backward(grad)
 
-    return {"torch conv2d forward": forward, "torch conv2d fwd+bwd": forward_backward}
+    return {
+        "torch conv2d forward": forward,
+        "torch conv2d fwd+bwd": forward_backward,
+        **floor_cases(
+            layer,
+            x,
+            "floor: torch.mm (MKL)",
+            lambda a, b, out: torch.mm(a, b, out=out),
+            torch.from_numpy,
+        ),
+    }
 
 
 def time_cases(cases: dict, repeats: int) -> dict[str, list[float]]:
