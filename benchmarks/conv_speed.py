@@ -47,9 +47,9 @@ then (a median far above its minimum shows a disturbed case; rerun at a quiet mo
     both layers, fwd + bwd: mnistlab 34.18 ms, PyTorch 34.18 ms (1.00x)
 
 The quietest run (without the torch.mm rows) gave conv2 25.49 (24.63) for mnistlab against
-15.36 (14.03) for PyTorch, and PyTorch's conv1 4.45 (3.91): its conv1 backward varies between
-about 4 and 17 ms from run to run (it allocates its outputs and gradients at every call), so
-the two-layer ratio does too (1.00x here, 1.46x there); conv2's ratio holds at 1.7x.
+15.36 (14.03) for PyTorch, and PyTorch's conv1 4.45 (3.91): PyTorch's conv1 forward + backward
+varies between about 4 and 17 ms from run to run, and the two-layer ratio with it (1.00x here,
+1.46x there); conv2's ratio holds at 1.7x.
 
 --threads 1 (--repeats 9), fwd / fwd + bwd: conv2 mnistlab 15.35 / 42.41, floor 12.82 / 37.44,
 shifted GEMMs 14.75 / 54.42, one-GEMM col2im - / 51.85, NCHW 15.52 / 57.32, torch 8.92 / 29.85;
