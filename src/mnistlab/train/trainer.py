@@ -47,9 +47,11 @@ __all__ = ["HISTORY_KEYS", "WORK_PER_THREAD", "History", "Trainer", "auto_blas_t
 WORK_PER_THREAD = 8_000_000
 
 
-def auto_blas_threads(batch_size: int, n_weights: int, cores: int | None = None) -> int:
+def auto_blas_threads(batch_size: int, multiply_adds: int, cores: int | None = None) -> int:
     """BLAS threads for minibatch training: one per WORK_PER_THREAD multiply-adds of a step's
-    forward pass (batch_size x n_weights, the weights of the Dense layers), at least one and at
+    forward pass (batch_size x the network's multiply-adds per example, Sequential.multiply_adds:
+    for an MLP, its Dense layers' weights; a convolution counts each weight once per output
+    position), at least one and at
     most `cores` (the machine's; the trainer passes what the model's BLAS may use at the time).
 
     Between the small GEMMs of a small network a second thread mostly waits, and its start-up
@@ -59,7 +61,7 @@ def auto_blas_threads(batch_size: int, n_weights: int, cores: int | None = None)
     thread (see PrefetchedBatches).
     """
     cores = cores or os.cpu_count() or 1
-    return max(1, min(cores, round(batch_size * n_weights / WORK_PER_THREAD)))
+    return max(1, min(cores, round(batch_size * multiply_adds / WORK_PER_THREAD)))
 
 
 class Trainer:
@@ -174,7 +176,7 @@ class Trainer:
             self.stop_training, self.stop_reason = True, str(restored.get("reason", ""))
         # never more threads than an enclosing limit allows (a sweep runs one trial per core)
         threads = self.blas_threads or auto_blas_threads(
-            self.batch_size, self.model.params.n_decay, cores=available_threads()
+            self.batch_size, self.model.multiply_adds(), cores=available_threads()
         )
         # a helper thread gathers the minibatches only while the BLAS leaves a core free for it
         self._gather_in_background = threads < (os.cpu_count() or 1)
@@ -347,9 +349,13 @@ class Trainer:
         weights = self.model.params.data[: self.model.params.n_decay]
         return 0.5 * self.l2 * float(np.dot(weights, weights))
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 8192) -> tuple[float, float]:
+    def evaluate(
+        self, x: np.ndarray, y: np.ndarray, batch_size: int | None = None
+    ) -> tuple[float, float]:
         """(mean loss, accuracy) in inference mode; loss without the L2 penalty. Runs under the
-        model's inference BLAS setting (mnistlab.backend.blas.Blas.inference)."""
+        model's inference BLAS setting (mnistlab.backend.blas.Blas.inference), in chunks of
+        `batch_size` rows (default: the model's inference_batch_size, smaller for images)."""
+        batch_size = batch_size or self.model.inference_batch_size
         x = np.asarray(x, dtype=self.model.dtype).reshape(len(x), -1)
         y = self._labels(y)
         if y.shape != (x.shape[0],):
