@@ -107,4 +107,3 @@ def to_png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(levels.astype(np.uint8), mode="L").save(buffer, format="PNG")
     return buffer.getvalue()
-
