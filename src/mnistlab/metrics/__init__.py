@@ -1,5 +1,7 @@
 """Classification metrics, in NumPy: accuracy and error count, confusion matrix, per-class
-precision / recall / F1 / support with macro and weighted averages, top-k accuracy, log loss.
+precision / recall / F1 / support with macro and weighted averages, top-k accuracy, log loss;
+ROC and precision-recall curves one class against the rest, and the most confused pairs
+(`curves`).
 
 Every function takes (y_true, y_pred) -- or (y_true, probabilities) -- in that order, as
 scikit-learn does. (Seed 002 passed them the wrong way round and printed recall as precision.)
@@ -10,6 +12,15 @@ from __future__ import annotations
 import numpy as np
 
 from mnistlab.errors import UsageError
+from mnistlab.metrics.curves import (
+    auc,
+    average_precision,
+    most_confused_pairs,
+    one_vs_rest,
+    precision_recall_curve,
+    roc_auc,
+    roc_curve,
+)
 
 
 def _labels(y_true, y_pred, n_classes: int | None) -> tuple[np.ndarray, np.ndarray, int]:
@@ -161,12 +172,19 @@ def log_loss(y_true, probabilities, eps: float | None = None) -> float:
 
 __all__ = [
     "accuracy",
+    "auc",
+    "average_precision",
     "classification_report",
     "classification_summary",
     "confusion_matrix",
     "error_count",
     "log_loss",
+    "most_confused_pairs",
+    "one_vs_rest",
+    "precision_recall_curve",
     "precision_recall_f1",
     "report_from_confusion",
+    "roc_auc",
+    "roc_curve",
     "top_k_accuracy",
 ]
