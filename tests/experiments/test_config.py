@@ -5,6 +5,8 @@ the estimators' parameter tables, the configuration keys and the `mnistlab train
 from __future__ import annotations
 
 import inspect
+import json
+import pickle
 
 import pytest
 
@@ -56,6 +58,34 @@ def test_options_override_the_preset_and_none_means_not_given():
     assert config["validation"] == 10000
 
 
+def test_validation_0_turns_the_presets_split_off():
+    assert resolve_config({})["validation"] == PRESETS["fashion"]["config"]["validation"]
+    for off in (0, 0.0):
+        config = resolve_config({"validation": off})
+        # recorded as 0, not None: a resume must not take the preset's split again
+        assert config["validation"] == 0 and isinstance(config["validation"], int)
+        assert config.sources["validation"] == "user"
+    validate_config({"validation": 0})
+    assert resolve_config({"preset": "seed000", "validation": 0})["validation"] == 0
+
+
+def test_the_default_and_seed_presets_hold_out_a_validation_split():
+    for name in ("fashion", "seed000", "seed001-relu", "seed001-bn-dropout", "seed004-leaky"):
+        assert PRESETS[name]["config"]["validation"], name
+
+
+def test_resolved_configuration_records_where_each_value_came_from():
+    config = resolve_config({"epochs": 3, "lr": 1e-3})
+    assert config.sources["epochs"] == "user" and config.sources["lr"] == "user"
+    assert config.sources["hidden"] == "preset"  # fashion's [1024, 512]
+    assert config.sources["seed"] == "default" and config.sources["preset"] == "default"
+    assert set(config.sources) == set(config)
+    assert json.loads(json.dumps(config)) == dict(config)  # still a plain dict to JSON
+    assert pickle.loads(pickle.dumps(config)).sources == config.sources  # to sweep workers
+    named = resolve_config({"preset": "seed000"})
+    assert named.sources["preset"] == "user" and named.sources["validation"] == "preset"
+
+
 def test_keys_of_another_model_are_dropped():
     config = resolve_config({"model": "knn", "hidden": [16], "lr": 0.1, "k": 3})
     assert config["k"] == 3 and "hidden" not in config and "lr" not in config
@@ -92,7 +122,7 @@ BAD_VALUES = [
     ("dtype", "float16", "{} must be float32 or float64, got 'float16'"),
     ("hidden", [128, 0], "{} must be positive layer sizes like 256,128, got [128, 0]"),
     ("validation", 1.5, "{} must be a count (10000) or a fraction (0.1), got 1.5"),
-    ("validation", 0, "{} must be a count (10000) or a fraction (0.1), got 0"),
+    ("validation", -1, "{} must be a count (10000) or a fraction (0.1), got -1"),
     ("smoothing", -1, "{} must be a number >= 0 or 'auto', got -1"),
     ("smoothing", "x", "{} must be a number >= 0 or 'auto', got 'x'"),
     ("early_stopping", 0, "{} must be a patience of at least 1 epoch, got 0"),

@@ -117,12 +117,43 @@ def resolve_config(options: dict, style: str = "cli") -> dict:
     preset = given.get("preset")
     if preset is None:
         preset = DEFAULT_PRESETS.get(given.get("model", "mlp"))
+    from_preset = get_preset(preset) if preset is not None else {}
+    config.update(from_preset)
     if preset is not None:
-        config.update(get_preset(preset))
         config["preset"] = preset
     config.update(given)
+    if no_validation(config["validation"]) and config["validation"] is not None:
+        config["validation"] = 0  # --validation 0.0 too
     validate_config(config, style)
-    return {k: v for k, v in config.items() if k in relevant_keys(config["model"])}
+    sources = {
+        key: "user" if key in given else "preset" if key in from_preset else "default"
+        for key in config
+    }
+    keys = relevant_keys(config["model"])
+    return ResolvedConfig(
+        {k: v for k, v in config.items() if k in keys}, {k: sources[k] for k in keys}
+    )
+
+
+class ResolvedConfig(dict):
+    """A resolved configuration: a plain dict of key -> value (what config.json holds), which
+    also says where each value came from: ``sources[key]`` is "user" (an option or a
+    configuration file), "preset" or "default".
+
+    A dict, so that everything that reads a configuration reads this one unchanged; the
+    sources ride along to `experiments.runs.train_run`, which records them in run.json.
+    """
+
+    def __init__(self, values: dict, sources: dict[str, str]) -> None:
+        super().__init__(values)
+        self.sources = sources
+
+
+def no_validation(value) -> bool:
+    """Whether a configuration's validation value holds nothing out: None (no split asked for)
+    or 0 (`--validation 0`, turning a preset's split off; recorded as 0 rather than None, which
+    a resume would take as "not given" and fill from the preset again)."""
+    return value is None or (value == 0 and not isinstance(value, bool))
 
 
 def relevant_keys(model: str) -> tuple[str, ...]:
@@ -164,6 +195,8 @@ def validate_config(config: dict, style: str = "cli") -> None:
     style: "cli" names options as --batch-size, "python" as batch_size, "key" as the key.
     """
     config = {**DEFAULTS, **config}  # a key not given has its default
+    if no_validation(config["validation"]):
+        config["validation"] = None  # 0 is checked as what it means: no split
     for spec in CONFIG_PARAMS.values():
         spec.validate(config[spec.key], style)
     model = MODELS[config["model"]]

@@ -30,7 +30,8 @@ from mnistlab._io import write_text_atomic
 from mnistlab.data import Dataset, flatten, load_dataset, to_float, train_validation_split
 from mnistlab.data.preprocess import preprocess_meta
 from mnistlab.errors import DataError, RunDiverged, TrainingInterrupted, UsageError
-from mnistlab.experiments.config import make_model
+from mnistlab.experiments.config import make_model, no_validation
+from mnistlab.experiments.provenance import resumed_record, run_record
 from mnistlab.experiments.run_folder import (
     claim_run_folder,
     finished_metrics,
@@ -79,7 +80,7 @@ def prepare_data(config: dict, *, offline: bool | None = None) -> PreparedData:
     x_test = flatten(to_float(dataset.x_test, dataset.pixel_max, dtype))
     y_train = dataset.y_train
     x_val = y_val = None
-    if config["validation"] is not None:
+    if not no_validation(config["validation"]):
         x_train, y_train, x_val, y_val = train_validation_split(
             x_train, y_train, config["validation"]
         )
@@ -235,17 +236,28 @@ def train_run(
                 _train_run, config, run_dir, resume, offline, progress, echo, report, data
             )
         if store is False or store is None:
-            _begin(config, run_dir, finished)
+            _begin(config, run_dir, resume, finished)
             return work()
         path = default_store_path(run_dir) if store is True else Path(store)
         with RunStore(path) as runs:
-            _begin(config, run_dir, finished)
+            _begin(config, run_dir, resume, finished)
             return _recorded(runs, work, config, run_dir, resume, study, trial)
 
 
-def _begin(config: dict, run_dir: Path, finished: dict | None) -> None:
+def _begin(config: dict, run_dir: Path, resume: bool, finished: dict | None) -> None:
     """The run folder's files as a run (re)starts: config.json (on resume too: it must say how
-    many epochs the run is now trained for), and no metrics.json until it finishes again."""
+    many epochs the run is now trained for), no metrics.json until it finishes again, and
+    run.json (the command, version and commit; on resume, the first command's record with this
+    one added)."""
+    record = run_dir / "run.json"
+    if not resume:
+        write_json(record, run_record(config))
+    else:
+        try:
+            previous = read_json(record) if record.exists() else None
+        except DataError:
+            previous = None  # a damaged record is not worth refusing the resume for
+        write_json(record, resumed_record(previous))
     if finished is None:
         write_json(run_dir / "config.json", config)
         (run_dir / "metrics.json").unlink(missing_ok=True)
@@ -364,6 +376,7 @@ def check_resumable(config: dict, run_dir: Path) -> None:
     would be rewritten as if it had trained.)"""
     if config["model"] != "mlp":
         return
+    _check_same_split(config, run_dir)
     done, finished = resume_point(run_dir)
     if done is None or config["epochs"] > done or (config["epochs"] == done and not finished):
         return
@@ -372,6 +385,23 @@ def check_resumable(config: dict, run_dir: Path) -> None:
         f"nothing to resume: {run_dir} has already trained {trained} and asks for "
         f"{config['epochs']}; ask for more (--epochs N with N > {done}) to train it further"
     )
+
+
+def _check_same_split(config: dict, run_dir: Path) -> None:
+    """UsageError when the resumed configuration would hold out another validation split than
+    the run trained with: a run recorded without a split (validation null, from before its
+    preset held one out) whose preset now holds one out would train on other rows."""
+    try:
+        previous = read_json(run_dir / "config.json")
+    except DataError:
+        return
+    if "validation" not in previous or no_validation(previous["validation"]):
+        if not no_validation(config.get("validation")):
+            raise UsageError(
+                f"--resume {run_dir}: the run trained on every training image, but its preset "
+                f"{config.get('preset')!r} now holds out validation={config['validation']:g}; "
+                f"set \"validation\": 0 in {run_dir / 'config.json'} to resume it as it was"
+            )
 
 
 def _train_run(config, run_dir, resume, offline, progress, echo, report, data=None) -> dict:
