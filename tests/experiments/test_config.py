@@ -118,7 +118,7 @@ BAD_VALUES = [
     ("optimizer", "lion", "{} must be one of sgd, momentum, nesterov, rmsprop, adam, adamw, got"),
     ("schedule", "warp", "{} must be one of constant, linear, step, exponential, cosine, got"),
     ("solver", "lbfgs", "{} must be one of sgd, gd, got 'lbfgs'"),
-    ("model", "svm", "{} must be one of mlp, softmax, logistic-ova, gaussian, knn, got 'svm'"),
+    ("model", "svm", "{} must be one of mlp, cnn, softmax, logistic-ova, gaussian, knn, got 'svm'"),
     ("dtype", "float16", "{} must be float32 or float64, got 'float16'"),
     ("hidden", [128, 0], "{} must be positive layer sizes like 256,128, got [128, 0]"),
     ("validation", 1.5, "{} must be a count (10000) or a fraction (0.1), got 1.5"),
@@ -281,6 +281,12 @@ def test_configuration_keys_keep_their_names_where_the_estimators_take_scikit_le
         ("mlp", "beta1"): "beta_1",
         ("mlp", "beta2"): "beta_2",
         ("mlp", "seed"): "random_state",
+        ("cnn", "kernel"): "kernel_size",
+        ("cnn", "hidden"): "hidden_layer_sizes",
+        ("cnn", "lr"): "learning_rate",
+        ("cnn", "beta1"): "beta_1",
+        ("cnn", "beta2"): "beta_2",
+        ("cnn", "seed"): "random_state",
         ("softmax", "lr"): "learning_rate",
         ("softmax", "final_lr"): "final_learning_rate",
         ("softmax", "seed"): "random_state",
@@ -351,7 +357,7 @@ def test_every_train_option_is_a_configuration_key_and_every_key_an_option():
 def test_the_train_help_lists_the_choices_of_the_tables():
     options = _train_options()
     assert options["optimizer"].help == "sgd, momentum, nesterov, rmsprop, adam, adamw"
-    assert options["model"].help == "mlp, softmax, logistic-ova, gaussian, knn"
+    assert options["model"].help == "mlp, cnn, softmax, logistic-ova, gaussian, knn"
     assert options["metric"].help == "knn: l2 or l1"
     assert options["C"].help == "logistic-ova: inverse L2 strength"
     assert options["dtype"].choices == ["float32", "float64"]

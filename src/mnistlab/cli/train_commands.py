@@ -16,6 +16,7 @@ from mnistlab.errors import DataError, UsageError
 from mnistlab.experiments.config import (
     CONFIG_PARAMS,
     DEFAULTS,
+    NETWORK_MODELS,
     check_applicable,
     models_using,
     resolve_config,
@@ -108,7 +109,7 @@ def _add_configuration_options(parser: argparse.ArgumentParser) -> None:
         if key == "data_dir":
             continue
         users = models_using(key)
-        if "mlp" in users:
+        if set(users) & set(NETWORK_MODELS):
             parser.add_argument(option_flag(key), **_option(spec, spec.help_text()))
         else:
             help_text = f"{' and '.join(users)}: {spec.help_text()}"

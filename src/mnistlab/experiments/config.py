@@ -60,6 +60,12 @@ DEFAULTS: dict = {
     "weights": "uniform",
     "metric": "l2",
     "block_size": 1024,
+    # convolutional network (its dense head and training take the MLP's keys)
+    "conv": [32, 64],
+    "kernel": 3,
+    "pool": 2,
+    "padding": "same",
+    "conv_dropout": 0.0,
 }
 MODEL_NAMES = tuple(MODELS)
 #: the keys that describe the run rather than a model: its data, its folder, its checkpoints
@@ -78,7 +84,9 @@ COMMON_KEYS = ("dataset", "data_dir", "model", "preset", "validation", "seed", "
 #: run keys that the run acts on itself, never passed to the estimator (it gets the split data)
 RUN_ONLY_KEYS = ("dataset", "data_dir", "model", "preset", "validation", "checkpoint_every")
 #: run keys that only some models use: only the MLP's training writes checkpoints
-MODEL_RUN_KEYS = {"mlp": ("checkpoint_every",)}
+#: the models trained in epochs by the Trainer: their runs write checkpoints and resume
+NETWORK_MODELS = ("mlp", "cnn")
+MODEL_RUN_KEYS = {name: ("checkpoint_every",) for name in NETWORK_MODELS}
 
 
 def _model_keys(model: type[Classifier]) -> tuple[str, ...]:

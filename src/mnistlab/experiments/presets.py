@@ -135,9 +135,52 @@ PRESETS.update(
         },
     }
 )
+PRESETS.update(
+    {
+        "cnn": {
+            "about": "the CNN default: conv 32-64 3x3 same, 2x2 max-pools, dense 128, dropout "
+            "0.5, Adam, cosine",
+            "config": {
+                "model": "cnn",
+                "conv": [32, 64],
+                "kernel": 3,
+                "pool": 2,
+                "padding": "same",
+                "hidden": [128],
+                "activation": "relu",
+                "dropout": 0.5,
+                "optimizer": "adam",
+                "lr": 1e-3,
+                "batch_size": 128,
+                "epochs": 15,
+                "schedule": "cosine",
+            },
+        },
+        "lenet5": {
+            "about": "LeCun's LeNet-5: conv 6 and 16 of 5x5 (same padding), 2x2 max-pools, "
+            "dense 120-84, tanh, Adam",
+            "config": {
+                "model": "cnn",
+                "conv": [6, 16],
+                "kernel": 5,
+                "pool": 2,
+                "padding": "same",
+                "hidden": [120, 84],
+                "activation": "tanh",
+                "dropout": 0.0,
+                "optimizer": "adam",
+                "lr": 1e-3,
+                "batch_size": 128,
+                "epochs": 20,
+            },
+            "reported": "MNIST test 99.05% (LeCun et al. 1998, LeNet-5 without distortions)",
+        },
+    }
+)
 #: the preset a model gets when none is named
 DEFAULT_PRESETS = {
     "mlp": "fashion",
+    "cnn": "cnn",
     "softmax": "softmax",
     "logistic-ova": "logistic-ova",
     "gaussian": "gaussian",

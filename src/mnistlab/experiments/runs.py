@@ -30,7 +30,7 @@ from mnistlab._io import write_text_atomic
 from mnistlab.data import Dataset, flatten, load_dataset, to_float, train_validation_split
 from mnistlab.data.preprocess import preprocess_meta
 from mnistlab.errors import DataError, RunDiverged, TrainingInterrupted, UsageError
-from mnistlab.experiments.config import make_model, no_validation
+from mnistlab.experiments.config import NETWORK_MODELS, make_model, no_validation
 from mnistlab.experiments.provenance import resumed_record, run_record
 from mnistlab.experiments.run_folder import (
     claim_run_folder,
@@ -314,7 +314,7 @@ def _finished_to_complete(config: dict, run_dir: Path) -> dict | None:
         return None
     if previous.get("epochs") != config.get("epochs") or previous.get("model") != config["model"]:
         return None
-    if config["model"] == "mlp" and metrics.get("epochs_run") != config["epochs"]:
+    if config["model"] in NETWORK_MODELS and metrics.get("epochs_run") != config["epochs"]:
         return metrics if metrics.get("stop_reason") else None
     return metrics
 
@@ -374,7 +374,7 @@ def check_resumable(config: dict, run_dir: Path) -> None:
     for fewer epochs than its checkpoint has done, or for as many when it also finished them.
     (Keras's fit with epochs <= initial_epoch returns silently; here the run folder's files
     would be rewritten as if it had trained.)"""
-    if config["model"] != "mlp":
+    if config["model"] not in NETWORK_MODELS:
         return
     _check_same_split(config, run_dir)
     done, finished = resume_point(run_dir)
@@ -400,7 +400,7 @@ def _check_same_split(config: dict, run_dir: Path) -> None:
             raise UsageError(
                 f"--resume {run_dir}: the run trained on every training image, but its preset "
                 f"{config.get('preset')!r} now holds out validation={config['validation']:g}; "
-                f"set \"validation\": 0 in {run_dir / 'config.json'} to resume it as it was"
+                f'set "validation": 0 in {run_dir / "config.json"} to resume it as it was'
             )
 
 
@@ -411,8 +411,14 @@ def _train_run(config, run_dir, resume, offline, progress, echo, report, data=No
     write_json(run_dir / "dataset.json", dataset_meta(data.dataset))
     model = make_model(config, progress=progress)
     validation = (data.x_val, data.y_val) if data.x_val is not None else None
-    if config["model"] != "mlp":
+    if config["model"] not in NETWORK_MODELS:
         return _train_classical(config, run_dir, model, data, validation, echo, report)
+    # a network learns the images' shape from its training data (a convolution, and
+    # augmentation, work on images): the rows go in as images, without a copy
+    shape = tuple(data.dataset.image_shape)
+    x_train = data.x_train.reshape(len(data.x_train), *shape)
+    if validation is not None:
+        validation = (data.x_val.reshape(len(data.x_val), *shape), data.y_val)
 
     def begin(trainer):
         echo(trainer.model.summary())
@@ -427,7 +433,7 @@ def _train_run(config, run_dir, resume, offline, progress, echo, report, data=No
     started = time.perf_counter()
     try:
         model.fit(
-            data.x_train,
+            x_train,
             data.y_train,
             validation_data=validation,
             callbacks=[printer],

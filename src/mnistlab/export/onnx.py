@@ -26,7 +26,7 @@ OPSET = 17
 #: IR version 8 goes with opset 17
 IR_VERSION = 8
 #: the model_names with an exporter (mnistlab.export.networks, mnistlab.export.classical)
-EXPORTABLE = ("mlp", "softmax", "logistic-ova", "gaussian", "knn")
+EXPORTABLE = ("mlp", "cnn", "softmax", "logistic-ova", "gaussian", "knn")
 
 
 def _onnx():
@@ -48,6 +48,7 @@ def _exporters(fold_batchnorm: bool) -> dict[str, Callable]:
 
     return {
         "mlp": mlp,
+        "cnn": mlp,
         "softmax": classical.softmax_regression,
         "logistic-ova": classical.one_vs_all,
         "gaussian": classical.gaussian,
@@ -76,7 +77,7 @@ def to_onnx(
         )
     if not hasattr(model, "classes_"):
         raise UsageError(f"this {type(model).__name__} is not fitted yet; call fit first")
-    if name == "mlp":  # an unknown layer is refused before onnx is asked for
+    if name in ("mlp", "cnn"):  # an unknown layer is refused before onnx is asked for
         networks.check_exportable(model.model_.layers)
     onnx = _onnx()
     from mnistlab.export.graph import GraphBuilder  # imports onnx

@@ -1,7 +1,9 @@
 """Classifiers that are scikit-learn estimators (its base classes and input checks, mnistlab's
-own computation): the MLP and the classical models, their parameter tables, saving and loading."""
+own computation): the MLP, the CNN and the classical models, their parameter tables, saving
+and loading."""
 
 from mnistlab.models.base import Classifier
+from mnistlab.models.cnn import CNNClassifier
 from mnistlab.models.gaussian import GaussianClassifier
 from mnistlab.models.knn import KNeighborsClassifier
 from mnistlab.models.logistic import OneVsAllLogistic
@@ -12,6 +14,7 @@ from mnistlab.models.softmax import SoftmaxRegression
 
 __all__ = [
     "MODELS",
+    "CNNClassifier",
     "Classifier",
     "GaussianClassifier",
     "KNeighborsClassifier",

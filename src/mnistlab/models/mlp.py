@@ -7,6 +7,7 @@ import numpy as np
 from mnistlab.data.prepare import train_validation_split
 from mnistlab.errors import DataError, UsageError
 from mnistlab.models.base import LogScoreClassifier
+from mnistlab.models.images import channels_last, image_shape_of
 from mnistlab.models.params import (
     BATCH_SIZE,
     DTYPE,
@@ -304,10 +305,16 @@ class MLPClassifier(LogScoreClassifier):
 
     def _prepare(self, X, y, validation_data):
         self._validate_params()
+        X = channels_last(X)
+        images = X
         X, y_index = self._validate_training_data(X, y)
+        #: (height, width, channels) of the training images (None: rows that are not images)
+        self.image_shape_ = image_shape_of(images, X.shape[1])
         if validation_data is None and self.validation is not None:
             X, y_index, x_val, y_val = train_validation_split(X, y_index, self.validation)
             validation_data = (x_val, self.classes_[y_val])
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+            validation_data = (channels_last(validation_data[0]), validation_data[1])
         if validation_data is not None:
             validation_data = self._check_validation(X, validation_data)
         self._has_validation = validation_data is not None
@@ -360,7 +367,7 @@ class MLPClassifier(LogScoreClassifier):
 
     def _log_scores(self, X) -> np.ndarray:
         """The network's logits: (n, n_classes) in the model's dtype."""
-        X = self._validate_X(X)
+        X = self._validate_X(channels_last(X))
         return self.model_.predict_logits(X)
 
     def summary(self) -> str:
@@ -404,10 +411,15 @@ class MLPClassifier(LogScoreClassifier):
         return network
 
     def _extra_meta(self):
-        return {"architecture": self.model_.config()}
+        meta = {"architecture": self.model_.config()}
+        if getattr(self, "image_shape_", None) is not None:
+            meta["image_shape"] = list(self.image_shape_)
+        return meta
 
     def _arrays(self):
         return self.model_.state_arrays()
 
     def _restore(self, meta, arrays):
         self.model_ = self._network(meta["architecture"], arrays, "weights.npz")
+        shape = meta.get("image_shape")
+        self.image_shape_ = tuple(shape) if shape else None

@@ -10,6 +10,7 @@ import numpy as np
 from mnistlab._io import read_json
 from mnistlab.errors import DataError
 from mnistlab.models.base import MODEL_FORMAT_VERSION, Classifier
+from mnistlab.models.cnn import CNNClassifier
 from mnistlab.models.gaussian import GaussianClassifier
 from mnistlab.models.knn import KNeighborsClassifier
 from mnistlab.models.logistic import OneVsAllLogistic
@@ -21,6 +22,7 @@ MODELS: dict[str, type[Classifier]] = {
     cls.model_name: cls
     for cls in (
         MLPClassifier,
+        CNNClassifier,
         SoftmaxRegression,
         OneVsAllLogistic,
         GaussianClassifier,

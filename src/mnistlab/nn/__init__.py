@@ -15,7 +15,7 @@ from mnistlab.nn.conv import Conv2D
 from mnistlab.nn.init import get_initializer
 from mnistlab.nn.layers import BatchNorm, Dense, Dropout, SpatialDropout2D
 from mnistlab.nn.losses import MeanSquaredError, SoftmaxCrossEntropy, get_loss
-from mnistlab.nn.model import Sequential, build_mlp
+from mnistlab.nn.model import Sequential, build_cnn, build_mlp
 from mnistlab.nn.parameters import GradientSink, Parameter, ParameterSet
 from mnistlab.nn.pooling import AvgPool2D, MaxPool2D
 from mnistlab.nn.reshape import Flatten
@@ -42,6 +42,7 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "SpatialDropout2D",
     "Tanh",
+    "build_cnn",
     "build_mlp",
     "get_activation",
     "get_initializer",

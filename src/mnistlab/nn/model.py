@@ -12,9 +12,12 @@ from mnistlab.backend.fpu import flush_subnormals
 from mnistlab.errors import UsageError
 from mnistlab.nn.activations import LeakyReLU, get_activation
 from mnistlab.nn.base import Layer
+from mnistlab.nn.conv import Conv2D
 from mnistlab.nn.init import get_initializer
-from mnistlab.nn.layers import BatchNorm, Dense, Dropout, layer_from_config
+from mnistlab.nn.layers import BatchNorm, Dense, Dropout, SpatialDropout2D, layer_from_config
 from mnistlab.nn.parameters import GradientSink, ParameterSet
+from mnistlab.nn.pooling import MaxPool2D
+from mnistlab.nn.reshape import Flatten
 
 #: values per layer output that bound an image model's inference chunk (32 MB in float32)
 INFERENCE_CHUNK_VALUES = 1 << 23
@@ -305,18 +308,72 @@ def build_mlp(
         inits = [init or default] * len(hidden) + [init or "glorot_uniform"]
     for spec in inits:
         get_initializer(spec)  # validate names and values now
-    leaky = activation.lower().replace("-", "_") == "leaky_relu"
-    get_activation(activation)  # validate the name now
+    get_activation(activation)
     layers: list[Layer] = []
     for size, layer_init in zip(hidden, inits, strict=False):
-        layers.append(Dense(int(size), init=layer_init))
-        if batchnorm:
-            layers.append(BatchNorm())
-        if leaky:
-            layers.append(LeakyReLU(leaky_slope))
-        else:
-            layers.append(get_activation(activation))
+        layers += [Dense(int(size), init=layer_init), *_after(activation, leaky_slope, batchnorm)]
         if dropout > 0:
             layers.append(Dropout(dropout))
     layers.append(Dense(int(n_classes), init=inits[-1]))
     return Sequential(layers)
+
+
+def _after(activation: str, leaky_slope: float, batchnorm: bool) -> list[Layer]:
+    """What follows a Dense or Conv2D layer: [BatchNorm,] the activation."""
+    get_activation(activation)  # validate the name now
+    leaky = activation.lower().replace("-", "_") == "leaky_relu"
+    return [
+        *([BatchNorm()] if batchnorm else []),
+        LeakyReLU(leaky_slope) if leaky else get_activation(activation),
+    ]
+
+
+def build_cnn(
+    filters: Sequence[int],
+    hidden: Sequence[int],
+    n_classes: int,
+    *,
+    kernel_size: int = 3,
+    pool: int = 2,
+    padding: str | int = "same",
+    activation: str = "relu",
+    init: str | dict | None = None,
+    batchnorm: bool = False,
+    conv_dropout: float = 0.0,
+    dropout: float = 0.0,
+    leaky_slope: float = 0.01,
+) -> Sequential:
+    """A convolutional network: per entry of `filters`, Conv2D(kernel_size, padding) ->
+    [BatchNorm] -> activation -> [MaxPool2D(pool)] -> [SpatialDropout2D(conv_dropout)]; then
+    Flatten and build_mlp's Dense blocks for `hidden`, and Dense(n_classes) for the logits.
+
+    pool=1 leaves the pooling out. `init` is one initializer for every Conv2D and Dense layer
+    (by default He for the ReLU family, Glorot otherwise; the output layer Glorot).
+    """
+    filters = list(filters)
+    if not filters or not all(
+        isinstance(f, (int, np.integer)) and not isinstance(f, bool) and f > 0 for f in filters
+    ):
+        raise UsageError(f"conv filters must be positive integers, got conv={filters}")
+    if not 0.0 <= conv_dropout < 1.0:
+        raise UsageError(f"conv_dropout must be in [0, 1), got conv_dropout={conv_dropout}")
+    conv_init = init or default_init(activation)
+    get_initializer(conv_init)
+    layers: list[Layer] = []
+    for count in filters:
+        layers.append(Conv2D(int(count), kernel_size, padding=padding, init=conv_init))
+        layers += _after(activation, leaky_slope, batchnorm)
+        if pool != 1:
+            layers.append(MaxPool2D(pool))
+        if conv_dropout > 0:
+            layers.append(SpatialDropout2D(conv_dropout))
+    head = build_mlp(
+        hidden,
+        n_classes,
+        activation=activation,
+        init=init,
+        batchnorm=batchnorm,
+        dropout=dropout,
+        leaky_slope=leaky_slope,
+    )
+    return Sequential([*layers, Flatten(), *head.layers])
