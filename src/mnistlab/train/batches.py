@@ -7,6 +7,11 @@ release it too). A chunk holds `per_chunk` consecutive minibatches, so the two t
 per chunk, not once per step. The minibatches and their order are exactly those of a plain
 `x[order[i * b:(i + 1) * b]]`, so results are bit-identical.
 
+A `transform` (the trainer's data augmentation) rewrites each minibatch in place right after its
+gather, in the same thread: in the helper, augmentation runs while the step computes; it gets the
+minibatch's index in the epoch, so that what it does to a minibatch never depends on how the
+epoch is cut into chunks or where a resumed epoch starts.
+
 With `background=False` the same chunks are gathered in the caller's thread, between steps: when
 the BLAS runs on every core, a third thread that wakes up every few steps preempts one of the
 BLAS threads in the middle of a GEMM, and the other waits for it at the GEMM's end.
@@ -15,6 +20,7 @@ BLAS threads in the middle of a GEMM, and the other waits for it at the GEMM's e
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
 
@@ -28,13 +34,23 @@ class PrefetchedBatches:
 
     A yielded x_batch stays valid until the iteration moves past the end of its chunk, i.e.
     while its step runs: the helper never overwrites the chunk the caller is working on.
+    transform: None, or transform(x_batch, batch_index) rewriting the gathered rows in place.
     """
 
     def __init__(
-        self, x, y, order, batch_size: int, start: int, stop: int, background: bool = True
+        self,
+        x,
+        y,
+        order,
+        batch_size: int,
+        start: int,
+        stop: int,
+        background: bool = True,
+        transform: Callable[[np.ndarray, int], object] | None = None,
     ) -> None:
         self.x, self.y, self.order = x, y, order
         self.background = background
+        self.transform = transform
         self.batch_size, self.start, self.stop = batch_size, start, stop
         self.per_chunk = max(1, CHUNK_ROWS // batch_size)
         rows = self.per_chunk * batch_size
@@ -69,6 +85,9 @@ class PrefetchedBatches:
         # into `out`, a second pass over the chunk; `order` is a permutation, always in range.
         np.take(self.x, index, axis=0, out=chunk, mode="clip")
         labels = self.y[index]
+        if self.transform is not None:
+            for i in range(last - first):
+                self.transform(chunk[i * b : (i + 1) * b], first + i)
         return [
             (chunk[i * b : (i + 1) * b], labels[i * b : (i + 1) * b]) for i in range(last - first)
         ]

@@ -23,6 +23,7 @@ import dataclasses
 import math
 import os
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -41,7 +42,14 @@ from mnistlab.train.history import HISTORY_KEYS, History
 from mnistlab.train.interrupts import InterruptFlag
 from mnistlab.train.state import EpochPosition, check_checkpoint, restore_trainer, trainer_state
 
+if TYPE_CHECKING:  # the trainer only calls it: training does not depend on the data package
+    from mnistlab.data.augment import Augmenter
+
 __all__ = ["HISTORY_KEYS", "WORK_PER_THREAD", "History", "Trainer", "auto_blas_threads"]
+
+#: the first word of every augmentation seed, keeping its streams apart from any other use of
+#: (seed, epoch, step) sequences
+AUGMENT_STREAM = 0x61756773
 
 #: forward-pass multiply-adds per step (batch size x weights) that make a BLAS thread worth it
 WORK_PER_THREAD = 8_000_000
@@ -84,6 +92,9 @@ class Trainer:
     blas_threads : int, optional
         Threads for the model's matrix products (None: `auto_blas_threads`, by the work of a
         step).
+    augment : Augmenter, optional
+        Random transforms of each training minibatch (mnistlab.data.augment), applied where the
+        minibatches are gathered; None (the default) trains on the rows as they are.
 
     Attributes
     ----------
@@ -109,6 +120,7 @@ class Trainer:
         l2: float = 0.0,
         callbacks: list[Callback] | tuple = (),
         blas_threads: int | None = None,
+        augment: Augmenter | None = None,
     ) -> None:
         if not model.built:
             raise UsageError("build the model before training it")
@@ -121,6 +133,9 @@ class Trainer:
         self.l2 = float(l2)
         self.callbacks = list(callbacks)
         self.blas_threads = blas_threads
+        self.augment = augment
+        #: fit's seed: with the epoch and the step, it seeds each minibatch's augmentation
+        self.seed = 0
         self._gather_in_background = True
         self.history = History()
         self.epoch = 0  # completed epochs
@@ -168,6 +183,7 @@ class Trainer:
         self.steps_per_epoch = math.ceil(x.shape[0] / self.batch_size)
         if self.shuffle_rng is None:
             self.shuffle_rng = np.random.default_rng(seed)
+        self.seed = seed
         self.stop_training, self.stop_reason, self.diverged = False, "", False
         restored, self._restored_stop = self._restored_stop, None
         if restored is not None and restored.get("epochs") == self.epochs:
@@ -237,6 +253,7 @@ class Trainer:
             start.batch,
             self.steps_per_epoch,
             self._gather_in_background,
+            transform=self._augmentation(self.epoch),
         ) as batches:
             for batch, (x_batch, y_batch) in enumerate(batches, start=start.batch):
                 if self._interrupt.is_set():
@@ -250,6 +267,25 @@ class Trainer:
                     break
         progress.seconds = progress.seconds + time.perf_counter() - started
         return progress
+
+    def _augmentation(self, epoch: int):
+        """The transform PrefetchedBatches applies to each minibatch of `epoch` (None without
+        augmentation): the augmenter, in place, with a Generator of its own per minibatch.
+
+        Seeded by (AUGMENT_STREAM, seed, epoch, step in the epoch) rather than drawn from one
+        running stream: a minibatch's transforms are then a function of where it stands in the
+        run alone, the same whichever thread gathers it, however the epoch is cut into chunks
+        and wherever a resumed run starts, so a resume needs no generator state to be exact.
+        """
+        augment = self.augment
+        if augment is None:
+            return None
+        seed = self.seed
+
+        def transform(x_batch: np.ndarray, step: int) -> None:
+            augment(x_batch, np.random.default_rng([AUGMENT_STREAM, seed, epoch, step]), x_batch)
+
+        return transform
 
     def _train_step(self, x_batch, y_batch, progress: EpochPosition, loss_hooks) -> bool:
         """One minibatch: forward, loss, backward, update (counted in `progress`). False, and no
