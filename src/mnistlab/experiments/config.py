@@ -44,6 +44,8 @@ DEFAULTS: dict = {
     "seed": 0,
     "dtype": "float32",
     "checkpoint_every": 1,
+    # data augmentation of the networks' training images (off unless asked for)
+    "augment": None,
     # softmax regression
     "solver": "sgd",
     "iterations": 1000,

@@ -28,6 +28,7 @@ import numpy as np
 from mnistlab import __version__
 from mnistlab._io import write_text_atomic
 from mnistlab.data import Dataset, flatten, load_dataset, to_float, train_validation_split
+from mnistlab.data.augment import parse_augment
 from mnistlab.data.preprocess import preprocess_meta
 from mnistlab.errors import DataError, RunDiverged, TrainingInterrupted, UsageError
 from mnistlab.experiments.config import NETWORK_MODELS, make_model, no_validation
@@ -222,6 +223,7 @@ def train_run(
     command before a run folder or a store record exists); loaded here when None.
     """
     run_dir = Path(run_dir)
+    check_augment_for_dataset(config)  # before the run folder is claimed: a refusal leaves none
     # SIGTERM (kill, docker stop, a cluster scheduler) stops the run as Ctrl-C does
     with terminate_as_interrupt(), claim_run_folder(run_dir, new=not resume):
         if resume:
@@ -242,6 +244,21 @@ def train_run(
         with RunStore(path) as runs:
             _begin(config, run_dir, resume, finished)
             return _recorded(runs, work, config, run_dir, resume, study, trial)
+
+
+#: datasets of symbols that a mirror turns into other symbols (or none): no flip augmentation
+MIRROR_SENSITIVE = ("mnist", "kmnist", "digits")
+
+
+def check_augment_for_dataset(config: dict) -> None:
+    """Refuse --augment flip for a dataset of digits or characters: a mirrored 2 is no 2."""
+    spec = parse_augment(config.get("augment"))
+    dataset = str(config.get("dataset"))
+    if spec is not None and spec["flip"] and dataset in MIRROR_SENSITIVE:
+        raise UsageError(
+            f"--augment {config['augment']}: flip is not for --dataset {dataset} (a mirrored "
+            "digit or character is another symbol); leave flip out"
+        )
 
 
 def _begin(config: dict, run_dir: Path, resume: bool, finished: dict | None) -> None:

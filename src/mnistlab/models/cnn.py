@@ -133,6 +133,7 @@ class CNNClassifier(MLPClassifier):
         dtype: str = "float32",
         progress: bool | str | None = "notebook",
         blas_threads: int | None = None,
+        augment: str | dict | None = None,
     ) -> None:
         self.conv = conv
         self.kernel_size = kernel_size
@@ -163,6 +164,7 @@ class CNNClassifier(MLPClassifier):
             dtype=dtype,
             progress=progress,
             blas_threads=blas_threads,
+            augment=augment,
         )
 
     def _build(self, n_features: int, n_classes: int) -> Sequential:

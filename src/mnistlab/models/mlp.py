@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mnistlab.data.augment import Augmenter, parse_augment
 from mnistlab.data.prepare import train_validation_split
 from mnistlab.errors import DataError, UsageError
 from mnistlab.models.base import LogScoreClassifier
@@ -105,6 +106,11 @@ class MLPClassifier(LogScoreClassifier):
         Keras's fit is, and quiet in scripts, terminals and pipes).
     blas_threads : int or None, default=None
         Threads for the matrix products (None: chosen by the work of a step).
+    augment : str, dict or None, default=None
+        Random transforms of each training minibatch (mnistlab.data.augment.parse_augment:
+        ``"shift=2,rotate=10,scale=0.1,elastic=34,flip=1"`` or a dict of those keys); the
+        training rows must be images (or rows of a square number of pixels). Seeded by
+        ``random_state``, the epoch and the step, so that a resumed fit stays exact.
 
     Attributes
     ----------
@@ -188,6 +194,16 @@ class MLPClassifier(LogScoreClassifier):
         DTYPE,
         ParamSpec("progress", "bool", none=True, also=("notebook",), key=None),
         ParamSpec("blas_threads", "int", low=1, none=True, key=None),
+        # augmentation (issue 24): off unless asked for
+        ParamSpec(
+            "augment",
+            "any",
+            none=True,
+            check=parse_augment,
+            metavar="KEY=V,...",
+            help="augment training images: shift=PIXELS, rotate=DEGREES, scale=ZOOM, "
+            "elastic=ALPHA[,elastic_sigma=S], flip=1 (e.g. shift=2,rotate=10)",
+        ),
     )
 
     def __init__(
@@ -215,6 +231,7 @@ class MLPClassifier(LogScoreClassifier):
         dtype: str = "float32",
         progress: bool | str | None = "notebook",
         blas_threads: int | None = None,
+        augment: str | dict | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -239,6 +256,7 @@ class MLPClassifier(LogScoreClassifier):
         self.dtype = dtype
         self.progress = progress
         self.blas_threads = blas_threads
+        self.augment = augment
 
     # ------------------------------------------------------------------ building
 
@@ -290,7 +308,23 @@ class MLPClassifier(LogScoreClassifier):
             l2=self.l2,
             callbacks=every,
             blas_threads=self.blas_threads,
+            augment=self._augmenter(),
         )
+
+    def _augmenter(self) -> Augmenter | None:
+        """The Augmenter of `augment` for the training images (None when off); a UsageError
+        when the rows are not images."""
+        spec = parse_augment(self.augment)
+        if spec is None:
+            return None
+        shape = getattr(self, "image_shape_", None)
+        if shape is None:
+            raise UsageError(
+                f"augment={self.augment!r} needs images: X has rows of {self.n_features_in_} "
+                "pixels, not a square number; pass X as images of shape (n, height, width) or "
+                "(n, height, width, channels)"
+            )
+        return Augmenter(spec, shape)
 
     @classmethod
     def _check_param_combinations(cls, values: dict, style: str) -> None:
