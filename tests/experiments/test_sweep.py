@@ -188,9 +188,12 @@ def test_sweep_cli_writes_store_report_and_skips_finished(tmp_path, capsys):
     assert len(rows) == 8 and {r["status"] for r in rows} == {"finished"}
     assert all(len(r["history"]) == 4 for r in rows)
     page = (out / "report.html").read_text()
-    for section in ("ranking", "trials", "parameters", "curves", "best", "timing"):
+    for section in ("ranking", "trials", "parameters", "pairs", "curves", "best", "timing"):
         assert f'id="{section}"' in page
-    assert page.count("<img") >= 4  # two parameter charts, curves, timing
+    assert 'id="draws"' not in page  # a grid draws nothing at random
+    # two parameter charts, the heatmap of their pair, the curves, the timing
+    assert page.count("<img") == 5 and 'alt="val_accuracy by lr and batch_size"' in page
+    assert "val_accuracy (mean ± std over seeds)" in page and "2 seeds" in page
     assert "mnistlab train --config" in page and "http" not in page.replace("http-equiv", "")
     # every trial folder is a full run folder
     for trial in summary["trials"]:

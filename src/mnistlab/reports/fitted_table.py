@@ -1,21 +1,24 @@
 """A table that never grows wider than the page, with row headers and pre-rendered cells.
 
 The shared `html.table` sizes columns to their longest unbroken text, so a long run name, path
-or error message pushes it past the page. Here every cell may break anywhere: the browser then
-counts a cell's narrowest width as one character, and the table shrinks to the page. The styles
-are inline so that the page needs no rule of its own.
+or error message pushes it past the page. Here a long cell may break anywhere: the browser then
+counts its narrowest width as one character, and the table shrinks to the page, while short
+cells (numbers, headings) stay on one line. The styles are inline so that the page needs no
+rule of its own.
 """
 
 from __future__ import annotations
 
 import html
+import re
 
 from mnistlab.reports.html import cell
 
 _TABLE = ' style="max-width:100%"'
-_CELL = ' style="overflow-wrap:anywhere"'
-# a row's heading (a setting's or a metric's key) is short: kept on one line
-_ROW_HEADING = ' style="white-space:nowrap"'
+_BREAKABLE = ' style="overflow-wrap:anywhere"'
+_ONE_LINE = ' style="white-space:nowrap"'
+#: cells up to this many characters stay on one line; longer ones break where they must
+SHORT = 24
 
 
 class Markup(str):
@@ -27,22 +30,30 @@ def render(value) -> str:
     return value if isinstance(value, Markup) else html.escape(cell(value))
 
 
+def _style(content: str) -> str:
+    """One line for a short cell, breaks anywhere for a long one (content: its HTML)."""
+    text = html.unescape(re.sub(r"<[^>]*>", "", content))
+    return _ONE_LINE if len(text) <= SHORT else _BREAKABLE
+
+
 def fitted_table(rows, header=None, *, row_headers: bool = False) -> str:
     """An HTML table of `rows` (lists of values or Markup) under an optional `header`; with
     `row_headers` each row's first value is its heading (a setting's name, runs as columns)."""
     out = [f"<table{_TABLE}>"]
     if header:
+        headings = [render(h) for h in header]
         out.append(
-            "<tr>" + "".join(f'<th scope="col"{_CELL}>{render(h)}</th>' for h in header) + "</tr>"
+            "<tr>" + "".join(f'<th scope="col"{_style(h)}>{h}</th>' for h in headings) + "</tr>"
         )
     for row in rows:
         cells = [render(v) for v in row]
-        first = (
-            f'<th scope="row"{_ROW_HEADING}>{cells[0]}</th>'
-            if row_headers
-            else f"<td{_CELL}>{cells[0]}</td>"
+        if row_headers:
+            first = f'<th scope="row"{_style(cells[0])}>{cells[0]}</th>'
+        else:
+            first = f"<td{_style(cells[0])}>{cells[0]}</td>"
+        out.append(
+            "<tr>" + first + "".join(f"<td{_style(c)}>{c}</td>" for c in cells[1:]) + "</tr>"
         )
-        out.append("<tr>" + first + "".join(f"<td{_CELL}>{c}</td>" for c in cells[1:]) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
 

@@ -1,8 +1,10 @@
 """The sweep report: one self-contained HTML file for a study's output folder.
 
-Sections: the ranking (configurations averaged over seeds), every trial, for each varied parameter
-a bar chart of the metric with error bars over seeds, the validation curves of all trials
-overlaid, the best configuration with the command that reruns it, and timing.
+Sections: the ranking (configurations over their seeds: "±" only where there are two or more),
+every trial, for each grid parameter the metric's marginal mean per value (the seeds' spread
+drawn apart from it), a heatmap for every pair of grid parameters, the metric against each
+randomly drawn parameter, every trial's curves in a style of its own, the best configuration
+with the command that reruns it, and timing.
 """
 
 from __future__ import annotations
@@ -13,53 +15,24 @@ import os
 import shlex
 from pathlib import Path
 
-import numpy as np
-
 from mnistlab._io import write_text_atomic
 from mnistlab.errors import DataError
 from mnistlab.experiments.config import relevant_keys, resolve_config
 from mnistlab.experiments.run_folder import read_history, read_json
 from mnistlab.experiments.study import Study, format_value, load_study
 from mnistlab.models.params import option_flag
-from mnistlab.reports import plots
+from mnistlab.reports import sweep_plots
+from mnistlab.reports.fitted_table import fitted_table
 from mnistlab.reports.html import EMBEDDED, nav, page, section, table
+from mnistlab.reports.sweep_summaries import (
+    configurations,
+    marginals,
+    pair_means,
+    seeds_text,
+    with_spread,
+)
 
-SECTIONS = ("ranking", "trials", "parameters", "curves", "best", "timing")
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    array = np.asarray(values, dtype=np.float64)
-    return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else 0.0
-
-
-def configurations(trials: list[dict], metric: str, goal: str) -> list[dict]:
-    """Finished trials grouped by their parameters other than the seed, best first."""
-    groups: dict[str, dict] = {}
-    for trial in trials:
-        if trial["status"] != "finished" or trial["metrics"].get(metric) is None:
-            continue
-        params = {k: v for k, v in trial["params"].items() if k != "seed"}
-        key = json.dumps(params, sort_keys=True)
-        group = groups.setdefault(key, {"params": params, "trials": []})
-        group["trials"].append(trial)
-    rows = []
-    for group in groups.values():
-        values = [t["metrics"][metric] for t in group["trials"]]
-        mean, std = _mean_std(values)
-        tests = [t["metrics"].get("test_accuracy") for t in group["trials"]]
-        seconds = [t["metrics"].get("train_seconds") or 0.0 for t in group["trials"]]
-        rows.append(
-            {
-                **group,
-                "mean": mean,
-                "std": std,
-                "n": len(values),
-                "test_accuracy": float(np.mean(tests)) if None not in tests else None,
-                "train_seconds": float(np.mean(seconds)),
-            }
-        )
-    rows.sort(key=lambda r: r["mean"], reverse=goal == "max")
-    return rows
+SECTIONS = ("ranking", "trials", "parameters", "pairs", "draws", "curves", "best", "timing")
 
 
 def rerun_command(config_path: Path, params: dict, base: dict) -> tuple[str, str | None]:
@@ -101,21 +74,27 @@ def build_sweep_report(out: str | os.PathLike, study: Study | None = None) -> Pa
     varied = [k for k in summary["varied"] if k != "seed"]
     configs = configurations(trials, metric, goal)
     finished = [t for t in trials if t["status"] == "finished"]
-    body = [
-        _head(summary, trials, finished),
-        section("ranking", "Ranking", _ranking(configs, varied, metric)),
-        section("trials", "Every trial", _trial_table(trials, metric, goal)),
-        section("parameters", "Each varied parameter", _parameter_charts(finished, varied, metric)),
-        section("curves", "Validation curves of all trials", _curves(finished)),
-        section("best", "Best configuration", _best(configs, study)),
-        section("timing", "Timing", _timing(trials, summary)),
-    ]
+    grid = [k for k in study.grid if k != "seed"]
+    drawn = [k for k in study.random if k != "seed"]
+    parts = {
+        "ranking": ("Ranking", _ranking(configs, varied, metric)),
+        "trials": ("Every trial", _trial_table(trials, metric, goal)),
+        "parameters": ("Each varied parameter", _parameter_charts(configs, study, varied)),
+        "pairs": ("Pairs of parameters", _heatmaps(configs, study, grid) if len(grid) > 1 else ""),
+        "draws": ("The metric against each drawn parameter", _scatter(configs, study, drawn)),
+        "curves": ("Curves of all trials", _curves(finished)),
+        "best": ("Best configuration", _best(configs, study)),
+        "timing": ("Timing", _timing(trials, summary)),
+    }
+    shown = [key for key in SECTIONS if parts[key][1]]
+    body = [_head(summary, trials, finished, shown)]
+    body += [section(key, *parts[key]) for key in shown]
     path = out / "report.html"
     write_text_atomic(path, page(f"mnistlab sweep: {summary['study']}", "\n".join(body)))
     return path
 
 
-def _head(summary: dict, trials: list[dict], finished: list[dict]) -> str:
+def _head(summary: dict, trials: list[dict], finished: list[dict], shown: list[str]) -> str:
     """The title, the study's description, one line on the sweep, the links to the sections."""
     metric, goal = summary["metric"], summary["goal"]
     failed = len(trials) - len(finished)
@@ -132,34 +111,36 @@ def _head(summary: dict, trials: list[dict], finished: list[dict]) -> str:
             + f"; wall time {summary.get('wall_seconds', 0.0):.1f} s."
         )
         + "</p>"
-        + nav(SECTIONS)
+        + nav(shown)
     )
 
 
 def _ranking(configs: list[dict], varied: list[str], metric: str) -> str:
-    """One row per configuration, best first: its varied values and the metric over seeds."""
+    """One row per configuration, best first: its varied values and the metric over its seeds
+    ("±" the standard deviation only where there are two seeds or more)."""
     if not configs:
         return "<p>No trial finished.</p>"
     rows = [
         [
             rank,
             *[format_value(c["params"].get(k)) for k in varied],
-            f"{c['mean']:.4f} ± {c['std']:.4f}",
-            c["n"],
+            with_spread(c["mean"], c["std"], c["n"]),
+            seeds_text(c["n"]),
             c["test_accuracy"],
             c["train_seconds"],
         ]
         for rank, c in enumerate(configs, 1)
     ]
+    repeated = any(c["n"] > 1 for c in configs)
     header = [
         "rank",
         *varied,
-        f"{metric} (mean ± std over seeds)",
+        f"{metric} (mean ± std over seeds)" if repeated else metric,
         "seeds",
         "test_accuracy",
         "train_seconds",
     ]
-    return table(rows, header=header)
+    return fitted_table(rows, header=header)
 
 
 def _trial_table(trials: list[dict], metric: str, goal: str) -> str:
@@ -180,7 +161,7 @@ def _trial_table(trials: list[dict], metric: str, goal: str) -> str:
             ]
         )
     header = ["trial", "status", *shown, "epochs", "train_seconds", "wall_seconds", "error"]
-    return table(rows, header=header) + (
+    return fitted_table(rows, header=header) + (
         "<p>Each trial's run folder is <code>trials/&lt;trial&gt;</code> beside this report; "
         "<code>mnistlab report</code> on it writes that trial's own report.</p>"
     )
@@ -193,90 +174,95 @@ def _sort_key(trial, metric, goal):
     return (0, -value if goal == "max" else value)
 
 
-def _parameter_charts(finished: list[dict], varied: list[str], metric: str) -> str:
-    """For each varied parameter, horizontal bars of the metric's mean per value with error
-    bars over seeds: whether a value is better by more than the seeds' own spread."""
+def _parameter_charts(configs: list[dict], study: Study, varied: list[str]) -> str:
+    """For each grid parameter, the metric's marginal mean per value (over the other varied
+    parameters), with each seed's own mean beside it: whether a value is better by more than
+    the seeds' spread."""
     if not varied:
         return "<p>The study varies only the seed.</p>"
-    if not finished:
+    if not configs:
         return "<p>No trial finished.</p>"
     parts = []
-    for key in varied:
-        by_value = _by_value_and_seed(finished, key, metric)
-        if by_value:
-            parts.append(
-                EMBEDDED.embed(_parameter_chart(key, by_value, metric), f"{metric} by {key}")
-            )
+    for key in [k for k in study.grid if k != "seed"]:
+        rows = marginals(configs, key, study.metric, order=study.grid[key])
+        others = [k for k in varied if k != key]
+        fig = sweep_plots.marginal_chart(key, rows, study.metric, others)
+        parts.append(EMBEDDED.embed(fig, f"{study.metric} by {key}"))
+    if study.random:
+        parts.append(
+            "<p>The randomly drawn parameters take a new value in every draw: see "
+            '<a href="#draws">the metric against each drawn parameter</a>.</p>'
+        )
     return "\n".join(parts)
 
 
-def _by_value_and_seed(finished: list[dict], key: str, metric: str) -> dict[str, dict]:
-    """{value of `key` as shown: {seed: [the metric of each trial]}}, values in trial order."""
-    by_value: dict[str, dict[int | None, list[float]]] = {}
-    for t in finished:
-        if metric not in t["metrics"] or key not in t["params"]:
-            continue
-        seeds = by_value.setdefault(format_value(t["params"][key]), {})
-        seeds.setdefault(t["params"].get("seed"), []).append(t["metrics"][metric])
-    return by_value
+def _heatmaps(configs: list[dict], study: Study, grid: list[str]) -> str:
+    """A heatmap of the metric for every pair of grid parameters."""
+    if not configs:
+        return "<p>No trial finished.</p>"
+    parts = []
+    for i, first in enumerate(grid):
+        for second in grid[i + 1 :]:
+            orders = (study.grid[first], study.grid[second])
+            means, counts = pair_means(configs, (first, second), orders)
+            labels = [[format_value(v) for v in order] for order in orders]
+            fig = sweep_plots.pair_heatmap(
+                (first, second), labels, means, counts, study.metric, study.goal
+            )
+            parts.append(EMBEDDED.embed(fig, f"{study.metric} by {first} and {second}"))
+    others = len(grid) > 2 or study.random or False
+    caption = "Each cell: the mean over seeds of its configuration"
+    if others:
+        caption = "Each cell: the marginal mean over the other varied parameters"
+    return "\n".join(parts) + f"<p>{caption}; the best cell outlined in red.</p>"
 
 
-def _parameter_chart(key: str, by_value: dict[str, dict], metric: str):
-    order = list(by_value)
-    # per seed, the mean over everything else varied; then mean and spread over seeds
-    stats = [_mean_std([float(np.mean(v)) for v in by_value[label].values()]) for label in order]
-    fig = plots.figure((7, 0.6 + 0.45 * len(order)))
-    ax = fig.subplots()
-    means = [s[0] for s in stats]
-    ax.barh(
-        range(len(order)),
-        means,
-        xerr=[s[1] for s in stats],
-        color="#4c72b0",
-        capsize=4,
-        alpha=0.85,
+def _scatter(configs: list[dict], study: Study, drawn: list[str]) -> str:
+    """For a random search, every trial's metric against each drawn parameter."""
+    if not drawn or not configs:
+        return ""
+    trials = [t for c in configs for t in c["trials"]]
+    values = [t["metrics"][study.metric] for t in trials]
+    pick = max if study.goal == "max" else min
+    best = values.index(pick(values))
+    panels = [
+        {
+            "key": key,
+            "values": [t["params"].get(key) for t in trials],
+            "metric": values,
+            "seeds": [t["params"].get("seed") for t in trials],
+            "log": isinstance(study.random[key], dict) and "log_uniform" in study.random[key],
+            "best": best,
+        }
+        for key in drawn
+    ]
+    fig = sweep_plots.parameter_scatter(panels, study.metric)
+    return EMBEDDED.embed(fig, f"{study.metric} against each drawn parameter") + (
+        "<p>One point per trial; the best trial circled in red. A parameter drawn "
+        "log-uniformly has a log axis.</p>"
     )
-    ax.set_yticks(range(len(order)), [f"{key}={label}" for label in order])
-    ax.invert_yaxis()
-    lo, hi = min(means), max(means)
-    pad = max((hi - lo) * 0.5, 0.005)
-    ax.set_xlim(max(0.0, lo - pad) if "accuracy" in metric else lo - pad, hi + pad)
-    for i, (mean, std) in enumerate(stats):
-        ax.text(mean, i, f" {mean:.4f}" + (f" ± {std:.4f}" if std else ""), va="center", fontsize=8)
-    ax.set_xlabel(f"{metric} (mean over seeds; error bar: standard deviation)")
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return fig
 
 
 def _curves(finished: list[dict]) -> str:
-    fig = plots.figure((11, 4.2))
-    ax_loss, ax_acc = fig.subplots(1, 2)
-    drawn = 0
-    kind = "validation"
+    """Every trial's loss and accuracy per epoch: validation where every trial has it."""
+    curves = []
     for t in finished:
         try:
             history = read_history(Path(t["run_dir"]))
         except DataError:
             continue
-        if not history:
-            continue
-        prefix = "val_" if "val_accuracy" in history[0] else ""
-        if not prefix:
-            kind = "validation where recorded, else training"
-        epochs = [h["epoch"] for h in history]
-        ax_loss.plot(epochs, [h[f"{prefix}loss"] for h in history], lw=1.2, label=t["label"])
-        ax_acc.plot(epochs, [h[f"{prefix}accuracy"] for h in history], lw=1.2, label=t["label"])
-        drawn += 1
-    if not drawn:
+        if history:
+            group = json.dumps({k: v for k, v in t["params"].items() if k != "seed"})
+            curves.append((t["label"], group, history))
+    if not curves:
         return "<p>No trial recorded a per-epoch history (classical models fit in one go).</p>"
-    for ax, label in ((ax_loss, "loss"), (ax_acc, "accuracy")):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"{label} ({kind})")
-        ax.grid(alpha=0.3)
-    ax_acc.legend(fontsize=7, loc="lower right", ncol=2 if drawn > 8 else 1)
-    fig.tight_layout()
-    return EMBEDDED.embed(fig, "validation curves of all trials")
+    prefix = "val_" if all("val_loss" in c[2][0] for c in curves) else ""
+    fig = sweep_plots.trial_curves(curves, prefix)
+    kind = "validation" if prefix else "training (not every trial held out a validation split)"
+    return EMBEDDED.embed(fig, "curves of all trials") + (
+        f"<p>{html.escape(kind.capitalize())} curves. One colour and marker per configuration, "
+        "one line style per seed: every trial has a style of its own.</p>"
+    )
 
 
 def _best(configs: list[dict], study: Study) -> str:
@@ -292,8 +278,8 @@ def _best(configs: list[dict], study: Study) -> str:
     what = ", ".join(f"{k}={format_value(v)}" for k, v in best["params"].items())
     text = (
         f"<p>{html.escape(what or 'the base configuration')}: "
-        f"{study.metric} {best['mean']:.4f} ± {best['std']:.4f} over {best['n']} "
-        f"seed{'s' if best['n'] != 1 else ''}; its best trial is {html.escape(trial['label'])}.</p>"
+        f"{study.metric} {with_spread(best['mean'], best['std'], best['n'])} "
+        f"({seeds_text(best['n'])}); its best trial is {html.escape(trial['label'])}.</p>"
         f"<p>Rerun it exactly:</p><pre>{html.escape(exact)}</pre>"
     )
     if flags:
@@ -319,7 +305,10 @@ def _timing(trials: list[dict], summary: dict) -> str:
     if len(sessions) > 1:
         text += _sessions_table(sessions)
     if rows:
-        text += EMBEDDED.embed(_seconds_per_trial(rows), "seconds per trial")
+        fig = sweep_plots.seconds_per_trial(
+            [t["label"] for t in rows], [t["seconds"] for t in rows]
+        )
+        text += EMBEDDED.embed(fig, "seconds per trial")
     return text
 
 
@@ -327,18 +316,6 @@ def _sessions_table(sessions: list[dict]) -> str:
     keys = ("started", "executor", "workers", "trials_run", "wall_seconds", "status")
     header = ["session started", "executor", "workers", "trials run", "wall_seconds", "status"]
     return table([[s.get(k) for k in keys] for s in sessions], header=header)
-
-
-def _seconds_per_trial(rows: list[dict]):
-    fig = plots.figure((7, 0.6 + 0.3 * len(rows)))
-    ax = fig.subplots()
-    ax.barh(range(len(rows)), [t["seconds"] for t in rows], color="#55a868")
-    ax.set_yticks(range(len(rows)), [t["label"] for t in rows], fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("seconds per trial (loading, training and evaluation)")
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return fig
 
 
 __all__ = ["build_sweep_report", "configurations", "rerun_command"]
