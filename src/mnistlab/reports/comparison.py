@@ -151,6 +151,8 @@ def settings_tables(runs: list[Run]) -> str:
             alike.append([key, _setting_text(values[0])])
         else:
             differ.append([key, *[_setting_text(v) for v in values]])
+    # the settings every run has first: those where runs of one model differ
+    differ.sort(key=lambda row: NOT_APPLICABLE in row[1:])
     header = ["setting", *[r.name for r in runs]]
     text = (
         fitted_table(differ, header=header, row_headers=True)
