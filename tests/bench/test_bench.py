@@ -153,6 +153,8 @@ def test_bench_cli_on_digits_runs_each_framework_in_its_own_process(tmp_path, ca
             "digits",
             "--only",
             "floor,mnistlab,seed-numpy,pytorch,scikit-learn",
+            "--workloads",
+            "mlp",
             "--json",
             str(out),
         ]
@@ -268,3 +270,189 @@ def test_ratios_divide_out_the_machine_speed_of_each_process():
     assert row["pytorch"] == pytest.approx(0.5 / 0.8)
     assert row["raw"]["pytorch"] == pytest.approx(1.0 / 0.8)
     assert row["fastest_peer"] == "pytorch"
+
+
+# ------------------------------------------------------------------------------------ CNN rows
+
+
+def _tiny_cnn_spec() -> dict:
+    """The bench's CNN settings on digits (8 x 8 images), two steps an epoch, one of each."""
+    from mnistlab.data import load_dataset
+
+    digits = load_dataset("digits")
+    return {
+        **settings(quick=True, dataset="digits", workloads=("cnn",)),
+        "n_train": digits.n_train,
+        "n_test": digits.n_test,
+        "n_features": 64,
+        "image_shape": list(digits.image_shape),
+        "cnn_train": 256,
+        "cnn_epochs": 1,
+        "cnn_floor_steps": 1,
+        "cnn_inference_repeats": 1,
+    }
+
+
+def test_cnn_rows_follow_the_cnn_preset_and_quick_times_part_of_an_epoch():
+    from mnistlab.experiments.presets import get_preset
+
+    preset = get_preset("cnn")
+    quick = settings(quick=True, workloads=("mlp", "cnn"))
+    assert quick["cnn"]["conv"] == list(preset["conv"])
+    assert quick["cnn"]["batch_size"] == preset["batch_size"]
+    assert quick["cnn_train"] == 60 * preset["batch_size"]  # 60 steps, scaled up
+    assert settings(quick=False, workloads=("cnn",))["cnn_train"] is None  # every image
+    assert not settings(quick=True, workloads=("cnn",))["classical"]
+    assert "cnn" not in settings(quick=True)
+
+
+def test_the_cnn_floor_holds_every_gemm_of_the_im2col_step():
+    from mnistlab.bench.cnn import _gemm_operands
+
+    spec = {**settings(quick=True, workloads=("cnn",)), "image_shape": [28, 28]}
+    net = spec["cnn"]
+    training = _gemm_operands(spec, 4, training=True)
+    kernel_offsets = net["kernel"] ** 2
+    # conv1: product and kernel gradient (no input gradient for the data); every later
+    # convolution one input-gradient product per kernel offset too; each Dense three
+    n_conv, n_dense = len(net["conv"]), len(net["hidden"]) + 1
+    assert len(training) == 2 * n_conv + (n_conv - 1) * kernel_offsets + 3 * n_dense
+    forward = _gemm_operands(spec, 4, training=False)
+    assert len(forward) == n_conv + n_dense
+    conv2 = forward[1]  # windows (4 images x 14 x 14, 3 x 3 x 32) @ kernel (288, 64)
+    assert conv2[0].shape == (4 * 14 * 14, kernel_offsets * net["conv"][0])
+    assert conv2[2].shape == (4 * 14 * 14, net["conv"][1])
+    for a, b, out in training:
+        assert a.shape[1] == b.shape[0] and out.shape == (a.shape[0], b.shape[1])
+
+
+def test_a_cnn_worker_times_a_handful_of_steps_scaled_to_the_epoch():
+    from mnistlab.bench.runners import run_floor, run_mnistlab
+
+    spec = _tiny_cnn_spec()
+    data = workloads.load_data("digits")
+    ours = run_mnistlab(data, spec)["results"]
+    assert set(ours) == {"cnn_train", "cnn_inference_10k"}  # no MLP rows in --workloads cnn
+    train = ours["cnn_train"]
+    assert len(train["times"]) == 1 and len(train["floor_times"]) == 1
+    assert train["images_per_epoch"] == 256 and train["scale"] == pytest.approx(1438 / 256)
+    assert train["accuracy_epochs"] == 2 and 0 <= train["accuracy"] <= 1
+    assert len(ours["cnn_inference_10k"]["floor_times"]) == 1
+    floor = run_floor(data, spec)["results"]
+    assert set(floor) == {"cnn_gemm_epoch", "cnn_inference_10k"}
+
+
+def test_pytorch_builds_the_same_cnn_and_a_missing_pytorch_is_skipped(monkeypatch):
+    from mnistlab.bench import runners
+    from mnistlab.bench.cnn import build_network
+    from mnistlab.bench.cnn_runners import torch_cnn_network
+
+    spec = _tiny_cnn_spec()
+    torch = pytest.importorskip("torch")
+    theirs = torch_cnn_network(torch.nn, spec)
+    ours = build_network(spec)
+    assert sum(p.numel() for p in theirs.parameters()) == ours.parameters().size
+    assert theirs(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+    monkeypatch.setattr(runners, "_missing", lambda *modules: "torch is not installed (pip ...)")
+    assert runners.run_torch({}, spec) == {"skipped": "torch is not installed (pip ...)"}
+
+
+def _cnn_report(ours: float, torch: float | None, keras: float = 9.0) -> dict:
+    def summary(median, **extra):
+        return {"median": median, "spread": 0.0, "times": [median] * 2, **extra}
+
+    def trained(median):
+        return summary(median, accuracy=0.8, accuracy_epochs=3, images_per_epoch=7680)
+
+    spec = {
+        **settings(quick=True, workloads=("cnn",)),
+        "n_train": 60000,
+        "n_test": 10000,
+        "n_features": 784,
+        "image_shape": [28, 28],
+    }
+    frameworks = {
+        "floor": {
+            "results": {"cnn_train": summary(4.0), "cnn_gemm_epoch": summary(3.8)},
+            "blas": ["openblas"],
+        },
+        "mnistlab": {"results": {"cnn_train": trained(ours), "cnn_inference_10k": summary(0.5)}},
+        "keras-jax": {"results": {"cnn_train": trained(keras), "cnn_inference_10k": summary(1.0)}},
+    }
+    if torch is None:
+        frameworks["pytorch"] = {"skipped": "torch is not installed (pip install -e '.[bench]')"}
+    else:
+        frameworks["pytorch"] = {
+            "results": {"cnn_train": trained(torch), "cnn_inference_10k": summary(0.6)}
+        }
+    report = {
+        "settings": spec,
+        "machine": {"cpu": "cpu", "cores": 2, "python": "3.11"},
+        "seconds": 1.0,
+        "frameworks": frameworks,
+    }
+    report["ratios"] = ratios(report)
+    report["targets"] = targets(report)
+    return report
+
+
+def test_cnn_targets_against_pytorch_and_the_rows_printed():
+    report = _cnn_report(7.0, 10.0)
+    checks = {c["workload"]: c for c in report["targets"]}
+    train = checks["cnn_train"]
+    assert train["target"] == "<= 1.0x PyTorch eager (moonshot 0.8x)"
+    assert train["value"] == pytest.approx(0.7) and train["met"] and train["moonshot"]
+    assert checks["cnn_inference_10k"]["met"] and "moonshot" not in checks["cnn_inference_10k"]
+    assert report["ratios"]["cnn_train"]["floor"] == pytest.approx(7.0 / 4.0)
+    text = format_report(report)
+    for line in (
+        "CNN train epoch (preset cnn)",
+        "CNN inference, 10,000 images",
+        "met, the moonshot too",
+        "epochs over the first 7,680 training images only, times scaled up x7.81 to 60,000",
+        "mnistlab's CNN epoch 7.00 s against its im2col GEMMs alone 4.00 s: 1.75x",
+        "the CNN's epoch 3.800 s",
+        "CNN test accuracy after 3 epochs of 7,680 images (first round): mnistlab 0.8000",
+    ):
+        assert line in text, line
+    assert "train epoch, SGD" not in text  # the MLP rows were not selected
+    slower = _cnn_report(9.0, 10.0)
+    assert [c["met"] for c in slower["targets"]] == [True, True]
+    assert not slower["targets"][0]["moonshot"] and "moonshot too" not in format_report(slower)
+    assert not _cnn_report(11.0, 10.0)["targets"][0]["met"]
+
+
+def test_cnn_rows_without_pytorch_report_it_skipped_and_check_no_target():
+    report = _cnn_report(7.0, None)
+    assert report["targets"] == []
+    text = format_report(report)
+    assert "pytorch: skipped, torch is not installed" in text
+    assert "CNN train epoch (preset cnn)" in text and "keras-jax" in text
+
+
+def test_workloads_choose_the_rows_and_the_frameworks_that_have_them(capsys):
+    from mnistlab.bench.rounds import _with_rows
+
+    lines = []
+    kept = _with_rows(["floor", "mnistlab", "seed-numpy", "pytorch"], ["cnn"], lines.append)
+    assert kept == ["floor", "mnistlab", "pytorch"]
+    assert lines == ["  seed-numpy: no rows in --workloads cnn, left out"]
+    assert main(["bench", "--workloads", "mlp,rnn"]) == 2
+    assert "--workloads must name some of mlp, cnn, got ['mlp', 'rnn']" in capsys.readouterr().err
+
+
+def test_the_cnn_breakdown_accounts_for_every_layer_and_the_conv_parts():
+    from mnistlab.bench.breakdown import cnn_breakdown, format_breakdown
+
+    spec = _tiny_cnn_spec()
+    result = cnn_breakdown(spec, workloads.load_data("digits"), steps=2, warmup=1)
+    result["dataset"] = "digits"
+    rows = result["rows"]
+    conv1, conv2 = "Conv2D 1->32 on 8x8", "Conv2D 32->64 on 4x4"
+    for row in (conv1, conv2, "ReLU", "MaxPool2D", "Dense", "Dropout", "Adam step"):
+        assert row in rows, row
+    assert f"{conv2}  col2im adds" in rows and f"{conv1}  col2im adds" not in rows
+    assert rows[f"{conv1}  im2col copy"][0] > 0 and rows[f"{conv2}  GEMMs (input gradient)"][1] > 0
+    assert result["layers"]["ReLU"] == 3 and len(result["plain"]) == 2
+    text = format_breakdown(result)
+    assert "ReLU (x3)" in text and "  col2im adds" in text and "x the floor" in text

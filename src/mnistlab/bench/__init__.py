@@ -8,11 +8,14 @@ bare-GEMM floor, the accuracy each framework reaches after the same budget, the 
 the targets.
 
     workloads   what is measured, and how it is timed (shared by every runner)
-    runners     one runner per framework; worker: the process that runs one of them
+    cnn         the CNN rows' network (the cnn preset), their GEMM floor and timing
+    runners     one runner per framework (cnn_runners: their CNN rows); worker: the process
+                that runs one of them
     harness     the frameworks' processes taking turns (run_in_turns)
     rounds      run_bench: rounds of turns, times pooled, ratios and targets added
     targets     the frameworks, mnistlab's ratios to each, the targets
     format      the report as text and as JSON
+    breakdown   `--cnn-breakdown`: where a step of mnistlab's CNN goes, layer by layer
 """
 
 from __future__ import annotations

@@ -7,11 +7,13 @@ import os
 from pathlib import Path
 
 from mnistlab._io import write_text_atomic
-from mnistlab.bench.targets import median_of
+from mnistlab.bench.targets import median_of, summary_of
 from mnistlab.bench.workloads import ACCURACY_EPOCHS, HIDDEN, TITLES, WORKLOADS
 
 #: the width of the row titles and of each framework's column
 TITLE_WIDTH, COLUMN_WIDTH = 33, 15
+#: the rows shown in images per second: training and inference
+SAMPLE_ROWS = (*WORKLOADS[:5], "cnn_train", "cnn_inference_10k")
 
 
 def format_report(report: dict) -> str:
@@ -45,11 +47,23 @@ def write_json(report: dict, path: str | os.PathLike) -> Path:
 
 
 def _settings_line(report: dict) -> str:
-    """What was timed and how: the data, the network, the repeats and rounds."""
+    """What was timed and how: the data, the networks, the repeats and rounds."""
+    spec = report["settings"]
+    workloads = spec.get("workloads", ["mlp"])
+    parts = [
+        f"mnistlab bench{' --quick' if spec['quick'] else ''}: {spec['dataset']}, "
+        f"{spec['n_train']:,} training / {spec['n_test']:,} test images, float32"
+    ]
+    if "mlp" in workloads:
+        parts.append(_mlp_settings(report))
+    if "cnn" in workloads:
+        parts.append(_cnn_settings(report))
+    return "; ".join(parts)
+
+
+def _mlp_settings(report: dict) -> str:
     spec = report["settings"]
     return (
-        f"mnistlab bench{' --quick' if spec['quick'] else ''}: {spec['dataset']}, "
-        f"{spec['n_train']:,} training / {spec['n_test']:,} test images, float32, "
         f"{'-'.join(map(str, (spec['n_features'], *HIDDEN)))}-10 ReLU; "
         f"training: median of {spec['epochs']} timed epochs after 1 warm-up (reshuffle "
         f"included) in each of {spec['rounds']} round{'s' if spec['rounds'] > 1 else ''}, "
@@ -63,6 +77,30 @@ def _settings_line(report: dict) -> str:
             if spec["knn_test"] < spec["n_test"]
             else ""
         )
+    )
+
+
+def _cnn_settings(report: dict) -> str:
+    """The CNN rows: the network, the epochs (and the share of them timed in --quick)."""
+    spec, net = report["settings"], report["settings"]["cnn"]
+    blocks = " -> ".join(
+        f"conv {f} {net['kernel']}x{net['kernel']} {net['padding']} -> pool {net['pool']}"
+        for f in net["conv"]
+    )
+    dense = "".join(f" -> dense {h} -> dropout {net['dropout']:g}" for h in net["hidden"])
+    epochs = "epochs"
+    if spec["cnn_train"] and spec["cnn_train"] < spec["n_train"]:
+        epochs = (
+            f"epochs over the first {spec['cnn_train']:,} training images only, "
+            f"times scaled up x{spec['n_train'] / spec['cnn_train']:.2f} to {spec['n_train']:,}"
+        )
+    return (
+        f"CNN rows: the cnn preset, {blocks}{dense} -> 10, {net['activation']}, "
+        f"{net['optimizer']} {net['lr']:g}, batch {net['batch_size']}: median of "
+        f"{spec['cnn_epochs']} timed {epochs} after 1 warm-up in each round; floor: the "
+        f"im2col GEMMs of the same steps, {spec['cnn_floor_steps']} steps timed after each "
+        f"epoch and scaled to the epoch; inference: median of {spec['cnn_inference_repeats']}, "
+        "mnistlab in its own chunks, the peers in chunks of 1,000"
     )
 
 
@@ -93,13 +131,14 @@ def _samples_table(report: dict, ok: list[str]) -> list[str]:
     """Images per second of the training and inference workloads."""
     spec = report["settings"]
     lines = [_row("samples/s", ok)]
-    for workload in WORKLOADS[:5]:
-        n_samples = spec["n_train"] if workload.startswith("train") else spec["n_test"]
+    for workload in SAMPLE_ROWS:
+        n_samples = spec["n_test"] if "inference" in workload else spec["n_train"]
         cells = []
         for n in ok:
             median = median_of(report, n, workload)
             cells.append(f"{n_samples / median:,.0f}" if median else "-")
-        lines.append(_row(TITLES[workload], cells))
+        if any(c != "-" for c in cells):
+            lines.append(_row(TITLES[workload], cells))
     return lines
 
 
@@ -145,6 +184,16 @@ def _accuracy_lines(report: dict, ok: list[str]) -> list[str]:
         parts = _accuracies(report, ok, workload)
         if parts:
             lines.append(f"test accuracy, {TITLES[workload]}: " + ", ".join(parts))
+    cnn = _accuracies(report, ok, "cnn_train")
+    if cnn:
+        # the budget each framework trained on (the floor's row has none)
+        trained = [summary_of(report, n, "cnn_train") or {} for n in ok]
+        summary = next(s for s in trained if "accuracy_epochs" in s)
+        lines += [] if lines else [""]
+        lines.append(
+            f"CNN test accuracy after {summary['accuracy_epochs']} epochs of "
+            f"{summary['images_per_epoch']:,} images (first round): " + ", ".join(cnn)
+        )
     return lines
 
 
@@ -158,30 +207,50 @@ def _target_lines(report: dict) -> list[str]:
             shown = f"{value:.2f} s"
         else:
             shown = f"{value:.2f}x"
+        verdict = "met" if check["met"] else "NOT MET"
+        if check.get("moonshot"):
+            verdict += ", the moonshot too"
         lines.append(
-            f"  {TITLES[check['workload']]:<33} {check['target']:<38} {shown:>9}  "
-            f"{'met' if check['met'] else 'NOT MET'}"
+            f"  {TITLES[check['workload']]:<33} {check['target']:<38} {shown:>9}  {verdict}"
         )
     return lines
 
 
 def _own_floor_lines(report: dict) -> list[str]:
-    """The floor's GEMMs timed in a process of their own (beside the floor between epochs)."""
+    """The floor's GEMMs timed in a process of their own (beside the floor between epochs),
+    and the CNN epoch against its floor."""
     own = (report["frameworks"].get("floor") or {}).get("results") or {}
-    if "gemm_epoch_b32" not in own:
-        return []
     parts = []
     for batch in (32, 128):
-        summary = own[f"gemm_epoch_b{batch}"]
-        threads = summary["threads"]
-        parts.append(
-            f"batch {batch} {summary['median']:.3f} s "
-            f"({threads} thread{'s' if threads > 1 else ''})"
-        )
+        summary = own.get(f"gemm_epoch_b{batch}")
+        if summary:
+            threads = summary["threads"]
+            parts.append(
+                f"batch {batch} {summary['median']:.3f} s "
+                f"({threads} thread{'s' if threads > 1 else ''})"
+            )
+    if "cnn_gemm_epoch" in own:
+        parts.append(f"the CNN's epoch {own['cnn_gemm_epoch']['median']:.3f} s")
+    lines = []
+    if parts:
+        lines += [
+            "",
+            "the same GEMMs in a process of their own, the faster of 1 and "
+            f"{report['machine']['cores']} BLAS threads: " + ", ".join(parts),
+        ]
+    return lines + _cnn_floor_lines(report)
+
+
+def _cnn_floor_lines(report: dict) -> list[str]:
+    """mnistlab's CNN epoch against the GEMMs it cannot avoid, and where to see the rest."""
+    row = report["ratios"].get("cnn_train") or {}
+    ours = median_of(report, "mnistlab", "cnn_train")
+    floor = median_of(report, "floor", "cnn_train")
+    if "floor" not in row or not ours or not floor:
+        return []
     return [
-        "",
-        "the same GEMMs in a process of their own, the faster of 1 and "
-        f"{report['machine']['cores']} BLAS threads: " + ", ".join(parts),
+        f"mnistlab's CNN epoch {ours:.2f} s against its im2col GEMMs alone {floor:.2f} s: "
+        f"{row['floor']:.2f}x; where the rest goes: mnistlab bench --cnn-breakdown"
     ]
 
 

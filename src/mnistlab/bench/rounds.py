@@ -14,25 +14,29 @@ from pathlib import Path
 
 import numpy as np
 
+from mnistlab.bench.cnn import cnn_settings
 from mnistlab.bench.harness import run_in_turns
-from mnistlab.bench.targets import FRAMEWORKS, TRAINING_ROWS, ratios, targets
-from mnistlab.bench.workloads import summarize
+from mnistlab.bench.targets import FRAMEWORKS, FRAMEWORKS_OF, TRAINING_ROWS, ratios, targets
+from mnistlab.bench.workloads import WORKLOAD_KINDS, summarize
 from mnistlab.data import load_dataset
 from mnistlab.errors import UsageError
 
 
-def settings(quick: bool, dataset: str = "fashion-mnist") -> dict:
+def settings(quick: bool, dataset: str = "fashion-mnist", workloads=("mlp",)) -> dict:
+    """The run's settings, handed to every worker: what it times and how often."""
     return {
         "dataset": dataset,
+        "workloads": list(workloads),
         "epochs": 2 if quick else 5,
         "inference_repeats": 5 if quick else 20,
         "floor_repeats": 2 if quick else 5,
         "knn_test": 2000 if quick else 10000,
-        "classical": True,
+        "classical": "mlp" in workloads,
         "quick": quick,
         # every framework runs once per round, in turn, and its times are pooled: a machine
         # whose speed drifts (shared cores) then slows every framework alike
         "rounds": 1 if quick else 2,
+        **(cnn_settings(quick) if "cnn" in workloads else {}),
     }
 
 
@@ -55,18 +59,31 @@ def machine_info() -> dict:
 
 
 def run_bench(
-    *, quick: bool = False, frameworks=FRAMEWORKS, dataset: str = "fashion-mnist", echo=print
+    *,
+    quick: bool = False,
+    frameworks=FRAMEWORKS,
+    dataset: str = "fashion-mnist",
+    workloads=tuple(WORKLOAD_KINDS),
+    echo=print,
 ) -> dict:
-    """Time `frameworks` on `dataset`; the report (see `format.format_report`)."""
+    """Time `frameworks` on `dataset` for the `workloads` ("mlp": the MLP and classical rows,
+    "cnn": the CNN rows); the report (see `format.format_report`)."""
     unknown = [f for f in frameworks if f not in FRAMEWORKS]
     if unknown:
         raise UsageError(f"unknown frameworks {unknown}; valid: {', '.join(FRAMEWORKS)}")
     if "mnistlab" not in frameworks:
         raise UsageError("--only must include mnistlab: every ratio is mnistlab's")
+    unknown = [w for w in workloads if w not in WORKLOAD_KINDS]
+    if unknown or not workloads:
+        raise UsageError(
+            f"--workloads must name some of {', '.join(WORKLOAD_KINDS)}, got {list(workloads)}"
+        )
+    frameworks = _with_rows(frameworks, workloads, echo)
     data = load_dataset(dataset)  # fail here with the dataset's own message, not in each runner
-    spec = settings(quick, dataset)
+    spec = settings(quick, dataset, workloads)
     spec["n_train"], spec["n_test"] = data.n_train, data.n_test
     spec["n_features"] = int(np.prod(data.image_shape))
+    spec["image_shape"] = list(data.image_shape)
     report = {"settings": spec, "machine": machine_info(), "frameworks": {}}
     started = time.perf_counter()
     for round_ in range(spec["rounds"]):
@@ -76,6 +93,16 @@ def run_bench(
     report["ratios"] = ratios(report)
     report["targets"] = targets(report)
     return report
+
+
+def _with_rows(frameworks, workloads, echo) -> list[str]:
+    """The frameworks that time any of the workloads (seed-numpy and scikit-learn have no CNN
+    rows); a line for each one left out."""
+    kept = [f for f in frameworks if any(f in FRAMEWORKS_OF[w] for w in workloads)]
+    for name in frameworks:
+        if name not in kept:
+            echo(f"  {name}: no rows in --workloads {','.join(workloads)}, left out")
+    return kept
 
 
 def _run_round(report: dict, frameworks, round_: int, echo) -> None:
@@ -130,7 +157,7 @@ def _floor_between(report: dict) -> None:
     floor = report["frameworks"].setdefault("floor", {"results": {}})
     if "results" not in floor:
         return
-    for workload in TRAINING_ROWS:
+    for workload in (*TRAINING_ROWS, "cnn_train"):
         times = (ours.get(workload) or {}).get("floor_times")
         if times:
             floor["results"][workload] = summarize(times, measured="between mnistlab's epochs")

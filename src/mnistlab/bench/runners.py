@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from mnistlab.bench.cnn_runners import floor_cnn, keras_cnn, mnistlab_cnn, torch_cnn
 from mnistlab.bench.workloads import (
     HIDDEN,
     LEARNING_RATES,
@@ -23,6 +24,7 @@ from mnistlab.bench.workloads import (
     gemm_floor,
     inference_probe,
     probe_once,
+    selected,
     summarize,
     time_training,
     timed_with_probe,
@@ -55,6 +57,16 @@ def _classical(fn, data: dict, y_true) -> dict:
 
 def run_mnistlab(data: dict, spec: dict) -> dict:
     from mnistlab import __version__
+
+    results = {}
+    if selected(spec, "mlp"):
+        results.update(_mnistlab_mlp(data, spec))
+    if selected(spec, "cnn"):
+        results.update(mnistlab_cnn(data, spec))
+    return {"versions": {"mnistlab": __version__, "numpy": np.__version__}, "results": results}
+
+
+def _mnistlab_mlp(data: dict, spec: dict) -> dict:
     from mnistlab.nn import build_mlp
     from mnistlab.optim import get_optimizer
     from mnistlab.train import Trainer
@@ -85,7 +97,7 @@ def run_mnistlab(data: dict, spec: dict) -> dict:
     )
     if spec["classical"]:
         results.update(_mnistlab_classical(data, spec))
-    return {"versions": {"mnistlab": __version__, "numpy": np.__version__}, "results": results}
+    return results
 
 
 def _mnistlab_classical(data: dict, spec: dict) -> dict:
@@ -122,6 +134,19 @@ def run_floor(data: dict, spec: dict) -> dict:
     itself is timed between each framework's epochs: see floor_probe)."""
     from threadpoolctl import threadpool_info
 
+    results = _floor_mlp(data, spec) if selected(spec, "mlp") else {}
+    if selected(spec, "cnn"):
+        results.update(floor_cnn(data, spec))
+    blas = [
+        f"{i.get('internal_api')} {i.get('version')} ({i.get('threading_layer', '?')}, "
+        f"{i.get('architecture', '?')}, {i.get('num_threads')} threads)"
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
+    return {"versions": {"numpy": np.__version__}, "blas": blas, "results": results}
+
+
+def _floor_mlp(data: dict, spec: dict) -> dict:
     from mnistlab.backend.blas import blas_threads
 
     n = data["x_train"].shape[0]
@@ -139,13 +164,7 @@ def run_floor(data: dict, spec: dict) -> dict:
     probe = inference_probe(data["x_test"])
     times = [t for _ in range(spec["inference_repeats"] + 3) for t in probe()][3:]
     results["inference_10k"] = summarize(times, floor_times=list(times))
-    blas = [
-        f"{i.get('internal_api')} {i.get('version')} ({i.get('threading_layer', '?')}, "
-        f"{i.get('architecture', '?')}, {i.get('num_threads')} threads)"
-        for i in threadpool_info()
-        if i.get("user_api") == "blas"
-    ]
-    return {"versions": {"numpy": np.__version__}, "blas": blas, "results": results}
+    return results
 
 
 # ------------------------------------------------------------------------------------ seed style
@@ -246,6 +265,18 @@ def run_torch(data: dict, spec: dict) -> dict:
     if missing:
         return {"skipped": missing}
     import torch
+
+    results = _torch_mlp(torch, data, spec) if selected(spec, "mlp") else {}
+    if selected(spec, "cnn"):
+        results.update(torch_cnn(torch, data, spec))
+    return {
+        "versions": {"torch": torch.__version__},
+        "threads": torch.get_num_threads(),
+        "results": results,
+    }
+
+
+def _torch_mlp(torch, data: dict, spec: dict) -> dict:
     from torch import nn
     from torch.nn import functional as F
 
@@ -287,11 +318,7 @@ def run_torch(data: dict, spec: dict) -> dict:
     results["inference_10k"] = timed_with_probe(
         infer, inference_probe(data["x_test"]), spec["inference_repeats"]
     )
-    return {
-        "versions": {"torch": torch.__version__},
-        "threads": torch.get_num_threads(),
-        "results": results,
-    }
+    return results
 
 
 def _torch_network(nn, n_features: int):
@@ -317,6 +344,17 @@ def run_keras(data: dict, spec: dict) -> dict:
     import keras
 
     keras.utils.set_random_seed(0)
+    results = _keras_mlp(keras, data, spec) if selected(spec, "mlp") else {}
+    if selected(spec, "cnn"):
+        results.update(keras_cnn(keras, data, spec))
+    return {
+        "versions": {"keras": keras.__version__, "jax": jax.__version__},
+        "backend": keras.backend.backend(),
+        "results": results,
+    }
+
+
+def _keras_mlp(keras, data: dict, spec: dict) -> dict:
     x, y, xt, yt = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
     n_train = len(x)
 
@@ -352,11 +390,7 @@ def run_keras(data: dict, spec: dict) -> dict:
         inference_probe(xt),
         spec["inference_repeats"],
     )
-    return {
-        "versions": {"keras": keras.__version__, "jax": jax.__version__},
-        "backend": keras.backend.backend(),
-        "results": results,
-    }
+    return results
 
 
 # ------------------------------------------------------------------------------------ scikit-learn

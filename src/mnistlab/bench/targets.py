@@ -10,6 +10,8 @@ from __future__ import annotations
 from mnistlab.bench.workloads import WORKLOADS, normalized
 
 FRAMEWORKS = ("floor", "mnistlab", "seed-numpy", "pytorch", "keras-jax", "scikit-learn")
+#: the frameworks with rows of each kind of workload (`--workloads`)
+FRAMEWORKS_OF = {"mlp": FRAMEWORKS, "cnn": ("floor", "mnistlab", "pytorch", "keras-jax")}
 #: the frameworks mnistlab is compared with for the targets (floor and seed-numpy are not peers)
 PEERS = ("pytorch", "keras-jax", "scikit-learn")
 TRAINING_ROWS = WORKLOADS[:4]
@@ -24,6 +26,8 @@ CLASSICAL_TARGETS = {
 }
 #: the least test accuracy of softmax regression
 SOFTMAX_ACCURACY = 0.84
+#: CNN workload: (the most mnistlab's time may be over PyTorch eager's, the moonshot or None)
+CNN_TARGETS = {"cnn_train": (1.0, 0.8), "cnn_inference_10k": (1.0, None)}
 
 
 def summary_of(report: dict, framework: str, workload: str) -> dict | None:
@@ -90,6 +94,7 @@ def targets(report: dict) -> list[dict]:
     return [
         *_training_checks(rows),
         *_inference_checks(rows),
+        *_cnn_checks(rows),
         *_classical_checks(report, rows),
         *_accuracy_checks(report),
     ]
@@ -116,6 +121,21 @@ def _inference_checks(rows: dict) -> list[dict]:
         return []
     value = rows["inference_10k"]["pytorch"]
     return [_check("inference_10k", "<= 1.0x PyTorch", value, value <= 1.0)]
+
+
+def _cnn_checks(rows: dict) -> list[dict]:
+    """The CNN rows against PyTorch eager; "moonshot" says whether the moonshot holds too."""
+    checks = []
+    for workload, (limit, moonshot) in CNN_TARGETS.items():
+        if "pytorch" not in rows.get(workload, {}):
+            continue
+        value = rows[workload]["pytorch"]
+        target = f"<= {limit}x PyTorch eager" + (f" (moonshot {moonshot}x)" if moonshot else "")
+        check = _check(workload, target, value, value <= limit)
+        if moonshot is not None:
+            check["moonshot"] = value <= moonshot
+        checks.append(check)
+    return checks
 
 
 def _classical_checks(report: dict, rows: dict) -> list[dict]:

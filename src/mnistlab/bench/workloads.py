@@ -3,6 +3,7 @@
 Same data for everyone: Fashion-MNIST, float32 in [0, 1], the 60,000 training images and the
 10,000 test images. Same network: 784-100-200-10 ReLU, softmax cross-entropy on the logits. One
 training epoch is a reshuffle plus every minibatch of the 60,000 images (the last one partial).
+The CNN rows (the `cnn` preset's network on the same images) are described in `bench.cnn`.
 """
 
 from __future__ import annotations
@@ -83,7 +84,11 @@ WORKLOADS = (
     "knn_1nn",
     "gaussian",
     "softmax",
+    "cnn_train",
+    "cnn_inference_10k",
 )
+#: the rows of each kind of workload that `mnistlab bench --workloads` selects
+WORKLOAD_KINDS = {"mlp": WORKLOADS[:8], "cnn": WORKLOADS[8:]}
 TITLES = {
     "train_sgd_b32": "train epoch, SGD, batch 32",
     "train_sgd_b128": "train epoch, SGD, batch 128",
@@ -93,7 +98,14 @@ TITLES = {
     "knn_1nn": "1-NN, 10,000 x 60,000",
     "gaussian": "Gaussian classifier fit+predict",
     "softmax": "softmax regression fit+predict",
+    "cnn_train": "CNN train epoch (preset cnn)",
+    "cnn_inference_10k": "CNN inference, 10,000 images",
 }
+
+
+def selected(spec: dict, kind: str) -> bool:
+    """Whether the run times the workloads of `kind` ("mlp": the MLP and classical rows, "cnn")."""
+    return kind in spec.get("workloads", ("mlp",))
 
 
 def workload_name(optimizer: str, batch_size: int) -> str:

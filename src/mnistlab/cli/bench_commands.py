@@ -6,6 +6,7 @@ import sys
 
 from mnistlab._io import check_destination
 from mnistlab.bench import FRAMEWORKS, format_report, run_bench, write_json
+from mnistlab.bench.breakdown import format_breakdown, run_breakdown
 from mnistlab.errors import UsageError
 
 
@@ -23,11 +24,26 @@ def register(commands) -> None:
         metavar="NAME,...",
         help="frameworks to run (floor, mnistlab, seed-numpy, pytorch, keras-jax, scikit-learn)",
     )
+    p.add_argument(
+        "--workloads",
+        metavar="KIND,...",
+        default="mlp,cnn",
+        help="rows to time: mlp (the MLP and classical rows), cnn (the cnn preset's); default both",
+    )
+    p.add_argument(
+        "--cnn-breakdown",
+        action="store_true",
+        help="instead of the bench: where a step of mnistlab's CNN goes, layer by layer "
+        "(20 timed steps with --quick, else 100)",
+    )
     p.add_argument("--dataset", default="fashion-mnist", help="named dataset or path")
     p.set_defaults(handler=cmd_bench)
 
 
 def cmd_bench(args) -> int:
+    if args.cnn_breakdown:
+        print(format_breakdown(run_breakdown(quick=args.quick, dataset=args.dataset)))
+        return 0
     if args.json:  # before a run of several minutes, not after it
         check_destination(args.json, "--json")
     frameworks = FRAMEWORKS
@@ -39,6 +55,7 @@ def cmd_bench(args) -> int:
         quick=args.quick,
         frameworks=frameworks,
         dataset=args.dataset,
+        workloads=tuple(w.strip() for w in args.workloads.split(",") if w.strip()),
         echo=lambda line: print(line, file=sys.stderr),
     )
     print(format_report(report))
