@@ -1,8 +1,10 @@
-"""Conv2D's forward and backward next to PyTorch's conv2d, on the two convolutions of a small CNN.
+"""Conv2D's forward and backward next to PyTorch's conv2d, on the convolutions of the cnn preset.
 
-The layers, at batch 128 in float32 with 3x3 kernels and padding "same" (--padding valid:
-28 -> 26 and 13 -> 11): conv1, 1 -> 32 channels on 28x28 images, a first layer (no input
-gradient); conv2, 32 -> 64 channels on 14x14 (after a 2x2 pool), with its input gradient. For
+The layers are the `cnn` preset's, read from it (as `mnistlab bench` builds them, on 28x28
+images, at the preset's batch size): today, at batch 128 in float32 with 3x3 kernels and
+padding "same" (--padding valid: 28 -> 26 and 13 -> 11), conv1, 1 -> 32 channels on 28x28
+images, a first layer (no input gradient); conv2, 32 -> 64 channels on 14x14 (after a 2x2
+pool), with its input gradient. For
 each layer, in a new random order each round and after a rest (medians of --repeats):
 
 - mnistlab: Conv2D forward (training), and forward + backward, NHWC, under the BLAS setting the
@@ -75,34 +77,46 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from mnistlab.backend.blas import Blas
+from mnistlab.bench.cnn import build_network, cnn_network
 from mnistlab.nn import Conv2D
 
 REST = 0.2  # seconds between cases: idle BLAS and OpenMP workers stop spinning
-BATCH = 128
-#: (name, input channels, filters, image side for padding "same", for "valid", first layer?)
-LAYERS = [
-    ("conv1", 1, 32, 28, 28, True),
-    ("conv2", 32, 64, 14, 13, False),
-]
+BATCH = cnn_network()["batch_size"]
+
+
+def preset_convolutions(padding: str | None) -> list[tuple]:
+    """(name, input shape (height, width, channels), filters, kernel, first layer?) of each
+    Conv2D of the cnn preset's network on 28x28 images (with `padding` instead of the
+    preset's, if given)."""
+    network = cnn_network()
+    network["padding"] = padding or network["padding"]
+    model = build_network({"cnn": network, "image_shape": [28, 28]})
+    convolutions = [layer for layer in model.layers if isinstance(layer, Conv2D)]
+    return [
+        (f"conv{k + 1}", layer.input_shape, layer.filters, layer.kernel_size, k == 0)
+        for k, layer in enumerate(convolutions)
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--padding", choices=("same", "valid"), default="same")
+    parser.add_argument(
+        "--padding", choices=("same", "valid"), default=None, help="default: the preset's"
+    )
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     blas = Blas()
     totals = {"mnistlab NHWC": 0.0, "torch conv2d": 0.0}  # both layers, fwd + bwd medians
-    print(f"batch {BATCH}, 3x3, padding {args.padding!r}, {args.threads} threads: median (min) ms")
-    for name, channels, filters, same_side, valid_side, first in LAYERS:
-        side = same_side if args.padding == "same" else valid_side
+    padding = args.padding or cnn_network()["padding"]
+    print(f"batch {BATCH}, padding {padding!r}, {args.threads} threads: median (min) ms")
+    for name, (height, width, channels), filters, kernel, first in preset_convolutions(padding):
         rng = np.random.default_rng(0)
-        x = rng.standard_normal((BATCH, side, side, channels), dtype=np.float32)
-        layer = Conv2D(filters, 3, padding=args.padding)
+        x = rng.standard_normal((BATCH, height, width, channels), dtype=np.float32)
+        layer = Conv2D(filters, kernel, padding=padding)
         layer.build(x.shape[1:], rng, np.float32, blas)
         layer.needs_input_grad = not first
         cases = {
@@ -115,7 +129,7 @@ def main() -> None:
         }
         with blas.training(args.threads):
             times = time_cases(cases, args.repeats)
-        title = f"{name} {channels}->{filters} on {side}x{side}"
+        title = f"{name} {channels}->{filters} on {height}x{width}"
         print(f"\n{title:<38} {'forward':>15} {'fwd + bwd':>15}")
         for label in LABELS:
             cells = [_cell(times.get(f"{label} {part}")) for part in ("forward", "fwd+bwd")]
