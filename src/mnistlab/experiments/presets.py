@@ -177,6 +177,30 @@ PRESETS.update(
         },
     }
 )
+PRESETS.update(
+    {
+        "fashion-augment": {
+            "about": "the fashion MLP trained longer on augmented images: random 1-pixel shifts "
+            "and horizontal mirrors",
+            "config": {
+                "model": "mlp",
+                "hidden": [1024, 512],
+                "activation": "relu",
+                "dropout": 0.3,
+                "batchnorm": False,
+                "optimizer": "adam",
+                "lr": 1e-3,
+                "batch_size": 128,
+                "epochs": 60,
+                "schedule": "cosine",
+                "validation": HELD_OUT,
+                # whole-pixel shifts and mirrors resample nothing: the training images stay as
+                # sharp as the test images (a rotation or zoom blurs them by interpolation)
+                "augment": "shift=1,flip=1",
+            },
+        },
+    }
+)
 #: the preset a model gets when none is named
 DEFAULT_PRESETS = {
     "mlp": "fashion",
