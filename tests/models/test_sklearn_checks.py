@@ -11,6 +11,7 @@ from __future__ import annotations
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mnistlab.models import (
+    CNNClassifier,
     GaussianClassifier,
     KNeighborsClassifier,
     MLPClassifier,
@@ -29,6 +30,17 @@ ESTIMATORS = [
         epochs=15,
         batch_size=16,
         dtype="float64",
+    ),
+    # the checks' rows are not square images: each is read as one row of pixels (1 x n)
+    CNNClassifier(
+        conv=(4,),
+        kernel_size=1,
+        pool=1,
+        hidden_layer_sizes=(16,),
+        dropout=0.0,
+        epochs=20,
+        batch_size=16,
+        learning_rate=1e-2,
     ),
     SoftmaxRegression(epochs=5),
     SoftmaxRegression(solver="gd", iterations=100),

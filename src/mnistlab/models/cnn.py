@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from mnistlab.errors import UsageError
-from mnistlab.models.images import channels_last, require_image_shape
+from mnistlab.models.images import channels_last
 from mnistlab.models.mlp import MLPClassifier
 from mnistlab.models.params import ParamSpec
 from mnistlab.nn.model import Sequential, build_cnn
@@ -64,7 +64,9 @@ class CNNClassifier(MLPClassifier):
 
     X may be rows of pixels (n, height * width), read as square single-channel images (784:
     28 x 28, 64: 8 x 8), or images (n, height, width), (n, height, width, channels) or
-    (n, channels, height, width); the network works channels last (NHWC).
+    (n, channels, height, width); the network works channels last (NHWC). Rows of a number of
+    features that is not a square are one row of pixels each, images of 1 x n_features (so any
+    table of numbers fits a network whose windows fit it: pool=1, say).
 
     Parameters
     ----------
@@ -168,7 +170,9 @@ class CNNClassifier(MLPClassifier):
         )
 
     def _build(self, n_features: int, n_classes: int) -> Sequential:
-        shape = require_image_shape(self.image_shape_, n_features, "a CNNClassifier")
+        if self.image_shape_ is None:  # one row of pixels per example (see the class docstring)
+            self.image_shape_ = (1, n_features, 1)
+        self.check_geometry(self.image_shape_, self.error_style)
         model = build_cnn(
             list(self.conv),
             list(self.hidden_layer_sizes),
@@ -183,11 +187,42 @@ class CNNClassifier(MLPClassifier):
             dropout=self.dropout,
             leaky_slope=self.leaky_slope,
         )
-        return model.build(shape, seed=self.random_state, dtype=self.dtype)
+        return model.build(self.image_shape_, seed=self.random_state, dtype=self.dtype)
+
+    def check_geometry(self, image_shape, style: str = "python") -> None:
+        """UsageError, naming the parameters in `style` (see mnistlab.models.params), when a
+        convolution's kernel or a pooling window is larger than what reaches it from images of
+        `image_shape` (height, width[, channels])."""
+        height, width = image_shape[:2]
+        kernel = self.param_spec("kernel_size").display(style)
+        padding = self.param_spec("padding").display(style)
+        pool = self.param_spec("pool").display(style)
+        for index in range(len(self.conv)):
+            at = f"convolution {index + 1} of {len(self.conv)} gets {height}x{width} maps"
+            if self.padding == "valid":
+                height, width = height - self.kernel_size + 1, width - self.kernel_size + 1
+                if height < 1 or width < 1:
+                    raise UsageError(
+                        f"{kernel} {self.kernel_size} with {padding} valid leaves no output for "
+                        f"images of {image_shape[0]}x{image_shape[1]} ({at})"
+                    )
+            if self.pool > height or self.pool > width:
+                raise UsageError(
+                    f"{pool} {self.pool} is larger than the {height}x{width} maps after "
+                    f"convolution {index + 1} of {len(self.conv)} (images of "
+                    f"{image_shape[0]}x{image_shape[1]}): fewer convolutions or {pool} 1"
+                )
+            height, width = height // self.pool, width // self.pool
 
     @classmethod
     def _check_param_combinations(cls, values: dict, style: str) -> None:
         super()._check_param_combinations(values, style)
+        if "conv" in values and not values["conv"]:
+            spec = cls.param_spec("conv")
+            raise UsageError(
+                f"{spec.display(style)} must be {spec.requirement} (at least one), got "
+                f"{values['conv']!r}"
+            )
         init = values.get("init")
         if isinstance(init, (list, tuple)):
             raise UsageError(
