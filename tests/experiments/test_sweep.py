@@ -164,6 +164,7 @@ def test_shipped_studies_are_valid():
         "optimizer",
         "regularization",
         "classical",
+        "cnn",
     ):
         assert wanted in names
     for path in studies:

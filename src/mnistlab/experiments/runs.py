@@ -34,6 +34,7 @@ from mnistlab.errors import DataError, RunDiverged, TrainingInterrupted, UsageEr
 from mnistlab.experiments.config import NETWORK_MODELS, make_model, no_validation
 from mnistlab.experiments.provenance import resumed_record, run_record
 from mnistlab.experiments.run_folder import (
+    check_same_split,
     claim_run_folder,
     finished_metrics,
     read_history,
@@ -393,7 +394,7 @@ def check_resumable(config: dict, run_dir: Path) -> None:
     would be rewritten as if it had trained.)"""
     if config["model"] not in NETWORK_MODELS:
         return
-    _check_same_split(config, run_dir)
+    check_same_split(config, run_dir)
     done, finished = resume_point(run_dir)
     if done is None or config["epochs"] > done or (config["epochs"] == done and not finished):
         return
@@ -402,23 +403,6 @@ def check_resumable(config: dict, run_dir: Path) -> None:
         f"nothing to resume: {run_dir} has already trained {trained} and asks for "
         f"{config['epochs']}; ask for more (--epochs N with N > {done}) to train it further"
     )
-
-
-def _check_same_split(config: dict, run_dir: Path) -> None:
-    """UsageError when the resumed configuration would hold out another validation split than
-    the run trained with: a run recorded without a split (validation null, from before its
-    preset held one out) whose preset now holds one out would train on other rows."""
-    try:
-        previous = read_json(run_dir / "config.json")
-    except DataError:
-        return
-    if "validation" not in previous or no_validation(previous["validation"]):
-        if not no_validation(config.get("validation")):
-            raise UsageError(
-                f"--resume {run_dir}: the run trained on every training image, but its preset "
-                f"{config.get('preset')!r} now holds out validation={config['validation']:g}; "
-                f'set "validation": 0 in {run_dir / "config.json"} to resume it as it was'
-            )
 
 
 def _train_run(config, run_dir, resume, offline, progress, echo, report, data=None) -> dict:
@@ -433,6 +417,8 @@ def _train_run(config, run_dir, resume, offline, progress, echo, report, data=No
     # a network learns the images' shape from its training data (a convolution, and
     # augmentation, work on images): the rows go in as images, without a copy
     shape = tuple(data.dataset.image_shape)
+    if hasattr(model, "check_geometry"):  # before any file of the run is written
+        model.check_geometry(shape, "cli")
     x_train = data.x_train.reshape(len(data.x_train), *shape)
     if validation is not None:
         validation = (data.x_val.reshape(len(data.x_val), *shape), data.y_val)
