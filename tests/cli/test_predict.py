@@ -18,7 +18,7 @@ from mnistlab.experiments.runs import train_run
 from mnistlab.models import load_model
 from mnistlab.serve.predictor import Predictor
 
-KINDS = ("mlp", "softmax", "logistic-ova", "gaussian", "knn")
+KINDS = ("mlp", "cnn", "softmax", "logistic-ova", "gaussian", "knn")
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,8 @@ def runs(tmp_path_factory):
         options = {"dataset": "digits", "model": kind}
         if kind == "mlp":
             options.update(hidden=[64], epochs=20, batch_size=32)
+        if kind == "cnn":
+            options.update(conv=[8, 16], hidden=[32], epochs=20, batch_size=32, dropout=0.0)
         train_run(resolve_config(options), root / kind, store=False, echo=lambda *a, **k: None)
         folders[kind] = root / kind
     return folders
