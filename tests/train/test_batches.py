@@ -60,3 +60,26 @@ def test_an_error_in_the_helper_reaches_the_training_thread():
     bad_order = np.arange(100) + 1000  # out of range
     with pytest.raises(IndexError), PrefetchedBatches(x, y, bad_order, 10, 0, 10) as batches:
         list(batches)
+
+
+@pytest.mark.parametrize("background", [True, False])
+@pytest.mark.parametrize("start", [0, 3])
+def test_a_transform_sees_each_minibatch_once_with_its_index(background, start):
+    """What the transform does depends on the minibatch's index in the epoch alone, not on the
+    chunk it was gathered in, the thread, or where the iteration started."""
+    n, b = 300, 16
+    x = np.arange(n * 2, dtype=np.float32).reshape(n, 2)
+    y = np.zeros(n, dtype=np.uint8)
+    order = np.random.default_rng(2).permutation(n)
+    seen = []
+
+    def transform(x_batch, index):
+        seen.append(index)
+        x_batch += 1000 * index
+
+    steps = -(-n // b)
+    with PrefetchedBatches(x, y, order, b, start, steps, background, transform) as batches:
+        got = [xb.copy() for xb, _ in batches]
+    assert seen == list(range(start, steps))
+    for i, xb in enumerate(got, start=start):
+        np.testing.assert_array_equal(xb, x[order[i * b : (i + 1) * b]] + 1000 * i)
