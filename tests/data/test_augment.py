@@ -166,3 +166,14 @@ def test_same_generator_same_output_and_in_place_equals_out():
         augmenter(rows[:5], np.random.default_rng(9)),
         Augmenter(augmenter.spec, (10, 10, 1))(rows[:5], np.random.default_rng(9)),
     )
+
+
+def test_whole_pixel_maps_take_the_one_gather_path_with_the_same_values():
+    rows = _rows(_images(n=32, side=10))
+    augmenter = Augmenter("shift=2,flip=1", (10, 10, 1))
+    matrix, offset = augmenter.draw_affine(32, np.random.default_rng(6))
+    fast = warp(rows, (10, 10, 1), matrix, offset)
+    # a displacement of zeros sends the same map through the four-neighbour interpolation
+    zeros = np.zeros((32, 2, 10, 10), np.float32)
+    bilinear = warp(rows, (10, 10, 1), matrix, offset, displacement=zeros)
+    np.testing.assert_array_equal(fast, bilinear)

@@ -265,6 +265,10 @@ class Augmenter:
         return field
 
 
+def _whole(values: np.ndarray) -> bool:
+    return bool(np.all(values == np.round(values)))
+
+
 def _is_normalized(spec) -> bool:
     return isinstance(spec, dict) and set(spec) == set(AUGMENT_DEFAULTS)
 
@@ -301,6 +305,15 @@ def warp(
         work.source_y += displacement[:, 0].reshape(n, -1)
         work.source_x += displacement[:, 1].reshape(n, -1)
     workspace.pad(rows, work)
+    height, width, channels = workspace.image_shape
+    result = out.reshape(n, height * width, channels)
+    # Whole-pixel maps (shifts and mirrors alone) land every source point on a pixel: the
+    # interpolation weights are all 0 and would return the top-left neighbour unchanged, so
+    # one gather gives the same values bit for bit.
+    if displacement is None and _whole(matrix) and _whole(offset):
+        workspace.neighbours(work, corners=1)
+        np.copyto(result, work.values[0], casting="unsafe")
+        return out
     workspace.neighbours(work)
     top_left, top_right, bottom_left, bottom_right = work.values
     weight_x = work.source_x[..., None]  # the fractions, once neighbours() has run
@@ -313,8 +326,6 @@ def warp(
     bottom_right += bottom_left
     bottom_right -= top_right
     bottom_right *= work.source_y[..., None]
-    height, width, channels = workspace.image_shape
-    result = out.reshape(n, height * width, channels)
     np.add(top_right, bottom_right, out=result, casting="unsafe")
     return out
 
@@ -395,9 +406,10 @@ class WarpWorkspace:
         images = rows.reshape(rows.shape[0], height, width, channels)
         work.padded[:, 1 : height + 1, 1 : width + 1] = images
 
-    def neighbours(self, work: _Work) -> None:
-        """Gather the four neighbours of each source point into work.values; leave the
-        fractional positions between them in work.source_y and work.source_x.
+    def neighbours(self, work: _Work, corners: int = 4) -> None:
+        """Gather the four neighbours (or the top-left one alone, corners=1) of each source
+        point into work.values; leave the fractional positions between them in work.source_y
+        and work.source_x.
 
         A source point outside the image is clipped to one pixel beyond its edge: there, both of
         its neighbours on that axis lie in the zero border (one row and column before the
@@ -422,7 +434,7 @@ class WarpWorkspace:
         # top left, top right, bottom left, bottom right; mode="clip" gathers straight into
         # `out` (the default mode gathers into a temporary first); every index is in range
         steps = (0, 1, self.padded_width - 1, 1)
-        for step, values in zip(steps, work.values, strict=True):
+        for step, values in zip(steps[:corners], work.values[:corners], strict=True):
             if step:
                 index += step
             target = values if channels > 1 else values.reshape(values.shape[0], -1)
