@@ -191,3 +191,28 @@ def test_train_command_bad_cnn_options_are_one_line_and_exit_2(tmp_path, capsys,
     assert main([*args, *options, "--out", str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"])
+def test_every_optimizer_trains_a_cnn(digits, optimizer):
+    """SGD's fused update reaches the Dense layers only (a convolution's kernel takes its
+    gradient the plain way): every optimizer must still lower the loss of every layer kind."""
+    x_train, y_train, _, _ = digits
+    rates = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "rmsprop": 1e-3}
+    model = small(optimizer=optimizer, learning_rate=rates.get(optimizer, 3e-3), epochs=4)
+    before = small(epochs=1).fit(x_train, y_train).model_.layers[0].weight.data.copy()
+    model.fit(x_train, y_train)
+    losses = model.history_.to_dict()["loss"]
+    assert losses[-1] < losses[0]
+    assert not np.array_equal(model.model_.layers[0].weight.data, before)
+
+
+def test_early_stopping_and_a_schedule_apply_to_a_cnn(digits):
+    """120 training images overfit within a few dozen epochs: the validation loss turns up."""
+    x_train, y_train, _, _ = digits
+    model = small(epochs=80, early_stopping=2, learning_rate=1e-2, dropout=0.0, batch_size=16)
+    model.set_params(schedule="cosine")
+    model.fit(x_train[:120], y_train[:120], validation_data=(x_train[-300:], y_train[-300:]))
+    assert model.n_epochs_run_ < 80 and "val_loss" in model.stop_reason_
+    rates = model.history_.to_dict()["learning_rate"]
+    assert rates[0] > rates[-1]
