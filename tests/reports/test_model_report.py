@@ -103,7 +103,7 @@ def test_knn_without_its_training_data_says_so(digits, tmp_path):
         ({"class_names": ["a", "b"]}, "class_names must name the model's 10 classes"),
         ({"image_shape": (4, 4)}, "image_shape must be (height, width) with height * width = 64"),
         ({"x_train": np.zeros((3, 64))}, "give x_train and y_train together, or neither"),
-        ({"layer": 1, "model": "gaussian"}, "--layer picks a layer of an MLP; got a Gaussian"),
+        ({"layer": 1, "model": "gaussian"}, "--layer picks a layer of a network; got a Gaussian"),
         ({"figure_format": "jpg"}, "figure format must be png or svg, got 'jpg'"),
     ],
 )
@@ -149,8 +149,6 @@ def test_a_figure_shows_itself_inline_as_png():
 
 def test_learning_curves_take_a_history(mlp):
     fig = plots.learning_curves(mlp.history_)
-    (loss_axes, _) = fig.axes
-    assert [line.get_label() for line in loss_axes.get_lines()] == [
-        "train loss",
-        "validation loss",
-    ]
+    (loss_axes, _, rate_axes) = fig.axes
+    assert [line.get_label() for line in loss_axes.get_lines()] == ["train", "validation"]
+    assert rate_axes.get_title() == "learning rate per epoch"

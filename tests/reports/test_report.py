@@ -89,7 +89,7 @@ def test_report_command_regenerates_and_compares(runs, tmp_path, capsys):
         == 0
     )
     page = out.read_text(encoding="utf-8")
-    assert "model" in page and "test_accuracy" in page and len(images_of(page)) == 1
+    assert "model" in page and "test_accuracy" in page and len(images_of(page)) >= 1
     capsys.readouterr()
 
 
@@ -104,7 +104,7 @@ def test_report_of_a_missing_folder_is_one_line(tmp_path, capsys):
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["knn", "--layer", "1"], "--layer picks a layer of an MLP; {knn} holds a knn model"),
+        (["knn", "--layer", "1"], "--layer picks a layer of a network; {knn} holds a knn model"),
         (["mlp", "knn", "--layer", "1"], "--layer applies to one run's report, not to a compar"),
         (["mlp", "knn", "--figures", "{tmp}/figs"], "--figures applies to one run's report"),
         (["mlp", "--format", "svg"], "--format svg is the file format for --figures DIR; give"),

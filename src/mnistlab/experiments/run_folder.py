@@ -1,7 +1,8 @@
 """Reading and writing the files of a run folder, and the claim a run holds on its folder.
 
-A run folder holds config.json, dataset.json, model.json and weights.npz, history.csv (models
-trained epoch by epoch), metrics.json, and checkpoint.npz while the run can still be resumed.
+A run folder holds config.json, run.json (the command, version, commit and each value's
+source: `provenance`), dataset.json, model.json and weights.npz, history.csv (models trained
+epoch by epoch), metrics.json, and checkpoint.npz while the run can still be resumed.
 
 One process at a time works in a run folder: it holds an exclusive `flock` on the folder's
 `.run.lock` file for the life of the run (`claim_run_folder`). The kernel releases the lock when
@@ -26,6 +27,7 @@ import numpy as np
 
 from mnistlab._io import read_json, write_text_atomic
 from mnistlab.errors import DataError, UsageError
+from mnistlab.experiments.config import no_validation
 from mnistlab.train.checkpoint import read_npz_meta
 
 #: history columns that, where the header has them, every row must fill
@@ -190,3 +192,20 @@ def remove_temporaries(run_dir: Path) -> list[Path]:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def check_same_split(config: dict, run_dir: Path) -> None:
+    """UsageError when the resumed configuration would hold out another validation split than
+    the run trained with: a run recorded without a split (validation null, from before its
+    preset held one out) whose preset now holds one out would train on other rows."""
+    try:
+        previous = read_json(run_dir / "config.json")
+    except DataError:
+        return
+    if "validation" not in previous or no_validation(previous["validation"]):
+        if not no_validation(config.get("validation")):
+            raise UsageError(
+                f"--resume {run_dir}: the run trained on every training image, but its preset "
+                f"{config.get('preset')!r} now holds out validation={config['validation']:g}; "
+                f'set "validation": 0 in {run_dir / "config.json"} to resume it as it was'
+            )

@@ -1,4 +1,5 @@
-"""Looking inside models: principal components from scratch and a layer's activations."""
+"""Looking inside models: principal components from scratch, a layer's activations, the
+names the network's summary gives its layers, and one image's path through the first layers."""
 
 from __future__ import annotations
 
@@ -22,19 +23,71 @@ def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return centered @ components.T, singular[:2] ** 2 / total
 
 
-def layer_activations(model, x: np.ndarray, layer_index: int, batch_size: int = 4096):
-    """Outputs of layer `layer_index` of a Sequential model in inference mode: (n, width)."""
-    x = np.asarray(x, dtype=model.dtype).reshape(len(x), -1)
-    width = model.layers[layer_index].output_shape[0]
+def _inputs(model, x: np.ndarray) -> np.ndarray:
+    """x as a Sequential model's first layer takes it: rows of features, or images of the
+    model's input shape (a convolution's (height, width, channels))."""
+    x = np.asarray(x, dtype=model.dtype)
+    shape = tuple(getattr(model, "input_shape", ()) or ())
+    if len(shape) > 1:
+        return x.reshape(len(x), *shape)
+    return x.reshape(len(x), -1)
+
+
+def layer_activations(model, x: np.ndarray, layer_index: int, batch_size: int | None = None):
+    """Outputs of layer `layer_index` of a Sequential model in inference mode, each flattened:
+    (n, width). batch_size: the model's inference chunk by default (smaller for images, whose
+    convolutions copy every window)."""
+    x = _inputs(model, x)
+    if batch_size is None:
+        chunk = getattr(model, "inference_batch_size", None)
+        batch_size = chunk() if callable(chunk) else 4096
+    width = int(np.prod(model.layers[layer_index].output_shape))
     out = np.empty((x.shape[0], width), dtype=model.dtype)
     for start in range(0, x.shape[0], batch_size):
         h = x[start : start + batch_size]
         for layer in model.layers[: layer_index + 1]:
             h = layer.forward(h, training=False)
-        out[start : start + batch_size] = h
+        out[start : start + batch_size] = h.reshape(len(h), -1)
     return out
+
+
+def layer_outputs(model, example: np.ndarray, indices) -> dict[int, np.ndarray]:
+    """One example's outputs after each layer in `indices` (inference mode), unflattened:
+    {index: (*layer.output_shape)}. Copies, since a layer may reuse its output buffer."""
+    h = _inputs(model, np.asarray(example)[None])
+    wanted = set(indices)
+    outputs = {}
+    for index, layer in enumerate(model.layers[: max(wanted) + 1]):
+        h = layer.forward(h, training=False)
+        if index in wanted:
+            outputs[index] = np.array(h[0], copy=True)
+    return outputs
 
 
 def last_hidden_index(model) -> int:
     """Index of the last layer before the output Dense layer (the last hidden representation)."""
     return max(0, len(model.layers) - 2)
+
+
+def layer_names(model) -> list[str]:
+    """Each layer's name as the model's summary shows it (dense_0, re_lu_1, ...): one source, so
+    that every figure and caption names a layer as the summary does."""
+    return [label.rsplit(" (", 1)[0] for label, _, _ in model.summary_rows()]
+
+
+def conv_indices(model) -> list[int]:
+    """Indices of the network's Conv2D layers, in order."""
+    return [i for i, layer in enumerate(model.layers) if layer.kind == "Conv2D"]
+
+
+def through_activation(model, index: int) -> int:
+    """The index of the last layer that keeps layer `index`'s output shape and has no weights
+    right after it (its activation, BatchNorm): a convolution's feature maps as the next layer
+    sees them."""
+    shape = model.layers[index].output_shape
+    while index + 1 < len(model.layers):
+        following = model.layers[index + 1]
+        if following.output_shape != shape or hasattr(following, "weight"):
+            break
+        index += 1
+    return index

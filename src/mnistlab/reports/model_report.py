@@ -64,7 +64,7 @@ def build_model_report(
         How a row of features is drawn (default: square when n_features is a square, else
         one row).
     layer : int, optional
-        The MLP layer whose activations are mapped (default: the last hidden one).
+        The network layer whose activations are mapped (default: the last hidden one).
     figures : str or path-like, optional
         Also save every figure into this folder, as `figure_format` ("png" or "svg").
 
@@ -135,6 +135,8 @@ def model_content(
         test_images=x_test.reshape(-1, *shape),
         predicted=proba.argmax(axis=1),
         confidence=proba.max(axis=1),
+        probabilities=proba,
+        in_memory=True,
     )
     if x_train is not None or y_train is not None:
         if x_train is None or y_train is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import os
 from pathlib import Path
 
@@ -129,28 +130,50 @@ def class_distribution(
 
 
 def learning_curves(records: list[dict], title: str = ""):
-    """Loss and accuracy per epoch, train versus validation (when recorded)."""
-    fig = figure((10, 3.8))
-    ax_loss, ax_acc = fig.subplots(1, 2)
+    """Loss and accuracy per epoch, train (solid) and validation (dashed, where recorded) on
+    shared axes in one colour, and the learning rate per epoch (where recorded)."""
+    from matplotlib.ticker import MaxNLocator
+
+    has_rate = any(r.get("learning_rate") is not None for r in records)
+    fig = figure((14 if has_rate else 10, 3.8))
+    axes = fig.subplots(1, 3 if has_rate else 2)
     epochs = [r["epoch"] for r in records]
-    for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
-        ax.plot(epochs, [r[key] for r in records], marker="o", ms=3, label=f"train {label}")
+    for ax, key, colour in ((axes[0], "loss", "tab:blue"), (axes[1], "accuracy", "tab:green")):
+        ax.plot(epochs, _column(records, key), color=colour, marker="o", ms=3, label="train")
         if any(f"val_{key}" in r for r in records):
             ax.plot(
                 epochs,
-                [r.get(f"val_{key}") for r in records],
+                _column(records, f"val_{key}"),
+                color=colour,
+                linestyle="--",
                 marker="o",
                 ms=3,
-                label=f"validation {label}",
+                markerfacecolor="white",
+                label="validation",
             )
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
+        ax.set_ylabel(key)
+        ax.set_title(f"{key}: train and validation" if len(ax.lines) > 1 else f"train {key}")
         ax.legend()
+    if has_rate:
+        axes[2].plot(
+            epochs, _column(records, "learning_rate"), color="tab:purple", marker="o", ms=3
+        )
+        axes[2].set_ylabel("learning rate")
+        axes[2].set_title("learning rate per epoch")
+        axes[2].ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.25
+        ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _column(records: list[dict], key: str) -> np.ndarray:
+    """records' values of `key` as floats, NaN (a gap in the line) where one is missing."""
+    return np.array([np.nan if r.get(key) is None else r[key] for r in records], dtype=float)
 
 
 def confusion_heatmap(matrix: np.ndarray, class_names, title: str = "confusion matrix"):
@@ -274,7 +297,9 @@ def tile_figure(
     h, w = next(t for t in tiles if t is not None).shape
     scale = tile_inches / w  # inches per pixel
     gap = max(1, round(0.08 / scale))
-    room = round(label_lines * 0.16 / scale) if labels is not None else 0  # for the labels
+    # room for the labels, rounded up to whole pixels: with 8-pixel tiles (digits) rounding
+    # down took a fifth of it, and the first row's labels ran into the title
+    room = math.ceil(label_lines * 0.16 / scale) if labels is not None else 0
     rows = -(-len(tiles) // columns)
     cell_h, cell_w = room + h + gap, w + gap
     canvas = np.full((rows * cell_h - gap, columns * cell_w - gap), np.nan)
@@ -298,7 +323,7 @@ def tile_figure(
         ax.tick_params(axis="y", length=0)
     for i, label in enumerate(labels or ()):
         x = (i % columns) * cell_w + (w - 1) / 2
-        y = (i // columns) * cell_h + room - 1
+        y = (i // columns) * cell_h + room - 0.5  # the tile's top edge
         ax.text(x, y, label, ha="center", va="bottom", fontsize=7 if label_lines == 1 else 8)
     if title:
         ax.set_title(title)
@@ -333,8 +358,15 @@ def weight_distributions(
     return fig
 
 
-def activation_map(points: np.ndarray, labels: np.ndarray, class_names, title: str = ""):
-    """A 2-D scatter of points colored by class (a 2-wide layer or two principal components)."""
+def activation_map(
+    points: np.ndarray,
+    labels: np.ndarray,
+    class_names,
+    title: str = "",
+    axis_labels: tuple[str, str] = ("PC1", "PC2"),
+):
+    """A 2-D scatter of points colored by class (a 2-wide layer or two principal components),
+    its axes named by `axis_labels`."""
     fig = figure((7, 6))
     ax = fig.subplots()
     cmap = colormap("tab10" if len(class_names) <= 10 else "tab20")
@@ -343,8 +375,10 @@ def activation_map(points: np.ndarray, labels: np.ndarray, class_names, title: s
         ax.scatter(
             points[members, 0], points[members, 1], s=4, alpha=0.6, color=cmap(cls % 20), label=name
         )
-    ax.legend(markerscale=3, fontsize=8, loc="best")
-    ax.set_title(title)
+    ax.legend(markerscale=3, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -2,10 +2,11 @@
 
 A report is the same page whether its content comes from a run folder
 (`run_report.build_report`) or from a fitted model in memory (`model_report.build_model_report`):
-configuration, model, training history and curves, metrics and classification report,
-confusion matrix and per-class accuracy, most confident mistakes, what the model learned
-(weights as images, weight distributions now versus at initialization), a 2-D map of a layer's
-activations, the data, and timing and machine.
+configuration (the command, the code, every key's value applied and its source), model,
+training history and curves, metrics and classification report, confusion matrix with the
+most confused pairs, per-class ROC and precision-recall curves, most confident mistakes, what
+the model learned (`learned_section`), a 2-D map of the test images, the data, and timing and
+machine.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from mnistlab.errors import UsageError
-from mnistlab.metrics import report_from_confusion
+from mnistlab.metrics import classification_summary, most_confused_pairs, one_vs_rest
 from mnistlab.reports import plots
-from mnistlab.reports.analysis import last_hidden_index, layer_activations, pca_2d
+from mnistlab.reports.config_section import configuration, estimator_configuration
+from mnistlab.reports.curve_plots import class_curves
 from mnistlab.reports.html import Figures, nav, page, section, table
+from mnistlab.reports.learned_section import MAPPED_IMAGES, activation_map, learned
 
 SECTIONS = (
     "configuration",
@@ -27,6 +30,7 @@ SECTIONS = (
     "history",
     "metrics",
     "confusion",
+    "curves",
     "mistakes",
     "learned",
     "activations",
@@ -43,7 +47,7 @@ HISTORY_COLUMNS = (
     "learning_rate",
     "seconds",
 )
-#: the metrics table's rows
+#: the metrics table's rows, where known
 KEY_METRICS = (
     "test_accuracy",
     "test_errors",
@@ -55,8 +59,15 @@ KEY_METRICS = (
     "epochs_run",
     "stop_reason",
 )
-#: test images whose activations are mapped
-MAPPED_IMAGES = 3000
+#: how the history section names a model fitted without epochs, by its model_name
+FITTED_IN_ONE_GO = {
+    "knn": "k-NN",
+    "gaussian": "The Gaussian classifier",
+    "logistic-ova": "One-vs-all logistic regression",
+    "softmax": "Softmax regression",
+}
+#: the most confused pairs listed
+CONFUSED_PAIRS = 10
 
 
 @dataclass
@@ -97,9 +108,19 @@ class ReportContent:
         The training images, (n, height, width), and their class numbers, where known (the
         data section's examples and class shares; without them it shows the test split's).
     initial_weights : dict or None
-        An MLP's Dense weights before its first step, named ``"dense 0"``, ``"dense 1"``, ...
+        A network's weights before its first step, named as its summary names the layers
+        (``"dense_0"``, ``"dense_3"``, ...).
     data_summary : str
         The data section's first sentence (HTML).
+    probabilities : ndarray or None, shape (n_test, n_classes)
+        The predicted probabilities (the per-class ROC and precision-recall curves).
+    run_record : dict or None
+        The run folder's run.json (command, version, commit, each key's source); None for a
+        run folder from before it.
+    n_validation : int or None
+        The images held out for validation, where known.
+    in_memory : bool
+        Whether the model was fitted in memory (`config` is then the model's parameters).
     """
 
     title: str
@@ -120,13 +141,17 @@ class ReportContent:
     train_labels: np.ndarray | None = None
     initial_weights: dict | None = None
     data_summary: str = ""
+    probabilities: np.ndarray | None = None
+    run_record: dict | None = None
+    n_validation: int | None = None
+    in_memory: bool = False
 
 
 def check_layer(model, layer: int | None, what: str) -> None:
-    """UsageError for a `layer` given with a model that is not an MLP (`what` names it)."""
+    """UsageError for a `layer` given with a model that is not a network (`what` names it)."""
     if layer is not None and not hasattr(model, "model_"):
         raise UsageError(
-            f"--layer picks a layer of an MLP; {what}, whose map shows its class probabilities"
+            f"--layer picks a layer of a network; {what}, whose map shows its input pixels"
         )
 
 
@@ -136,64 +161,156 @@ def render(content: ReportContent, layer: int | None, figures: Figures) -> str:
     body = [
         f"<h1>{html.escape(content.title)}</h1>",
         nav(SECTIONS),
-        section(
-            "configuration",
-            "Configuration",
-            table(sorted(content.config.items()), header=["key", "value"]),
-        ),
+        section("configuration", "Configuration", _configuration(content)),
         section("model", "Model", _model_summary(content.model)),
-        section("history", "Training history", _history(content.history, figures)),
+        section("history", "Training history", _history(content, figures)),
         section("metrics", "Metrics", _metrics(content.metrics, names)),
         section("confusion", "Confusion matrix", _confusion(content.metrics, names, figures)),
+        section("curves", "ROC and precision-recall per class", _curves(content, figures)),
         section("mistakes", "Most confident mistakes", _mistakes(content, figures)),
-        section("learned", "What the model learned", _learned(content, figures)),
-        section(
-            "activations",
-            "Activation map",
-            _activations(content.model, content.x_test, content.y_test, names, layer, figures),
-        ),
+        section("learned", "What the model learned", learned(content, figures)),
+        section("activations", "Activation map", activation_map(content, layer, figures)),
         section("data", "Data", _data(content, figures)),
         section("timing", "Timing and machine", _timing(content.metrics)),
     ]
     return page(content.title, "\n".join(body))
 
 
+def _configuration(content: ReportContent) -> str:
+    if content.in_memory:
+        return estimator_configuration(content.model)
+    return configuration(content.config, content.run_record, content.n_validation)
+
+
 def _model_summary(model) -> str:
     if hasattr(model, "model_"):
         return f"<pre>{html.escape(model.summary())}</pre>"
     params = table(sorted(model.get_params().items()), header=["parameter", "value"])
-    learned = []
+    learned_values = []
     for name in ("smoothing_", "shrinkage_", "n_iter_"):
         if hasattr(model, name):
-            learned.append((name, np.asarray(getattr(model, name)).tolist()))
+            learned_values.append((name, np.asarray(getattr(model, name)).tolist()))
     return f"<p>{html.escape(type(model).__name__)}</p>{params}" + (
-        table(learned, header=["learned", "value"]) if learned else ""
+        table(learned_values, header=["learned", "value"]) if learned_values else ""
     )
 
 
-def _history(history: list[dict], figures: Figures) -> str:
+def _history(content: ReportContent, figures: Figures) -> str:
+    """The learning curves and the table of epochs; for a model fitted in one go, what its
+    fit did and how long it took."""
+    history = content.history
     if not history:
-        return "<p>This model is fitted in one go; it has no per-epoch history.</p>"
-    keys = [k for k in HISTORY_COLUMNS if k in history[0]]
-    return figures.embed(plots.learning_curves(history), "learning curves") + table(
-        [[r.get(k) for k in keys] for r in history], header=keys
+        name = getattr(content.model, "model_name", "")
+        label = FITTED_IN_ONE_GO.get(name, type(content.model).__name__)
+        seconds = content.metrics.get("fit_seconds") or content.metrics.get("train_seconds")
+        took = f"; fitted in {seconds:.2f} s" if seconds is not None else ""
+        return f"<p>{html.escape(label)} has no training epochs{took}.</p>"
+    keys = [k for k in HISTORY_COLUMNS if any(k in r for r in history)]
+    note = ""
+    if "val_loss" not in keys:
+        note = (
+            "<p>No validation split was held out (<code>--validation 0</code>): the curves are "
+            "the training data's only.</p>"
+        )
+    return (
+        note
+        + figures.embed(plots.learning_curves(history), "learning curves")
+        + table([[r.get(k, "") for k in keys] for r in history], header=keys)
     )
 
 
 def _metrics(metrics: dict, names: list[str]) -> str:
-    report_text = report_from_confusion(metrics["confusion_matrix"], names)
+    known = [(k, metrics[k]) for k in KEY_METRICS if metrics.get(k) is not None]
     return (
-        table([(k, metrics.get(k)) for k in KEY_METRICS], header=["metric", "value"])
+        table(known, header=["metric", "value"])
         + f"<p>{metrics['test_errors']} errors out of {metrics['n_test']}.</p>"
-        + f"<pre>{html.escape(report_text)}</pre>"
+        + "<p>Classification report (test split):</p>"
+        + classification_table(metrics["confusion_matrix"], names)
     )
+
+
+def classification_table(matrix, names: list[str]) -> str:
+    """Precision, recall, F1 and support per class, then accuracy and the macro and weighted
+    averages, as an HTML table (rebuilt from the confusion matrix; rows: true class)."""
+    matrix = np.asarray(matrix)
+    rows_true, cols = np.nonzero(matrix)
+    counts = matrix[rows_true, cols]
+    summary = classification_summary(
+        np.repeat(rows_true, counts), np.repeat(cols, counts), len(names)
+    )
+    per = summary["per_class"]
+    total = int(matrix.sum())
+    rows = [
+        (name, *(f"{per[k][i]:.4f}" for k in ("precision", "recall", "f1")), per["support"][i])
+        for i, name in enumerate(names)
+    ]
+    # over all classes pooled (the micro average) precision, recall and F1 all equal accuracy
+    accuracy = f"{summary['accuracy']:.4f}"
+    rows.append(("accuracy (micro avg)", accuracy, accuracy, accuracy, total))
+    for label, key in (("macro avg", "macro"), ("weighted avg", "weighted")):
+        averages = summary[key]
+        scores = (f"{averages[k]:.4f}" for k in ("precision", "recall", "f1"))
+        rows.append((label, *scores, total))
+    return table(rows, header=["class", "precision", "recall", "f1-score", "support"])
 
 
 def _confusion(metrics: dict, names: list[str], figures: Figures) -> str:
     matrix = np.asarray(metrics["confusion_matrix"])
-    return figures.embed(
-        plots.confusion_heatmap(matrix, names), "confusion matrix"
-    ) + figures.embed(plots.per_class_accuracy(matrix, names), "per-class accuracy")
+    pairs = most_confused_pairs(matrix, top=CONFUSED_PAIRS)
+    if pairs:
+        rows = [
+            (
+                f"{names[p['true']]} → {names[p['predicted']]}",
+                p["count"],
+                f"{p['share_of_errors']:.1%}",
+                f"{p['share_of_class']:.1%}",
+            )
+            for p in pairs
+        ]
+        header = ["true → predicted", "count", "share of all errors", "share of the true class"]
+        confused = "<p>Most confused pairs (the largest off-diagonal cells):</p>" + table(
+            rows, header=header
+        )
+    else:
+        confused = "<p>No test image is confused with another class.</p>"
+    return (
+        figures.embed(plots.confusion_heatmap(matrix, names), "confusion matrix")
+        + figures.embed(plots.per_class_accuracy(matrix, names), "per-class accuracy")
+        + confused
+    )
+
+
+def _curves(content: ReportContent, figures: Figures) -> str:
+    """Each class against the rest: ROC and precision-recall curves, and their areas."""
+    if content.probabilities is None:
+        return "<p>The predicted probabilities are not known here.</p>"
+    curves = one_vs_rest(content.y_test, content.probabilities, len(content.class_names))
+    rows = [
+        (name, f"{curve['roc_auc']:.4f}", f"{curve['average_precision']:.4f}", curve["positives"])
+        if curve["positives"]
+        else (name, "— (no test image)", "— (no test image)", 0)
+        for name, curve in zip(content.class_names, curves, strict=True)
+    ]
+    present = [c for c in curves if c["positives"]]
+    rows.append(
+        (
+            "macro average",
+            f"{np.mean([c['roc_auc'] for c in present]):.4f}",
+            f"{np.mean([c['average_precision'] for c in present]):.4f}",
+            sum(c["positives"] for c in present),
+        )
+    )
+    text = (
+        "<p>Each class against the rest, scored by its predicted probability: the ROC curve's "
+        "area (AUC) and the average precision (AP, the area under the precision-recall "
+        "staircase).</p>"
+    )
+    fig = class_curves(curves, content.class_names)
+    return (
+        text
+        + figures.embed(fig, "ROC and precision-recall curves")
+        + table(rows, header=["class", "ROC AUC", "average precision", "test images"])
+    )
 
 
 def _mistakes(content: ReportContent, figures: Figures) -> str:
@@ -207,79 +324,6 @@ def _mistakes(content: ReportContent, figures: Figures) -> str:
             content.class_names,
         ),
         "confident mistakes",
-    )
-
-
-def _learned(content: ReportContent, figures: Figures) -> str:
-    """Weights as images and weight distributions (MLP), or what each classical model keeps."""
-    model, shape, names = content.model, content.image_shape, content.class_names
-    if hasattr(model, "model_"):
-        return _mlp_weights(model.model_, content.initial_weights, shape, figures)
-    if hasattr(model, "coef_"):  # softmax / one-vs-all: one weight image per class
-        images, title, alt = model.coef_, "weights of each class", "class weights"
-    elif hasattr(model, "means_"):  # Gaussian: the class means
-        images = model.means_ - model.means_.mean(axis=0)
-        title, alt = "class means minus the overall mean", "class means"
-    elif content.x_train is not None:  # k-NN keeps the training set: show its class means
-        x_train, y_train = content.x_train, content.y_train
-        means = np.array([x_train[y_train == k].mean(axis=0) for k in range(len(names))])
-        images = means - means.mean(axis=0)
-        title = "k-NN stores the training images; their class means minus the overall mean"
-        alt = "training class means"
-    else:
-        return "<p>This model keeps its training images; give them to see their class means.</p>"
-    return figures.embed(plots.weight_images(images, shape, titles=names, title=title), alt)
-
-
-def _mlp_weights(network, initial: dict | None, shape: tuple, figures: Figures) -> str:
-    """The first layer's weights, one tile per unit; every Dense layer's weight distribution,
-    now and (where the initial weights are known) at initialization."""
-    dense = [layer for layer in network.layers if hasattr(layer, "weight")]
-    tiles = figures.embed(
-        plots.weight_images(
-            dense[0].weight.data.T,
-            shape,
-            max_tiles=32,
-            title="first-layer weights, one tile per unit",
-        ),
-        "first-layer weights",
-    )
-    now = {f"dense {i}": layer.weight.data for i, layer in enumerate(dense)}
-    return (
-        tiles
-        + "\n"
-        + figures.embed(plots.weight_distributions(now, initial), "weight distributions")
-    )
-
-
-def _activations(model, x_test, y_test, names, layer: int | None, figures: Figures) -> str:
-    """A 2-D map of the test images: a layer's activations (MLP) or the class probabilities,
-    directly when they are 2 wide, otherwise their first two principal components."""
-    sample = np.arange(min(MAPPED_IMAGES, x_test.shape[0]))
-    if hasattr(model, "model_"):
-        count = len(model.model_.layers)
-        if layer is not None and not -count <= layer < count:
-            raise UsageError(
-                f"--layer must be a layer index from 0 to {count - 1} (or -1 to -{count} from "
-                f"the end), got {layer}"
-            )
-        index = last_hidden_index(model.model_) if layer is None else layer % count
-        values = layer_activations(model.model_, x_test[sample], index)
-        what = f"layer {index} ({model.model_.layers[index].kind}, {values.shape[1]} wide)"
-    else:
-        values = model.predict_proba(x_test[sample])
-        what = "the predicted class probabilities"
-    if values.shape[1] == 2:
-        points, caption = values, f"{what}: its two units directly"
-    else:
-        points, ratio = pca_2d(values)
-        caption = (
-            f"{what}: first two principal components (computed from scratch), "
-            f"{ratio.sum():.0%} of the variance"
-        )
-    fig = plots.activation_map(points, y_test[sample], names, title=caption)
-    return f"<p>{html.escape(caption)}, first {sample.size} test images.</p>" + figures.embed(
-        fig, "activation map"
     )
 
 
@@ -307,7 +351,11 @@ def _data(content: ReportContent, figures: Figures) -> str:
 def _timing(metrics: dict) -> str:
     timing = [
         ("training seconds", metrics.get("train_seconds")),
+        ("fitting seconds", metrics.get("fit_seconds")),
         ("wall seconds", metrics.get("wall_seconds")),
         ("finished", metrics.get("finished")),
-    ] + sorted(metrics.get("machine", {}).items())
-    return table(timing, header=["", ""])
+    ] + [(f"machine: {k}", v) for k, v in sorted(metrics.get("machine", {}).items())]
+    return table([row for row in timing if row[1] is not None], header=["measure", "value"])
+
+
+__all__ = ["MAPPED_IMAGES", "SECTIONS", "ReportContent", "check_layer", "render"]
