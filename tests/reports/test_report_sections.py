@@ -249,3 +249,20 @@ def test_an_mlp_keeps_its_weight_images(digits):
     render(content, None, captured)
     tiles = captured.figures["first-layer weights"].axes[0]
     assert tiles.get_title() == "dense_0 weights, one tile per unit"
+
+
+def test_a_cnn_estimator_in_memory(digits, tmp_path):
+    """The real CNNClassifier through its model_: the learned section and the configuration
+    table of a model fitted in memory (its parameters by their configuration keys)."""
+    from mnistlab.models import CNNClassifier
+
+    data, x_train, x_test = digits
+    model = CNNClassifier(conv=(4,), hidden_layer_sizes=(8,), epochs=1).fit(x_train, data.y_train)
+    page = build_model_report(model, x_test, data.y_test, tmp_path / "cnn.html")
+    page = page.read_text(encoding="utf-8")
+    assert "<p>conv2d_0: 4 filters of 3x3.</p>" in section(page, "learned")
+    config = section(page, "configuration")
+    assert "<tr><td>conv</td><td>[4]</td><td>user</td></tr>" in config
+    assert "<tr><td>leaky_slope</td><td>— (not used by relu)</td><td>default</td></tr>" in config
+    assert "<tr><td>beta1</td><td>0.9</td><td>default</td></tr>" in config
+    assert "<td></td>" not in page

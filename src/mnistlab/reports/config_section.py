@@ -26,6 +26,7 @@ NONE_MEANS = {
     "init": "each layer's default",
     "weight_decay": "0",
     "augment": "off",
+    "blas_threads": "chosen from the network's size and the free cores",
 }
 #: what the source column says, by run.json's word
 SOURCE_WORDS = {"user": "user", "preset": "preset", "default": "default"}
@@ -54,6 +55,10 @@ def config_rows(config: dict, run_record: dict | None, n_validation: int | None)
     rows = []
     for key, given in config.items():
         value = effective.get(key, given)
+        if key == "leaky_slope" and config.get("activation") not in (None, "leaky_relu"):
+            value = NOT_APPLICABLE  # only LeakyReLU has a slope below zero, whatever the model
+        if isinstance(value, tuple):
+            value = list(value)  # shown as JSON, as config.json holds it
         if value == NOT_APPLICABLE:
             ruler = RULED_OUT_BY.get(key)
             value = f"— (not used by {config[ruler]})" if ruler in config else "— (not used)"
