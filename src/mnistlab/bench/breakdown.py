@@ -26,13 +26,28 @@ FORWARD, BACKWARD = 0, 1
 
 
 class _Recorder:
-    """Seconds per (row, column) summed over the timed steps."""
+    """Seconds per (row, column) of each timed step."""
 
     def __init__(self) -> None:
-        self.seconds = defaultdict(lambda: [0.0, 0.0])
+        self.steps: list[dict] = []
+
+    def start_step(self) -> None:
+        self.steps.append(defaultdict(lambda: [0.0, 0.0]))
 
     def add(self, row: str, column: int, seconds: float) -> None:
-        self.seconds[row][column] += seconds
+        self.steps[-1][row][column] += seconds
+
+    def medians(self, split) -> dict:
+        """Each row's median over the steps, of forward and backward, after `split` (a step's
+        rows -> rows) has derived the rows that are differences of others. Medians, not means:
+        on a shared machine a few steps stall for a scheduler's time slice, and a mean would
+        put the stall in whichever row it fell."""
+        steps = [split(step) for step in self.steps]
+        rows = dict.fromkeys(row for step in steps for row in step)
+        return {
+            row: [statistics.median(step.get(row, (0.0, 0.0))[c] for step in steps) for c in (0, 1)]
+            for row in rows
+        }
 
 
 class _TimedBlas:
@@ -146,7 +161,8 @@ def _plain_step(model, loss_fn, optimizer, batch) -> None:
 
 def cnn_breakdown(spec: dict, data: dict, steps: int, warmup: int) -> dict:
     """`steps` timed steps alternating with `steps` plain ones after `warmup` plain ones:
-    {"rows": {row: [forward s, backward s] per step}, "plain": [s per plain step],
+    {"rows": {row: [forward s, backward s], medians}, "plain": [s per plain step], "timed":
+    [s per timed step],
     "floor": s of the GEMMs per step, "threads": BLAS threads, ...}."""
     from mnistlab.backend.fpu import flush_subnormals
     from mnistlab.nn import get_loss
@@ -170,7 +186,7 @@ def cnn_breakdown(spec: dict, data: dict, steps: int, warmup: int) -> dict:
     x, y = data["x_train"], data["y_train"]
     order = np.random.default_rng(0).permutation(len(x))
     threads = auto_blas_threads(batch_size, model.multiply_adds())
-    plain = []
+    plain, timed_steps = [], []
 
     def gather(step: int):
         start = (step * batch_size) % max(len(x) - batch_size + 1, 1)
@@ -188,20 +204,24 @@ def cnn_breakdown(spec: dict, data: dict, steps: int, warmup: int) -> dict:
                 if step >= warmup:
                     plain.append(time.perf_counter() - started + gathered)
                 continue
+            recorder.start_step()
             recorder.add("minibatch gather", FORWARD, gathered)
             for timers in convs.values():
                 timers.install()
+            started = time.perf_counter()
             try:
                 _timed_step(model, loss_fn, optimizer, batch, recorder, convs)
             finally:
                 for timers in convs.values():
                     timers.uninstall()
+            timed_steps.append(time.perf_counter() - started + gathered)
         floor = _floor_per_step(spec, batch_size, steps)
-    per_step = {row: [s / steps for s in pair] for row, pair in recorder.seconds.items()}
+    names = {timers.name for timers in convs.values()}
     return {
-        "rows": _conv_rests(per_step, convs),
+        "rows": recorder.medians(lambda step: _conv_parts(step, names)),
         "layers": dict(Counter(rows)),
         "plain": plain,
+        "timed": timed_steps,
         "floor": floor,
         "threads": threads,
         "steps": steps,
@@ -211,12 +231,11 @@ def cnn_breakdown(spec: dict, data: dict, steps: int, warmup: int) -> dict:
     }
 
 
-def _conv_rests(per_step: dict, convs: dict) -> dict:
+def _conv_parts(per_step: dict, names: set) -> dict:
     """The rows in order, each Conv2D's followed by its parts: the window copy, its GEMMs
     (the forward product; the kernel's gradient), the input gradient's GEMMs, the col2im adds
     (the input gradient less its GEMMs: zeroing and adding back) and the rest (bias addition
     and gradient, bookkeeping)."""
-    names = {timers.name for timers in convs.values()}
     rows = {}
     for row, pair in per_step.items():
         if "  " in row:
@@ -275,7 +294,7 @@ def format_breakdown(result: dict) -> str:
     lines = [
         f"mnistlab's CNN step ({result['dataset']}, the cnn preset, batch "
         f"{result['batch_size']}, {result['optimizer']}, {result['threads']} BLAS "
-        f"thread{'s' if result['threads'] > 1 else ''}): ms per step, the mean of "
+        f"thread{'s' if result['threads'] > 1 else ''}): ms per step, the median of "
         f"{result['steps']} timed steps alternating with {result['steps']} plain ones, after "
         f"{result['warmup']} warm-up steps",
         f"{'':<44}{'forward':>9}{'backward':>10}{'total':>9}{'share':>8}",
@@ -293,8 +312,9 @@ def format_breakdown(result: dict) -> str:
         )
     floor = result["floor"]
     lines += [
-        f"{'sum of the parts':<63}{parts * 1e3:>9.2f}",
-        f"{'a plain step (median, gather included)':<63}{plain * 1e3:>9.2f}",
+        f"{'sum of the rows':<63}{parts * 1e3:>9.2f}",
+        f"{'a timed step (median)':<63}{statistics.median(result['timed']) * 1e3:>9.2f}",
+        f"{'a plain step, without the timers (median)':<63}{plain * 1e3:>9.2f}",
         f"{'the im2col GEMMs alone (the floor)':<63}{floor * 1e3:>9.2f}"
         f"   the plain step is {plain / floor:.2f}x the floor",
     ]
