@@ -289,8 +289,9 @@ def warp(
     (n, 2); displacement: (n, 2, height, width) or None. Output pixel p = (row, column), taken
     about the centre c = ((height - 1) / 2, (width - 1) / 2), reads the input at
     ``matrix @ (p - c) + c + offset + displacement[:, :, p]``; pixels read from outside the
-    image are 0. Returns `out` (it may be `rows`: the input is copied before anything is
-    written), or a new array. workspace: buffers kept between calls (an Augmenter keeps one).
+    image are 0. Returns `out` (C-contiguous; it may be `rows`: the input is copied before
+    anything is written), or a new array. workspace: buffers kept between calls (an Augmenter
+    keeps one).
 
     Vectorized over the batch: the coordinates of every output pixel of every image are one
     (n, height * width) array, and each of the four neighbours is read by one gather.
@@ -316,8 +317,10 @@ def warp(
         return out
     workspace.neighbours(work)
     top_left, top_right, bottom_left, bottom_right = work.values
-    weight_x = work.source_x[..., None]  # the fractions, once neighbours() has run
-    # between the left and right neighbours (in the right ones' buffers), then top and bottom
+    # Bilinear, with fractions (fy, fx) of the source point past its top-left neighbour:
+    #   top = tl + fx (tr - tl),  bottom = bl + fx (br - bl),  value = top + fy (bottom - top)
+    # (the right neighbours' buffers receive top and bottom; one multiply per term)
+    weight_x = work.source_x[..., None]  # the fractions fx, once neighbours() has run
     top_right -= top_left
     top_right *= weight_x
     top_right += top_left
