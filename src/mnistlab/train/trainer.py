@@ -194,7 +194,9 @@ class Trainer:
         threads = self.blas_threads or auto_blas_threads(
             self.batch_size, self.model.multiply_adds(), cores=available_threads()
         )
-        # a helper thread gathers the minibatches only while the BLAS leaves a core free for it
+        # a helper thread gathers (and augments) the minibatches only while the BLAS leaves a
+        # core free for it; with every core in the GEMMs, augmentation runs between steps, which
+        # costs a large network less than giving up a BLAS thread for it would
         self._gather_in_background = threads < (os.cpu_count() or 1)
         blas = self.model.blas.training(threads, scaled_gemms=self.optimizer.uses_gradient_sink)
         # Overflow is not an error here: the NaN guard reports a non-finite loss in one line.
