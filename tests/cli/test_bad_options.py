@@ -37,7 +37,7 @@ def test_a_bad_option_is_one_line(capsys, args, says):
     [
         (
             ["--validation", "1.0"],
-            "--validation must be a count (10000) or a fraction (0.1), got 1.0",
+            "--validation must be a count (10000), a fraction (0.1) or 0 (none), got 1.0",
         ),
         (["--epochs", "10000000"], "--epochs must be in [1, 1000000], got 10000000"),
     ],

@@ -123,7 +123,8 @@ def test_grid_random_and_repeats_expand(tmp_path):
         ("[study]\nmetric = 'f1'", "[study] metric must be one of"),
         ("[study]\ngoal = 'up'", "[study] goal must be 'max' or 'min', got 'up'"),
         ("[study]\nname = 'a/b'", "[study] name must be letters"),
-        ("[study]\nmetric = 'val_accuracy'", "needs a validation split"),
+        ("[base]\nvalidation = 0\n[study]\nmetric = 'val_accuracy'", "needs a validation split"),
+        ("[base]\nmodel = 'knn'\n[study]\nmetric = 'val_accuracy'", "needs a validation split"),
         ("[study]\nmetrc = 'x'", "[study] unknown key 'metrc' (did you mean 'metric'?)"),
         (
             "[base]\nmodel = 'knn'\n[grid]\nlr = [0.1, 0.2]",

@@ -59,7 +59,7 @@ def test_a_python_only_argument_is_named_as_such_in_every_style():
         (ParamSpec("b", "bool"), [True, False], [1, 0, "yes", None], "true or false"),
         (ParamSpec("s", "name"), ["relu"], [5, None], "a name"),
         (ParamSpec("h", "sizes"), [[8], (4, 2), []], [[0], [True], 5, "8"], "positive sizes"),
-        (ParamSpec("v", "split"), [0.1, 1, 10000], [0, -1, 1.5, 1.0, 2.0, True, "a"], "a split"),
+        (ParamSpec("v", "split"), [0.1, 1, 10000, 0], [-1, 1.5, 1.0, 2.0, True, "a"], "a split"),
     ],
 )
 def test_each_kind_accepts_its_values_and_refuses_others(spec, good, bad, requirement):

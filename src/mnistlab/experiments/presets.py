@@ -154,6 +154,7 @@ PRESETS.update(
                 "batch_size": 128,
                 "epochs": 15,
                 "schedule": "cosine",
+                "validation": HELD_OUT,
             },
         },
         "lenet5": {
@@ -172,6 +173,7 @@ PRESETS.update(
                 "lr": 1e-3,
                 "batch_size": 128,
                 "epochs": 20,
+                "validation": HELD_OUT,
             },
             "reported": "MNIST test 99.05% (LeCun et al. 1998, LeNet-5 without distortions)",
         },

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistlab.errors import DataError, UsageError
-from mnistlab.experiments.config import DEFAULTS, relevant_keys, resolve_config
+from mnistlab.experiments.config import DEFAULTS, no_validation, relevant_keys, resolve_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -289,7 +289,7 @@ def _check_trials(study: Study, fail) -> None:
                     "trials train; varying it would only repeat the same run"
                 )
     if study.metric.startswith("val_") and any(
-        t.config.get("validation") is None for t in study.trials
+        no_validation(t.config.get("validation")) for t in study.trials
     ):
         fail(
             f"[study] metric {study.metric!r} needs a validation split: set [base] validation "

@@ -344,7 +344,7 @@ class MLPClassifier(LogScoreClassifier):
         X, y_index = self._validate_training_data(X, y)
         #: (height, width, channels) of the training images (None: rows that are not images)
         self.image_shape_ = image_shape_of(images, X.shape[1])
-        if validation_data is None and self.validation is not None:
+        if validation_data is None and self.validation not in (None, 0):
             X, y_index, x_val, y_val = train_validation_split(X, y_index, self.validation)
             validation_data = (x_val, self.classes_[y_val])
         if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:

@@ -40,7 +40,7 @@ class ParamSpec:
         The estimator's argument (``learning_rate``).
     kind : str
         "int", "float" (finite), "bool", "name" (a string), "choice" (one of ``choices``),
-        "sizes" (a list of positive integers), "split" (an integer count >= 1 or a float
+        "sizes" (a list of positive integers), "split" (an integer count >= 0 or a float
         fraction in (0, 1)),
         "any" (only ``check``).
     low, high, closed
@@ -129,9 +129,10 @@ class ParamSpec:
                 for size in value
             )
         if self.kind == "split":
-            # a count is an integer; a float is a fraction (1.0 is neither: not "one image")
+            # a count is an integer (0: none held out); a float is a fraction (1.0 is neither:
+            # not "one image")
             if isinstance(value, Integral) and not isinstance(value, bool):
-                return value >= 1
+                return value >= 0
             return is_number(value) and 0 < value < 1
         return True  # "choice" and "any": the choices and the check decide
 
@@ -226,7 +227,7 @@ VALIDATION = ParamSpec(
     "validation",
     "split",
     none=True,
-    requirement="a count (10000) or a fraction (0.1)",
+    requirement="a count (10000), a fraction (0.1) or 0 (none)",
     metavar="N|FRACTION",
-    help="hold out the last N training images (or a fraction)",
+    help="hold out the last N training images (or a fraction); 0 holds out none",
 )
