@@ -105,15 +105,19 @@ def _cnn_settings(report: dict) -> str:
 
 
 def _row(title: str, cells: list[str]) -> str:
-    return title.ljust(TITLE_WIDTH) + "".join(c.rjust(COLUMN_WIDTH) for c in cells)
+    # a cell as wide as its column (a CNN epoch of 100 s and more, with its spread) still
+    # keeps a space from its neighbour
+    return title.ljust(TITLE_WIDTH) + "".join(f" {c}".rjust(COLUMN_WIDTH) for c in cells)
 
 
 def _cell(summary: dict | None) -> str:
     if not summary:
         return "-"
+    # four significant digits, so that a CNN epoch's minute fits the column as a second does
+    digits = 3 if summary["median"] < 10 else 2 if summary["median"] < 100 else 1
     if len(summary.get("times", [])) > 1:
-        return f"{summary['median']:.3f} ±{summary['spread']:.3f}"
-    return f"{summary['median']:.3f}"
+        return f"{summary['median']:.{digits}f} ±{summary['spread']:.{digits}f}"
+    return f"{summary['median']:.{digits}f}"
 
 
 def _seconds_table(report: dict, ok: list[str]) -> list[str]:
