@@ -128,6 +128,31 @@ def test_gemm_sends_plain_products_to_the_settings_library(monkeypatch):
     assert (out == 4).all()
 
 
+def test_long_thin_products_run_on_scipys_single_thread_while_numpys_pool_has_several(
+    monkeypatch,
+):
+    """A convolution's kernel gradient, (taps, positions) @ (positions, filters): its few outputs
+    would make NumPy's threads synchronize once per inner block (see Blas._thin)."""
+    calls = []
+    real_matmul = np.matmul
+    monkeypatch.setattr(
+        np, "matmul", lambda *a, **k: calls.append(a[0].shape) or real_matmul(*a, **k)
+    )
+    rng = np.random.default_rng(0)
+    cols_t = rng.standard_normal((9, 40_000), dtype=np.float32)
+    grad = rng.standard_normal((40_000, 32), dtype=np.float32)
+    wide = rng.standard_normal((128, 784), dtype=np.float32)
+    out, wide_out = np.empty((9, 32), np.float32), np.empty((128, 32), np.float32)
+    blas = Blas()
+    with blas.training(2):
+        blas.gemm(cols_t, grad, out)  # thin: SciPy's GEMM
+        blas.gemm(wide, grad[:784], wide_out)  # a minibatch product: NumPy's
+    with blas.training(1):
+        blas.gemm(cols_t, grad, out)  # one thread anyway: NumPy's
+    assert calls == [(128, 784), (9, 40_000)]
+    np.testing.assert_allclose(out, cols_t.astype(np.float64) @ grad, rtol=1e-4, atol=1e-3)
+
+
 def test_each_model_has_its_own_setting_which_its_layers_share():
     from mnistlab.nn import build_mlp
 

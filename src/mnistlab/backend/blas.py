@@ -44,6 +44,10 @@ LIBRARIES = ("numpy", "scipy")
 
 _GEMM = {np.dtype(np.float32): scipy_blas.sgemm, np.dtype(np.float64): scipy_blas.dgemm}
 _GER = {np.dtype(np.float32): scipy_blas.sger, np.dtype(np.float64): scipy_blas.dger}
+#: a product with at most this many outputs and an inner dimension of at least THIN_INNER runs
+#: on SciPy's single-threaded pool during training (Blas._thin)
+THIN_OUTPUTS = 4096
+THIN_INNER = 16384
 
 
 class Blas:
@@ -104,7 +108,7 @@ class Blas:
         copies any other operand (with its transpose flag set, the copy is right). This runs
         several times in every step, so it does no more than choose the routine and the flags.
         """
-        if alpha == 1.0 and beta == 0.0 and self.library != "scipy":
+        if alpha == 1.0 and beta == 0.0 and self.library != "scipy" and not self._thin(a, out):
             return np.matmul(a, b, out=out)
         # flag 0 for a C-contiguous operand (its .T is Fortran-contiguous), 1 otherwise
         first, trans_first = (b.T, 0) if b.flags.c_contiguous else (b, 1)
@@ -114,6 +118,21 @@ class Blas:
         if result is not target:  # out was not C-contiguous: BLAS wrote a copy
             out[...] = result.T
         return out
+
+    def _thin(self, a: np.ndarray, out: np.ndarray) -> bool:
+        """Whether a product is long and thin (a few hundred outputs, each a sum over tens of
+        thousands of terms: a convolution's kernel gradient over a batch's positions) while
+        NumPy's pool runs several threads. OpenBLAS splits such a product between its threads
+        and synchronizes them once per block of the inner dimension, hundreds of times; when
+        anything else shares the cores, each wait costs a time slice (benchmarks/thin_gemm.py:
+        milliseconds alone, up to seconds under load). SciPy's pool, at one thread during
+        training, computes it without waiting on anyone."""
+        return (
+            self.library == "numpy"
+            and self.threads > 1
+            and out.size <= THIN_OUTPUTS
+            and a.shape[-1] >= THIN_INNER
+        )
 
     def add_rows(self, out: np.ndarray, row: np.ndarray, ones: np.ndarray) -> np.ndarray:
         """out[i] += row for every row i of a 2-D `out`, in place; returns out. `ones`: a vector
