@@ -15,6 +15,7 @@ import pytest
 
 from mnistlab.cli import main
 from mnistlab.data import flatten, load_dataset, to_float
+from mnistlab.data.augment import parse_augment
 from mnistlab.errors import UsageError
 from mnistlab.experiments.config import DEFAULTS, resolve_config
 from mnistlab.experiments.presets import PRESETS
@@ -100,6 +101,7 @@ def test_interrupt_mid_epoch_then_resume_is_exact(digits, tmp_path):
 KILLED = r"""
 import json, os, signal, sys
 from mnistlab.data import flatten, load_dataset, to_float
+from mnistlab.data.augment import parse_augment
 from mnistlab.models import MLPClassifier
 from mnistlab.models.cnn import CNNClassifier
 from mnistlab.train import LambdaCallback
@@ -160,7 +162,7 @@ def test_augmentation_is_off_by_default_and_in_every_other_preset():
         if model in ("mlp", "cnn") and name != "fashion-augment":
             assert resolve_config({"preset": name}).get("augment") is None, name
     config = resolve_config({"preset": "fashion-augment"})
-    assert config["augment"] == "shift=1,flip=1"
+    assert parse_augment(config["augment"])["shift"] >= 1
     assert config.sources["augment"] == "preset"
 
 

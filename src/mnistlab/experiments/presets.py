@@ -182,22 +182,25 @@ PRESETS.update(
 PRESETS.update(
     {
         "fashion-augment": {
-            "about": "the fashion MLP trained longer on augmented images: random 1-pixel shifts "
-            "and horizontal mirrors",
+            "about": "a wider MLP, light dropout, on augmented images: random 1-pixel shifts and "
+            "horizontal mirrors (90.42% test, short of the 91% aimed at)",
             "config": {
                 "model": "mlp",
-                "hidden": [1024, 512],
+                # augmented images ask more of the network than the plain ones: with the fashion
+                # preset's 1024-512 and dropout 0.3 it underfits (train and validation ~90%)
+                "hidden": [1536, 768],
                 "activation": "relu",
-                "dropout": 0.3,
+                "dropout": 0.1,
                 "batchnorm": False,
                 "optimizer": "adam",
                 "lr": 1e-3,
                 "batch_size": 128,
-                "epochs": 60,
+                "epochs": 50,
                 "schedule": "cosine",
                 "validation": HELD_OUT,
                 # whole-pixel shifts and mirrors resample nothing: the training images stay as
-                # sharp as the test images (a rotation or zoom blurs them by interpolation)
+                # sharp as the test images (a rotation or zoom blurs them by interpolation);
+                # shifts alone gave 90.37% against these 90.42%
                 "augment": "shift=1,flip=1",
             },
         },
