@@ -141,7 +141,7 @@ def test_onnx_export_gives_the_cnns_probabilities(digits):
             "lenet5",
             ["28, 28, 6", "14, 14, 6", "14, 14, 16", "7, 7, 16", "784", "120", "84", "10"],
         ),
-        ("cnn", ["28, 28, 32", "14, 14, 32", "14, 14, 64", "7, 7, 64", "3136", "128", "10"]),
+        ("cnn", ["28, 28, 32", "14, 14, 32", "14, 14, 64", "7, 7, 64", "3136", "256", "10"]),
     ],
 )
 def test_presets_build_their_networks_on_28_by_28_images(preset, shapes):

@@ -138,21 +138,24 @@ PRESETS.update(
 PRESETS.update(
     {
         "cnn": {
-            "about": "the CNN default: conv 32-64 3x3 same, 2x2 max-pools, dense 128, dropout "
-            "0.5, Adam, cosine",
+            "about": "the CNN default: conv 32-64 3x3 same, 2x2 max-pools, dense 256, dropout "
+            "0.5, Adam, cosine, 20 epochs",
             "config": {
                 "model": "cnn",
                 "conv": [32, 64],
                 "kernel": 3,
                 "pool": 2,
                 "padding": "same",
-                "hidden": [128],
+                # dense 128 for 15 epochs stopped at 92.26% test (train 94.8%, validation
+                # 92.7%): short of capacity and epochs rather than overfitting; an epoch is
+                # about 25 s on 2 cores, so 20 fit the ten minutes
+                "hidden": [256],
                 "activation": "relu",
                 "dropout": 0.5,
                 "optimizer": "adam",
                 "lr": 1e-3,
                 "batch_size": 128,
-                "epochs": 15,
+                "epochs": 20,
                 "schedule": "cosine",
                 "validation": HELD_OUT,
             },
