@@ -53,7 +53,8 @@ def layer_activations(model, x: np.ndarray, layer_index: int, batch_size: int | 
 
 def layer_outputs(model, example: np.ndarray, indices) -> dict[int, np.ndarray]:
     """One example's outputs after each layer in `indices` (inference mode), unflattened:
-    {index: (*layer.output_shape)}. Copies, since a layer may reuse its output buffer."""
+    ``{index: array of layer.output_shape}``. Copies, since a layer may reuse its output
+    buffer."""
     h = _inputs(model, np.asarray(example)[None])
     wanted = set(indices)
     outputs = {}

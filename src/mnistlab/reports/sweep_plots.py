@@ -23,7 +23,7 @@ def trial_curves(curves: list[tuple[str, object, list[dict]]], prefix: str):
     per configuration, one dash pattern per seed of it.
 
     curves: (trial label, its configuration (any hashable), history records) per trial.
-    prefix: "val_" for validation curves, "" for training ones.
+    prefix: ``"val_"`` for validation curves, ``""`` for training ones.
     """
     fig = plots.figure((10, 4.0))
     ax_loss, ax_acc = fig.subplots(1, 2)
