@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,43 @@ HAS_FASHION = (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file()
 needs_fashion = pytest.mark.skipif(
     not HAS_FASHION, reason="Debian's dataset-fashion-mnist is not installed"
 )
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@contextlib.contextmanager
+def headless_chromium(folder: Path, size: tuple[int, int], env: dict, extra=(), capabilities=None):
+    """Debian's Chromium, headless, driven by its chromedriver (selenium), with a profile and a
+    driver log in `folder`; browser and driver quit on exit. Skips when selenium is missing."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--window-size={size[0]},{size[1]}",
+        f"--user-data-dir={folder / 'profile'}",
+        *extra,
+    ):
+        options.add_argument(flag)
+    for name, value in (capabilities or {}).items():
+        options.set_capability(name, value)
+    service = Service(CHROMEDRIVER, log_output=str(folder / "chromedriver.log"), env=env)
+    driver = webdriver.Chrome(service=service, options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 @pytest.fixture(autouse=True)

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import warnings
 from pathlib import Path
 
 import pytest
 
+from conftest import CHROMEDRIVER, CHROMIUM, headless_chromium
 from mnistlab.cli import main
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
@@ -152,34 +150,12 @@ def reports(module_env, tmp_path_factory) -> dict[str, Path]:
 def browser(module_env, tmp_path_factory):
     """Headless Chromium WINDOW_WIDTH px wide that logs every network request of its pages;
     quit (browser and driver) when the module is done."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    from selenium.webdriver.chrome.service import Service
-
     folder = tmp_path_factory.mktemp("chromium")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--no-first-run",
-        f"--window-size={WINDOW_WIDTH},900",
-        f"--user-data-dir={folder / 'profile'}",
-    ):
-        options.add_argument(flag)
     # the performance log holds the DevTools Network events: every request a page makes
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    service = Service(CHROMEDRIVER, log_output=str(folder / "chromedriver.log"), env=os.environ)
-    driver = webdriver.Chrome(service=service, options=options)
-    try:
+    logs = {"goog:loggingPrefs": {"performance": "ALL"}}
+    size = (WINDOW_WIDTH, 900)
+    with headless_chromium(folder, size, os.environ, ["--disable-extensions"], logs) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def requested_urls(driver) -> list[str]:

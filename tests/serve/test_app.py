@@ -10,7 +10,6 @@ import io
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import CHROMEDRIVER, CHROMIUM, headless_chromium
 from mnistlab.cli import main
 from mnistlab.data import load_dataset
 from mnistlab.data.images import read_gray
@@ -29,8 +29,6 @@ from mnistlab.experiments.runs import train_run
 from mnistlab.serve.app import MAX_BYTES
 from mnistlab.serve.predictor import Predictor
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 NEEDS_BROWSER = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
     reason="Debian's chromium and chromium-driver are not installed (make test installs them "
@@ -221,25 +219,7 @@ SEVEN = [[(70, 60), (210, 60), (200, 90), (150, 170), (120, 235)], [(110, 140), 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    from selenium.webdriver.chrome.service import Service
-
     tmp_path = tmp_path_factory.mktemp("chromium")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1000,800",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
     # the module's browser starts before the per-test isolated environment: give it its own
     home = tmp_path / "home"
     env = {
@@ -250,12 +230,8 @@ def browser(tmp_path_factory):
         "XDG_RUNTIME_DIR": str(home / "runtime"),
         "TMPDIR": str(tmp_path),
     }
-    service = Service(CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"), env=env)
-    driver = webdriver.Chrome(service=service, options=options)
-    try:
+    with headless_chromium(tmp_path, (1000, 800), env) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def draw(driver, strokes, pointer: str) -> None:
