@@ -34,7 +34,7 @@ def test_a_small_cnn_learns_digits(digits):
     model.fit(x_train, y_train)
     assert model.score(x_test, y_test) >= 0.9
     assert model.image_shape_ == (8, 8, 1)
-    assert [layer.kind for layer in model.model_.layers][:3] == ["Conv2D", "ReLU", "MaxPool2D"]
+    assert [layer.kind for layer in model.model_.layers][:3] == ["Conv2D", "MaxPool2D", "ReLU"]
 
 
 def test_rows_images_and_channels_first_train_the_same_network(digits):

@@ -131,6 +131,56 @@ def test_relu_after_max_pool_works_out_of_place():
     assert not model.layers[2].inplace
 
 
+def test_max_pool_routes_ties_and_nan_alike_whether_or_not_its_windows_tile_the_input():
+    """8x8 in 2x2 windows tiles the input (one comparison over the whole input); the same
+    values with a ninth row and column of -inf, which the windows leave out, go through the
+    per-offset route. Ties go to the first offset in row-major order, a NaN window to the last."""
+    rng = np.random.default_rng(0)
+    x = np.round(rng.normal(size=(3, 8, 8, 4)), 0).astype(np.float32)  # many ties
+    x[0, :2, :2, 0] = 1.0  # a window of four equal maxima
+    x[1, 2, 3, 1] = np.nan
+    grad = rng.normal(size=(3, 4, 4, 4)).astype(np.float32)
+    wide = np.full((3, 9, 9, 4), -np.inf, dtype=np.float32)
+    wide[:, :8, :8] = x
+    results = []
+    for images in (x, wide):
+        pool = MaxPool2D(2)
+        pool.build(images.shape[1:], np.random.default_rng(0), np.float32)
+        out = pool.forward(images, training=True).copy()
+        results.append((out, pool.backward(grad.copy())[:, :8, :8].copy()))
+    (out_tiled, grad_tiled), (out_wide, grad_wide) = results
+    np.testing.assert_array_equal(out_tiled, out_wide)
+    np.testing.assert_array_equal(grad_tiled, grad_wide)
+    assert (
+        grad_tiled[0, 0, 0, 0] == grad[0, 0, 0, 0]
+        and not grad_tiled[0, :2, :2, 0].ravel()[1:].any()
+    )
+    assert (
+        np.count_nonzero(grad_tiled[1, 2:4, 2:4, 1]) == 1
+        and grad_tiled[1, 3, 3, 1] == grad[1, 1, 1, 1]
+    )
+
+
+def test_build_cnn_puts_relu_after_max_pooling_with_the_same_values_and_gradients():
+    cnn = model_module.build_cnn([3], [5], 4, kernel_size=3)
+    kinds = [layer.kind for layer in cnn.layers]
+    assert kinds[:3] == ["Conv2D", "MaxPool2D", "ReLU"]
+    textbook = Sequential([layer_from_config(layer.config()) for layer in cnn.layers])
+    textbook.layers[1], textbook.layers[2] = textbook.layers[2], textbook.layers[1]
+    x = np.random.default_rng(1).normal(size=(6, 8, 8, 1)).astype(np.float32)
+    y = np.array([0, 1, 2, 3, 0, 1])
+    grads = []
+    for network in (cnn, textbook):
+        network.build((8, 8, 1), seed=3)
+        loss = SoftmaxCrossEntropy()
+        loss.forward(network.forward(x, training=True), y)
+        network.backward(loss.backward())
+        grads.append(network.params.grad.copy())
+    np.testing.assert_array_equal(grads[0], grads[1])
+    tanh = model_module.build_cnn([3], [5], 4, activation="tanh")
+    assert [layer.kind for layer in tanh.layers][:3] == ["Conv2D", "Tanh", "MaxPool2D"]
+
+
 def test_forward_never_modifies_the_callers_images():
     x = np.random.default_rng(0).normal(size=(4, 6, 6, 2)).astype(np.float32)
     before = x.copy()

@@ -13,7 +13,7 @@ import pytest
 
 from mnistlab.cli import main
 from mnistlab.data import flatten, load_dataset, to_float
-from mnistlab.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+from mnistlab.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, build_cnn
 from mnistlab.reports import build_model_report, plots
 from mnistlab.reports.analysis import layer_names
 from mnistlab.reports.model_report import model_content
@@ -237,6 +237,18 @@ def test_a_convolutional_network_shows_its_kernels_and_feature_maps(digits, tmp_
     # the whole page, written with its figures
     path = build_model_report(model, x_test, data.y_test, tmp_path / "cnn.html")
     assert 'alt="feature maps conv2d_3"' in path.read_text(encoding="utf-8")
+
+
+def test_feature_maps_pass_through_a_relu_that_follows_the_pool(digits):
+    """build_cnn puts the ReLU after max pooling; the maps are still shown at the convolution's
+    size, through that ReLU."""
+    data, _, x_test = digits
+    network = build_cnn([4], [8], 10).build((8, 8, 1), seed=0)
+    content = model_content(Network(network, 10), x_test, data.y_test, class_names=data.class_names)
+    captured = Captured()
+    render(content, None, captured)
+    figure = captured.figures["feature maps conv2d_0"]
+    assert figure.axes[0].get_title().endswith("after conv2d_0 and relu_2: 4 maps of 8x8")
 
 
 def test_an_mlp_keeps_its_weight_images(digits):

@@ -344,7 +344,8 @@ def build_cnn(
     leaky_slope: float = 0.01,
 ) -> Sequential:
     """A convolutional network: per entry of `filters`, Conv2D(kernel_size, padding) ->
-    [BatchNorm] -> activation -> [MaxPool2D(pool)] -> [SpatialDropout2D(conv_dropout)]; then
+    [BatchNorm] -> activation -> [MaxPool2D(pool)] -> [SpatialDropout2D(conv_dropout)] (with
+    ReLU, the same network as Conv2D -> [BatchNorm] -> MaxPool2D -> ReLU, built so); then
     Flatten and build_mlp's Dense blocks for `hidden`, and Dense(n_classes) for the logits.
 
     pool=1 leaves the pooling out. `init` is one initializer for every Conv2D and Dense layer
@@ -359,12 +360,21 @@ def build_cnn(
         raise UsageError(f"conv_dropout must be in [0, 1), got conv_dropout={conv_dropout}")
     conv_init = init or default_init(activation)
     get_initializer(conv_init)
+    # ReLU commutes with max pooling, values and gradients alike (both keep the largest input;
+    # a window whose maximum is not positive passes no gradient either way), so the ReLU goes
+    # after the pool, where it touches a quarter of the values. Other activations keep their
+    # textbook place: in floating point a saturating one can tie inputs that differ.
+    relu_after_pool = pool != 1 and activation.lower() == "relu"
     layers: list[Layer] = []
     for count in filters:
         layers.append(Conv2D(int(count), kernel_size, padding=padding, init=conv_init))
-        layers += _after(activation, leaky_slope, batchnorm)
-        if pool != 1:
-            layers.append(MaxPool2D(pool))
+        block = _after(activation, leaky_slope, batchnorm)
+        if relu_after_pool:
+            layers += [*block[:-1], MaxPool2D(pool), block[-1]]
+        else:
+            layers += block
+            if pool != 1:
+                layers.append(MaxPool2D(pool))
         if conv_dropout > 0:
             layers.append(SpatialDropout2D(conv_dropout))
     head = build_mlp(

@@ -128,6 +128,8 @@ class MaxPool2D(_Pool2D):
     def backward(self, grad_out):
         if not self.needs_input_grad:
             return None
+        if self._tiles and self._x.flags.c_contiguous:
+            return self._tiled_backward(grad_out)
         grad_in = self._grad_in(grad_out.shape[0])
         winner = self._buffer("winner", grad_out.shape, dtype=bool)
         *earlier, last = self._offsets
@@ -146,6 +148,37 @@ class MaxPool2D(_Pool2D):
                 taken = np.multiply(grad_out, winner, out=target)
             grad_out -= taken
         self._put(self._view(grad_in, *last), grad_out)
+        return grad_in
+
+    def _tiled_backward(self, grad_out):
+        """backward() for windows that tile the input (stride = pool size, sizes divisible):
+        the same routing, in fewer passes over memory.
+
+        With x seen as (batch, out_h, pool_h, out_w, pool_w, channels), one comparison with the
+        output marks every window's maxima, the ties are settled on the marks (one byte each)
+        in the same row-major order, and one multiplication by the broadcast gradient writes
+        the whole input gradient. The per-offset route reads and writes the float arrays three
+        times per offset, which costs twice the time on a 28x28x32 map.
+        """
+        batch, (out_h, out_w), channels = grad_out.shape[0], self._out_size, grad_out.shape[-1]
+        blocks = (batch, out_h, self.pool_size[0], out_w, self.pool_size[1], channels)
+        winner = self._buffer("winners", blocks, dtype=bool)
+        np.equal(self._x.reshape(blocks), self._y[:, :, None, :, None], out=winner)
+        taken = self._buffer("taken_mask", grad_out.shape, dtype=bool)
+        *earlier, (last_i, last_j) = self._offsets
+        if earlier:
+            (first_i, first_j), *earlier = earlier
+            np.copyto(taken, winner[:, :, first_i, :, first_j])
+        else:
+            taken.fill(False)
+        for i, j in earlier:
+            mark = winner[:, :, i, :, j]
+            np.greater(mark, taken, out=mark)  # a maximum, not taken by an earlier offset
+            np.logical_or(taken, mark, out=taken)
+        # The last offset takes every window no earlier one took, as the per-offset route does.
+        np.logical_not(taken, out=winner[:, :, last_i, :, last_j])
+        grad_in = self._buffer("grad_in", (batch, *self.input_shape))
+        np.multiply(winner, grad_out[:, :, None, :, None], out=grad_in.reshape(blocks))
         return grad_in
 
 

@@ -81,6 +81,14 @@ def conv_indices(model) -> list[int]:
     return [i for i, layer in enumerate(model.layers) if layer.kind == "Conv2D"]
 
 
+def relu_past_pool(model, index: int) -> int | None:
+    """The index of a ReLU that comes right after a MaxPool2D right after layer `index`, or
+    None. build_cnn puts a ReLU after the pool (the same values as before it): applied to layer
+    `index`'s output, that ReLU gives the maps as the textbook order has them."""
+    kinds = [layer.kind for layer in model.layers[index + 1 : index + 3]]
+    return index + 2 if kinds == ["MaxPool2D", "ReLU"] else None
+
+
 def through_activation(model, index: int) -> int:
     """The index of the last layer that keeps layer `index`'s output shape and has no weights
     right after it (its activation, BatchNorm): a convolution's feature maps as the next layer

@@ -22,6 +22,7 @@ from mnistlab.reports.analysis import (
     layer_names,
     layer_outputs,
     pca_2d,
+    relu_past_pool,
     through_activation,
 )
 from mnistlab.reports.conv_plots import conv_kernels, feature_maps
@@ -109,9 +110,13 @@ def _conv_front(network, content, figures: Figures) -> str:
     shown = content.class_names[int(content.y_test[0])]
     for index, end in zip(convs[:2], ends, strict=True):
         after = names[index] + (f" and {names[end]}" if end != index else "")
-        height, width, count = maps[end].shape
+        shown_maps, relu = maps[end], relu_past_pool(network, end)
+        if relu is not None:
+            shown_maps = np.maximum(shown_maps, 0)
+            after += f" and {names[relu]}"
+        height, width, count = shown_maps.shape
         title = f"test image 0 ({shown}) after {after}: {count} maps of {height}x{width}"
-        out.append(figures.embed(feature_maps(maps[end], title), f"feature maps {names[index]}"))
+        out.append(figures.embed(feature_maps(shown_maps, title), f"feature maps {names[index]}"))
     return "\n".join(out)
 
 
