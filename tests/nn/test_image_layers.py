@@ -23,6 +23,7 @@ from mnistlab.nn import (
     Sequential,
     SoftmaxCrossEntropy,
     SpatialDropout2D,
+    pooling,
 )
 from mnistlab.nn import model as model_module
 from mnistlab.nn.layers import layer_from_config
@@ -131,10 +132,15 @@ def test_relu_after_max_pool_works_out_of_place():
     assert not model.layers[2].inplace
 
 
-def test_max_pool_routes_ties_and_nan_alike_whether_or_not_its_windows_tile_the_input():
+@pytest.mark.parametrize("chunk_bytes", [pooling.CHUNK_BYTES, 1])
+def test_max_pool_routes_ties_and_nan_alike_whether_or_not_its_windows_tile_the_input(
+    chunk_bytes, monkeypatch
+):
     """8x8 in 2x2 windows tiles the input (one comparison over the whole input); the same
     values with a ninth row and column of -inf, which the windows leave out, go through the
-    per-offset route. Ties go to the first offset in row-major order, a NaN window to the last."""
+    per-offset route. Ties go to the first offset in row-major order, a NaN window to the last.
+    chunk_bytes=1: the images go through one at a time."""
+    monkeypatch.setattr(pooling, "CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(0)
     x = np.round(rng.normal(size=(3, 8, 8, 4)), 0).astype(np.float32)  # many ties
     x[0, :2, :2, 0] = 1.0  # a window of four equal maxima

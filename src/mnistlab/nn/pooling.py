@@ -17,6 +17,18 @@ from mnistlab.nn.conv import check_image_input, offset_view, pair
 __all__ = ["AvgPool2D", "MaxPool2D"]
 
 
+#: bytes of input per chunk of images that a max pool works through at a time: small enough
+#: that a chunk's output and marks are still in the core's cache when the next pass reads them
+CHUNK_BYTES = 2 << 20
+
+
+def _chunks(x: np.ndarray) -> list[slice]:
+    """Slices of x's images, each about CHUNK_BYTES of x."""
+    per_image = max(x[:1].nbytes, 1)
+    step = max(1, CHUNK_BYTES // per_image)
+    return [slice(start, start + step) for start in range(0, x.shape[0], step)]
+
+
 class _Pool2D(Layer):
     """What both pools share: sizes, the output shape, the offsets and the input gradient's
     buffer."""
@@ -121,7 +133,8 @@ class MaxPool2D(_Pool2D):
     def forward(self, x, training=False):
         self._check(x)
         out = self._buffer("out", (x.shape[0], *self.output_shape))
-        self._combine(np.maximum, x, out)
+        for part in _chunks(x):
+            self._combine(np.maximum, x[part], out[part])
         self._x, self._y = x, out
         return out
 
@@ -158,27 +171,32 @@ class MaxPool2D(_Pool2D):
         output marks every window's maxima, the ties are settled on the marks (one byte each)
         in the same row-major order, and one multiplication by the broadcast gradient writes
         the whole input gradient. The per-offset route reads and writes the float arrays three
-        times per offset, which costs twice the time on a 28x28x32 map.
+        times per offset, which costs twice the time on a 28x28x32 map. The batch goes through
+        in chunks of images (CHUNK_BYTES), so that the marks are read back from the cache.
         """
         batch, (out_h, out_w), channels = grad_out.shape[0], self._out_size, grad_out.shape[-1]
         blocks = (batch, out_h, self.pool_size[0], out_w, self.pool_size[1], channels)
-        winner = self._buffer("winners", blocks, dtype=bool)
-        np.equal(self._x.reshape(blocks), self._y[:, :, None, :, None], out=winner)
-        taken = self._buffer("taken_mask", grad_out.shape, dtype=bool)
-        *earlier, (last_i, last_j) = self._offsets
-        if earlier:
-            (first_i, first_j), *earlier = earlier
-            np.copyto(taken, winner[:, :, first_i, :, first_j])
-        else:
-            taken.fill(False)
-        for i, j in earlier:
-            mark = winner[:, :, i, :, j]
-            np.greater(mark, taken, out=mark)  # a maximum, not taken by an earlier offset
-            np.logical_or(taken, mark, out=taken)
-        # The last offset takes every window no earlier one took, as the per-offset route does.
-        np.logical_not(taken, out=winner[:, :, last_i, :, last_j])
+        winners = self._buffer("winners", blocks, dtype=bool)
+        taken_all = self._buffer("taken_mask", grad_out.shape, dtype=bool)
         grad_in = self._buffer("grad_in", (batch, *self.input_shape))
-        np.multiply(winner, grad_out[:, :, None, :, None], out=grad_in.reshape(blocks))
+        x_blocks, grad_blocks = self._x.reshape(blocks), grad_in.reshape(blocks)
+        *earlier, (last_i, last_j) = self._offsets
+        for part in _chunks(self._x):
+            winner, taken = winners[part], taken_all[part]
+            np.equal(x_blocks[part], self._y[part, :, None, :, None], out=winner)
+            if earlier:
+                (first_i, first_j), *middle = earlier
+                np.copyto(taken, winner[:, :, first_i, :, first_j])
+            else:
+                middle = []
+                taken.fill(False)
+            for i, j in middle:
+                mark = winner[:, :, i, :, j]
+                np.greater(mark, taken, out=mark)  # a maximum, not taken by an earlier offset
+                np.logical_or(taken, mark, out=taken)
+            # The last offset takes every window no earlier one took, as the per-offset route.
+            np.logical_not(taken, out=winner[:, :, last_i, :, last_j])
+            np.multiply(winner, grad_out[part, :, None, :, None], out=grad_blocks[part])
         return grad_in
 
 
