@@ -36,7 +36,7 @@ class Layer:
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name
-        self._buffers: dict[tuple, np.ndarray] = {}  # work arrays by (name, shape), see _buffer
+        self._buffers: dict[str, np.ndarray] = {}  # work arrays by name, see _buffer
         self.dtype = np.dtype(np.float32)
 
     def build(
@@ -79,11 +79,17 @@ class Layer:
         raise NotImplementedError
 
     def _buffer(self, key: str, shape: tuple[int, ...], dtype=None, fill=None) -> np.ndarray:
-        """A reusable work array named `key` of `shape` (allocated on the first use of that shape,
-        in the layer's dtype unless told; a name always has the same dtype)."""
-        array = self._buffers.get((key, shape))
-        if array is None:
-            array = self._buffers[key, shape] = new_work_array(shape, dtype or self.dtype, fill)
+        """A reusable work array named `key` of `shape`, in the layer's dtype unless told (a name
+        always has the same dtype).
+
+        One array per name: a call with another shape replaces it. Training steps and inference
+        chunks each repeat one shape (the epoch's last, smaller minibatch and the last chunk
+        cost one allocation each), and keeping every shape ever seen would hold a set of work
+        arrays for every batch size a model met: hundreds of megabytes for a convolution's
+        window copies."""
+        array = self._buffers.get(key)
+        if array is None or array.shape != shape:
+            array = self._buffers[key] = new_work_array(shape, dtype or self.dtype, fill)
         return array
 
     def _out(self, x: np.ndarray) -> np.ndarray:

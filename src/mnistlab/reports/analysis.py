@@ -39,8 +39,8 @@ def layer_activations(model, x: np.ndarray, layer_index: int, batch_size: int | 
     convolutions copy every window)."""
     x = _inputs(model, x)
     if batch_size is None:
-        chunk = getattr(model, "inference_batch_size", None)
-        batch_size = chunk() if callable(chunk) else 4096
+        chunk = getattr(model, "inference_batch_size", None)  # Sequential's property
+        batch_size = int(chunk) if isinstance(chunk, (int, np.integer)) else 4096
     width = int(np.prod(model.layers[layer_index].output_shape))
     out = np.empty((x.shape[0], width), dtype=model.dtype)
     for start in range(0, x.shape[0], batch_size):
