@@ -23,6 +23,7 @@ from mnistlab.nn import (
     Sequential,
     SoftmaxCrossEntropy,
     SpatialDropout2D,
+    conv,
     pooling,
 )
 from mnistlab.nn import model as model_module
@@ -165,6 +166,24 @@ def test_max_pool_routes_ties_and_nan_alike_whether_or_not_its_windows_tile_the_
         np.count_nonzero(grad_tiled[1, 2:4, 2:4, 1]) == 1
         and grad_tiled[1, 3, 3, 1] == grad[1, 1, 1, 1]
     )
+
+
+@pytest.mark.parametrize("padding, stride", [("same", 1), ("valid", 1), (1, 2)])
+def test_conv_input_gradient_is_the_same_whatever_the_chunk_of_images(
+    padding, stride, monkeypatch
+):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(13, 9, 9, 3)).astype(np.float32)
+    results = []
+    for chunk_bytes in (conv.COL2IM_CHUNK_BYTES, 1, 3 * 49 * 3 * 4):  # all, one image, three
+        monkeypatch.setattr(conv, "COL2IM_CHUNK_BYTES", chunk_bytes)
+        layer = Conv2D(5, 3, stride=stride, padding=padding)
+        layer.build(x.shape[1:], np.random.default_rng(1), np.float32)
+        out = layer.forward(x, training=True)
+        grad = np.random.default_rng(2).normal(size=out.shape).astype(np.float32)
+        results.append(layer.backward(grad).copy())
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
 
 
 def test_build_cnn_puts_relu_after_max_pooling_with_the_same_values_and_gradients():

@@ -16,6 +16,9 @@ from mnistlab.nn.parameters import Parameter
 
 __all__ = ["Conv2D", "check_image_input", "offset_view", "pair"]
 
+#: bytes of one kernel offset's input-gradient block per chunk of images (Conv2D._input_gradient)
+COL2IM_CHUNK_BYTES = 1 << 20
+
 
 def pair(layer: str, option: str, value) -> tuple[int, int]:
     """(height, width) from one positive integer or a pair of them; UsageError otherwise."""
@@ -167,18 +170,33 @@ class Conv2D(Layer):
         One product per offset, into a (positions, channels) block, rather than one G @ W2.T
         whose rows interleave the offsets: each add then reads and writes runs of
         out_w * channels contiguous floats instead of runs of `channels`. Padding receives no
-        gradient: each offset adds only the outputs whose inputs lie inside the image."""
-        batch = grad_rows.shape[0] // (self._out_h * self._out_w)
+        gradient: each offset adds only the outputs whose inputs lie inside the image.
+
+        The batch goes through in chunks of images whose block is about COL2IM_CHUNK_BYTES, so
+        that the block and the chunk's input gradient stay in the core's cache between the
+        product and the add: written whole, the block and the gradient went out to memory and
+        back once per offset. Each row of a product is the same whatever the chunk, and the
+        adds keep their order, so the result does not depend on the chunk size."""
+        per_image = self._out_h * self._out_w
+        batch = grad_rows.shape[0] // per_image
+        channels = self.input_shape[2]
         grad_in = self._buffer("grad_in", (batch, *self.input_shape))
-        grad_in.fill(0)
-        block = self._buffer("col_block", (grad_rows.shape[0], self.input_shape[2]))
-        block_images = block.reshape(batch, self._out_h, self._out_w, -1)
+        step = max(1, COL2IM_CHUNK_BYTES // (per_image * channels * grad_in.itemsize))
+        step = min(step, batch)
+        block = self._buffer("col_block", (step * per_image, channels))
         kernel = self.weight.data
-        for i, j in np.ndindex(*self.kernel_size):
-            self.blas.gemm(grad_rows, kernel[i, j].T, block)
-            out_rows, in_rows = self._overlaps[0][i]
-            out_columns, in_columns = self._overlaps[1][j]
-            grad_in[:, in_rows, in_columns] += block_images[:, out_rows, out_columns]
+        for start in range(0, batch, step):
+            stop = min(start + step, batch)
+            rows = grad_rows[start * per_image : stop * per_image]
+            part = block[: rows.shape[0]]
+            part_images = part.reshape(stop - start, self._out_h, self._out_w, channels)
+            target = grad_in[start:stop]
+            target.fill(0)
+            for i, j in np.ndindex(*self.kernel_size):
+                self.blas.gemm(rows, kernel[i, j].T, part)
+                out_rows, in_rows = self._overlaps[0][i]
+                out_columns, in_columns = self._overlaps[1][j]
+                target[:, in_rows, in_columns] += part_images[:, out_rows, out_columns]
         return grad_in
 
     # ------------------------------------------------------------------ im2col
