@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from mnistlab.reports import plots
-from mnistlab.reports.html import EMBEDDED, LONG_CELL, page, png_size, table
+from mnistlab.reports.html import EMBEDDED, LONG_CELL, Figures, page, png_size, table
 
 
 def test_a_figure_is_a_png_of_twice_the_pixels_it_is_shown_at():
@@ -27,6 +27,15 @@ def test_a_figure_is_a_png_of_twice_the_pixels_it_is_shown_at():
         assert 300 < width <= 400 and 150 < height <= 200
         assert abs(picture.width - 2 * width) <= 1 and abs(picture.height - 2 * height) <= 1
     assert element.startswith('<img alt="a line" ')
+
+
+def test_a_figure_saved_as_a_file_has_the_embedded_pngs_pixels(tmp_path):
+    fig = plots.figure((4, 2))
+    fig.add_subplot().plot([0, 1], [1, 0])
+    element = Figures(folder=tmp_path).embed(fig, "A line!")
+    blob = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', element).group(1))
+    with Image.open(tmp_path / "a-line.png") as saved:
+        assert saved.size == png_size(blob)
 
 
 def test_png_size_refuses_what_is_not_a_png():

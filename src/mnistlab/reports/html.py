@@ -64,7 +64,8 @@ LONG_CELL = 40
 @dataclass(frozen=True)
 class Figures:
     """Where a report's figures go: always embedded in the page as PNG; with `folder`, each
-    also saved there as a file of `file_format` ("png" or "svg"), named after its alt text."""
+    also saved there as a file of `file_format` ("png" or "svg"), named after its alt text, at
+    the resolution of the embedded PNG."""
 
     folder: Path | None = None
     file_format: str = "png"
@@ -76,7 +77,12 @@ class Figures:
         if self.folder is not None:
             name = re.sub(r"[^a-z0-9]+", "-", alt.lower()).strip("-")
             with atomic_path(Path(self.folder) / f"{name}.{self.file_format}") as tmp:
-                fig.savefig(tmp, format=self.file_format, bbox_inches="tight", dpi=100)
+                fig.savefig(
+                    tmp,
+                    format=self.file_format,
+                    bbox_inches="tight",
+                    dpi=DISPLAY_DPI * PIXEL_DENSITY,
+                )
         return png_image(plots.figure_png_bytes(fig, dpi=DISPLAY_DPI * PIXEL_DENSITY), alt)
 
 
