@@ -175,14 +175,14 @@ class Conv2D(Layer):
         The batch goes through in chunks of images whose block is about COL2IM_CHUNK_BYTES, so
         that the block and the chunk's input gradient stay in the core's cache between the
         product and the add: written whole, the block and the gradient went out to memory and
-        back once per offset. Each row of a product is the same whatever the chunk, and the
-        adds keep their order, so the result does not depend on the chunk size."""
+        back once per offset. The adds keep their order; a BLAS may round a product's rows
+        differently for another number of rows, so the chunk size can move the last bits."""
         per_image = self._out_h * self._out_w
         batch = grad_rows.shape[0] // per_image
         channels = self.input_shape[2]
         grad_in = self._buffer("grad_in", (batch, *self.input_shape))
         step = max(1, COL2IM_CHUNK_BYTES // (per_image * channels * grad_in.itemsize))
-        step = min(step, batch)
+        step = max(1, min(step, batch))
         block = self._buffer("col_block", (step * per_image, channels))
         kernel = self.weight.data
         for start in range(0, batch, step):
