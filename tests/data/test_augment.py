@@ -21,6 +21,7 @@ def test_parse_a_string_a_dict_and_off():
         "elastic": 34.0,
         "elastic_sigma": 4.0,
         "flip": True,
+        "pixel_dropout": 0.0,
     }
     assert parse_augment({"shift": 1, "flip": True}) == {
         **AUGMENT_DEFAULTS,
@@ -48,6 +49,8 @@ def test_parse_a_string_a_dict_and_off():
         ("elastic=-1", "--augment elastic=-1: must be in [0, 1000] pixels"),
         ("elastic_sigma=0", "--augment elastic_sigma=0: must be in (0, 100] pixels"),
         ("flip=2", "--augment flip=2: must be 1 or 0 (true or false)"),
+        ("pixel_dropout=1", "--augment pixel_dropout=1: must be in [0, 1) (a probability per"),
+        ("pixel_dropout=-0.1", "--augment pixel_dropout=-0.1: must be in [0, 1)"),
         ("shift", "--augment shift: needs a value, as in shift=2"),
         ("shift=2,,flip", "--augment shift=2,,flip: an empty item"),
         ("shift=1,shift=2", "--augment: key 'shift' is given twice"),
@@ -81,7 +84,7 @@ def _rows(images):
 
 def test_all_ranges_zero_is_the_identity():
     images = _images(dtype=np.float64)
-    augmenter = Augmenter("shift=0,rotate=0,scale=0,elastic=0,flip=0", (9, 9, 1))
+    augmenter = Augmenter("shift=0,rotate=0,scale=0,elastic=0,flip=0,pixel_dropout=0", (9, 9, 1))
     assert augmenter.identity
     np.testing.assert_array_equal(augmenter(_rows(images), np.random.default_rng(0)), _rows(images))
     # the resampling itself, through the identity map, reads every pixel back unchanged
@@ -149,9 +152,29 @@ def test_elastic_displaces_smoothly_and_keeps_values_in_range():
     assert not np.array_equal(out, rows)
 
 
+def test_pixel_dropout_sets_about_that_share_of_pixels_to_background_and_nothing_else():
+    rows = np.random.default_rng(0).uniform(0.5, 1.0, size=(200, 64)).astype(np.float32)
+    augmenter = Augmenter("pixel_dropout=0.25", (8, 8, 1))
+    assert not augmenter.identity
+    out = augmenter(rows, np.random.default_rng(3))
+    dropped = out == 0
+    assert 0.22 < dropped.mean() < 0.28
+    np.testing.assert_array_equal(out[~dropped], rows[~dropped])
+    np.testing.assert_array_equal(out, augmenter(rows, np.random.default_rng(3)))
+    # after the other transforms, and their random numbers unchanged by it
+    both = Augmenter("shift=1,flip=1,pixel_dropout=0.25", (8, 8, 1))
+    moved = Augmenter("shift=1,flip=1", (8, 8, 1))(rows, np.random.default_rng(5))
+    combined = both(rows, np.random.default_rng(5))
+    kept = combined != 0
+    np.testing.assert_array_equal(combined[kept], moved[kept])
+    assert 0.2 < (combined[moved != 0] == 0).mean() < 0.3
+
+
 def test_same_generator_same_output_and_in_place_equals_out():
     rows = _rows(_images(n=16, side=10, dtype=np.float64))
-    augmenter = Augmenter("shift=2,rotate=15,scale=0.1,elastic=4,flip=1", (10, 10, 1))
+    augmenter = Augmenter(
+        "shift=2,rotate=15,scale=0.1,elastic=4,flip=1,pixel_dropout=0.1", (10, 10, 1)
+    )
     first = augmenter(rows, np.random.default_rng([7, 1, 2]))
     again = augmenter(rows, np.random.default_rng([7, 1, 2]))
     np.testing.assert_array_equal(first, again)

@@ -1,4 +1,5 @@
-"""Data augmentation: random affine transforms, elastic distortion and flips of image minibatches.
+"""Data augmentation: random affine transforms, elastic distortion, flips and pixel dropout of
+image minibatches.
 
 `parse_augment` turns the ``--augment`` option (``"shift=2,rotate=10,flip=1"``), a TOML table or
 a dict into a normalized specification, refusing a bad key or value in one line. An `Augmenter`
@@ -31,6 +32,7 @@ AUGMENT_DEFAULTS: dict = {
     "elastic": 0.0,
     "elastic_sigma": 4.0,
     "flip": False,
+    "pixel_dropout": 0.0,
 }
 #: how errors name the specification (the option and the configuration key)
 OPTION = "--augment"
@@ -42,6 +44,7 @@ _RANGES = {
     "scale": (0.0, 1.0, False, " (a relative zoom: 0.1 is 90% to 110%)"),
     "elastic": (0.0, 1000.0, True, " pixels"),
     "elastic_sigma": (0.0, 100.0, True, " pixels"),
+    "pixel_dropout": (0.0, 1.0, False, " (a probability per pixel)"),
 }
 _TRUE_WORDS, _FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -53,8 +56,9 @@ def parse_augment(value) -> dict | None:
     ``--augment`` and of a TOML string; a bare ``flip`` means flip=1; ``"none"`` turns it off);
     or a dict of the same keys. Returns every key of AUGMENT_DEFAULTS: shift (int pixels),
     rotate (degrees), scale (relative zoom), elastic (alpha, pixels), elastic_sigma (pixels),
-    flip (bool). Raises UsageError, one line naming the option and the value, for an unknown
-    key, a repeated key, or a value of the wrong type or out of range.
+    flip (bool), pixel_dropout (probability). Raises UsageError, one line naming the option
+    and the value, for an unknown key, a repeated key, or a value of the wrong type or out of
+    range.
     """
     if value is None:
         return None
@@ -168,7 +172,9 @@ class Augmenter:
     1/2 (flip), a translation by whole pixels uniform in [-shift, shift] on each axis, and an
     elastic displacement (Simard et al. 2003: a field of uniform [-1, 1] offsets smoothed by a
     Gaussian of width elastic_sigma and scaled by elastic). Pixels that come from outside the
-    image are 0, the datasets' background.
+    image are 0, the datasets' background. Then each pixel of the result is set to the
+    background with probability pixel_dropout (dropout on the input, as Srivastava et al. 2014
+    use it for MLPs), independently per pixel and image.
     """
 
     def __init__(self, spec, image_shape) -> None:
@@ -189,7 +195,13 @@ class Augmenter:
     def identity(self) -> bool:
         """Whether every transform is off (the augmenter then copies its input)."""
         spec = self.spec
-        return not (
+        return not (self._moves or spec["pixel_dropout"])
+
+    @property
+    def _moves(self) -> bool:
+        """Whether a transform moves pixels (any but pixel dropout is on)."""
+        spec = self.spec
+        return bool(
             spec["shift"] or spec["rotate"] or spec["scale"] or spec["elastic"] or spec["flip"]
         )
 
@@ -202,23 +214,29 @@ class Augmenter:
         """
         if out is None:
             out = np.empty_like(rows)
-        if self.identity:
+        if not self._moves:
             if out is not rows:
                 np.copyto(out, rows)
-            return out
-        matrix, offset = self.draw_affine(rows.shape[0], rng)
-        displacement = self.draw_elastic(rows.shape[0], rng, rows.dtype)
-        if self._workspace is None or not self._workspace.fits(rows.shape[0], rows.dtype):
-            self._workspace = WarpWorkspace(self.image_shape, rows.shape[0], rows.dtype)
-        return warp(
-            rows,
-            self.image_shape,
-            matrix,
-            offset,
-            displacement=displacement,
-            out=out,
-            workspace=self._workspace,
-        )
+        else:
+            matrix, offset = self.draw_affine(rows.shape[0], rng)
+            displacement = self.draw_elastic(rows.shape[0], rng, rows.dtype)
+            if self._workspace is None or not self._workspace.fits(rows.shape[0], rows.dtype):
+                self._workspace = WarpWorkspace(self.image_shape, rows.shape[0], rows.dtype)
+            warp(
+                rows,
+                self.image_shape,
+                matrix,
+                offset,
+                displacement=displacement,
+                out=out,
+                workspace=self._workspace,
+            )
+        if self.spec["pixel_dropout"]:
+            # drawn after the transforms' numbers, so that a specification without it draws
+            # exactly what it drew before the key existed
+            kept = rng.random(out.shape, dtype=out.dtype) >= self.spec["pixel_dropout"]
+            np.multiply(out, kept, out=out)
+        return out
 
     def draw_affine(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(matrix (n, 2, 2), offset (n, 2)) of the inverse maps, output pixel -> input pixel,

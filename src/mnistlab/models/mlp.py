@@ -202,7 +202,7 @@ class MLPClassifier(LogScoreClassifier):
             check=parse_augment,
             metavar="KEY=V,...",
             help="augment training images: shift=PIXELS, rotate=DEGREES, scale=ZOOM, "
-            "elastic=ALPHA[,elastic_sigma=S], flip=1 (e.g. shift=2,rotate=10)",
+            "elastic=ALPHA[,elastic_sigma=S], flip=1, pixel_dropout=P (e.g. shift=2,rotate=10)",
         ),
     )
 
