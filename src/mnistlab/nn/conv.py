@@ -11,6 +11,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from mnistlab.errors import UsageError
 from mnistlab.nn.base import Layer
+from mnistlab.nn.functional import image_chunks
 from mnistlab.nn.init import Initializer, get_initializer
 from mnistlab.nn.parameters import Parameter
 
@@ -181,12 +182,12 @@ class Conv2D(Layer):
         batch = grad_rows.shape[0] // per_image
         channels = self.input_shape[2]
         grad_in = self._buffer("grad_in", (batch, *self.input_shape))
-        step = max(1, COL2IM_CHUNK_BYTES // (per_image * channels * grad_in.itemsize))
-        step = max(1, min(step, batch))
-        block = self._buffer("col_block", (step * per_image, channels))
+        chunks = image_chunks(batch, per_image * channels * grad_in.itemsize, COL2IM_CHUNK_BYTES)
+        largest = max((images.stop - images.start for images in chunks), default=0)
+        block = self._buffer("col_block", (largest * per_image, channels))
         kernel = self.weight.data
-        for start in range(0, batch, step):
-            stop = min(start + step, batch)
+        for images in chunks:
+            start, stop = images.start, images.stop
             rows = grad_rows[start * per_image : stop * per_image]
             part = block[: rows.shape[0]]
             part_images = part.reshape(stop - start, self._out_h, self._out_w, channels)

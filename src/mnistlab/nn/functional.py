@@ -18,6 +18,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted
 
 
+def image_chunks(batch: int, bytes_per_image: int, budget: int) -> list[slice]:
+    """Slices of range(batch), each of as many images as fit in `budget` bytes at
+    `bytes_per_image` (at least one): a memory-bound layer works through the batch a chunk at a
+    time, so that what one pass writes is still in the core's cache when the next reads it."""
+    step = max(1, budget // max(bytes_per_image, 1))
+    return [slice(start, min(start + step, batch)) for start in range(0, batch, step)]
+
+
 def new_work_array(shape: tuple[int, ...], dtype, fill=None) -> np.ndarray:
     """A work array: uninitialized (fill None), or filled once with a number."""
     if fill is None:

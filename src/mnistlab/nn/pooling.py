@@ -13,6 +13,7 @@ import numpy as np
 from mnistlab.errors import UsageError
 from mnistlab.nn.base import Layer
 from mnistlab.nn.conv import check_image_input, offset_view, pair
+from mnistlab.nn.functional import image_chunks
 
 __all__ = ["AvgPool2D", "MaxPool2D"]
 
@@ -24,9 +25,7 @@ CHUNK_BYTES = 2 << 20
 
 def _chunks(x: np.ndarray) -> list[slice]:
     """Slices of x's images, each about CHUNK_BYTES of x."""
-    per_image = max(x[:1].nbytes, 1)
-    step = max(1, CHUNK_BYTES // per_image)
-    return [slice(start, start + step) for start in range(0, x.shape[0], step)]
+    return image_chunks(x.shape[0], x[:1].nbytes, CHUNK_BYTES)
 
 
 class _Pool2D(Layer):
