@@ -221,7 +221,7 @@ def one_gemm_col2im_cases(layer: Conv2D, x: np.ndarray) -> dict:
     out = np.empty_like(grad)
 
     def forward_backward():  # (stride 1, as both layers here)
-        cols = layer._im2col(x)
+        cols = layer._im2col(x)[:, : kernel.shape[0]]  # without the bias's column of ones
         layer.blas.gemm(cols, kernel, out)
         layer.blas.gemm(cols.T, grad, layer.weight.grad.reshape(-1, filters))
         layer.blas.gemm(grad, kernel.T, grad_cols)

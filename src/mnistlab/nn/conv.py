@@ -110,6 +110,11 @@ class Conv2D(Layer):
     For a single input channel at stride 1 the windows are copied into the transposed matrix
     (kh * kw, positions) instead, whose rows are shifted copies of whole image rows, not runs
     of kw floats; the GEMMs read either through BLAS's transpose flags.
+
+    The bias rides in the products: ``cols`` carries one more column of ones and the product
+    takes ``[W2; b]``, so ``Y = [cols, 1] @ [W2; b]`` adds it, and ``[cols, 1].T @ G`` gives the
+    kernel's gradient with the bias's (G's column sums) as its last row. Separate passes would
+    read and write the whole output once more in forward and read G once more in backward.
     """
 
     kind = "Conv2D"
@@ -144,13 +149,10 @@ class Conv2D(Layer):
             raise UsageError(
                 f"Conv2D was built for inputs {self.input_shape}, got x of shape {x.shape}"
             )
-        cols = self._im2col(x)  # (positions, kh * kw * channels)
+        cols = self._im2col(x)  # (positions, kh * kw * channels [+ 1])
         y = self._buffer("out", (x.shape[0], *self.output_shape))
         y_rows = y.reshape(cols.shape[0], self.filters)
-        self.blas.gemm(cols, self._kernel_matrix(self.weight.data), y_rows)  # Y = cols @ W2
-        if self.bias is not None:
-            ones = self._buffer("ones", (cols.shape[0],), fill=1)
-            self.blas.add_rows(y_rows, self.bias.data, ones)  # Y += b
+        self.blas.gemm(cols, self._kernel_and_bias(), y_rows)  # Y = [cols, 1] @ [W2; b]
         self._cols = cols
         return y
 
@@ -158,12 +160,26 @@ class Conv2D(Layer):
         cols = self._cols
         grad_rows = grad_out.reshape(cols.shape[0], self.filters)  # G
         grad_in = self._input_gradient(grad_rows) if self.needs_input_grad else None
-        self.blas.gemm(cols.T, grad_rows, self._kernel_matrix(self.weight.grad))  # cols.T @ G
-        if self.bias is not None:
-            # the column sums of G as ones @ G: one BLAS call (see Dense._bias_gradient)
-            ones = self._buffer("ones", (cols.shape[0],), fill=1)
-            np.dot(ones, grad_rows, out=self.bias.grad)
+        if self.bias is None:
+            self.blas.gemm(cols.T, grad_rows, self._kernel_matrix(self.weight.grad))  # cols.T @ G
+            return grad_in
+        # [cols, 1].T @ G: the kernel's gradient, and in its last row the bias's (G's column sums)
+        both = self._buffer("kernel_and_bias_grad", (cols.shape[1], self.filters))
+        self.blas.gemm(cols.T, grad_rows, both)
+        np.copyto(self._kernel_matrix(self.weight.grad), both[:-1])
+        np.copyto(self.bias.grad, both[-1])
         return grad_in
+
+    def _kernel_and_bias(self) -> np.ndarray:
+        """W2, or with a bias the ((kh * kw * channels) + 1, filters) matrix [W2; b] in a work
+        buffer (a copy of a few thousand numbers per step)."""
+        kernel = self._kernel_matrix(self.weight.data)
+        if self.bias is None:
+            return kernel
+        both = self._buffer("kernel_and_bias", (kernel.shape[0] + 1, self.filters))
+        np.copyto(both[:-1], kernel)
+        np.copyto(both[-1], self.bias.data)
+        return both
 
     def _input_gradient(self, grad_rows: np.ndarray) -> np.ndarray:
         """dL/dx: each kernel offset's G @ W[i, j].T, added onto the inputs it met (col2im).
@@ -204,7 +220,9 @@ class Conv2D(Layer):
 
     def _im2col(self, x: np.ndarray) -> np.ndarray:
         """The windows of x as a (positions, kh * kw * channels) matrix, copied into a work
-        buffer once (or the transpose of a (kh * kw, positions) buffer, see the class's Notes)."""
+        buffer once (or the transpose of a (kh * kw, positions) buffer, see the class's Notes).
+        With a bias, the matrix has one more column of ones (written when the buffer is made;
+        the copies leave it alone), so that the bias rides in the product (see the Notes)."""
         kernel_h, kernel_w = self.kernel_size
         stride_h, stride_w = self.stride
         channels = self.input_shape[2]
@@ -215,13 +233,20 @@ class Conv2D(Layer):
         windows = windows[:, ::stride_h, ::stride_w]
         positions = batch * self._out_h * self._out_w
         size = kernel_h * kernel_w * channels
+        width = size + (self.bias is not None)
         if self._offsets_first:
-            cols_t = self._buffer("cols_t", (size, positions))
-            target = cols_t.reshape(kernel_h, kernel_w, channels, batch, self._out_h, self._out_w)
+            cols_t = self._buffer("cols_t", (width, positions), fill=1)
+            target = cols_t[:size].reshape(
+                kernel_h, kernel_w, channels, batch, self._out_h, self._out_w
+            )
             np.copyto(target, windows.transpose(4, 5, 3, 0, 1, 2))
             return cols_t.T
-        cols = self._buffer("cols", (positions, size))
-        target = cols.reshape(batch, self._out_h, self._out_w, kernel_h, kernel_w, channels)
+        cols = self._buffer("cols", (positions, width), fill=1)
+        # the window columns of each row, split into (kh, kw, channels): a view (only the
+        # contiguous last axis is split)
+        target = cols.reshape(batch, self._out_h, self._out_w, width)[..., :size].reshape(
+            batch, self._out_h, self._out_w, kernel_h, kernel_w, channels
+        )
         np.copyto(target, windows.transpose(0, 1, 2, 4, 5, 3))
         return cols
 
