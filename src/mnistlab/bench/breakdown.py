@@ -234,8 +234,9 @@ def cnn_breakdown(spec: dict, data: dict, steps: int, warmup: int) -> dict:
 def _conv_parts(per_step: dict, names: set) -> dict:
     """The rows in order, each Conv2D's followed by its parts: the window copy, its GEMMs
     (the forward product; the kernel's gradient), the input gradient's GEMMs, the col2im adds
-    (the input gradient less its GEMMs: zeroing and adding back) and the rest (bias addition
-    and gradient, bookkeeping)."""
+    (the input gradient less its GEMMs: zeroing and adding back) and the rest (stacking the
+    kernel with the bias, splitting their gradient, bookkeeping: the bias itself rides in the
+    products)."""
     rows = {}
     for row, pair in per_step.items():
         if "  " in row:
