@@ -68,6 +68,19 @@ def test_gemm_into_a_non_contiguous_out_still_writes_it(blas):
     assert (out == 4).all()
 
 
+@pytest.mark.parametrize("shapes", [((0, 3), (3, 4)), ((5, 3), (3, 0)), ((5, 0), (0, 4))])
+def test_gemm_of_empty_operands_gives_beta_times_out(blas, shapes):
+    a, b = np.ones(shapes[0], np.float32), np.ones(shapes[1], np.float32)
+    out = np.full((a.shape[0], b.shape[1]), 2.0, np.float32)
+    assert blas.gemm(a, b, out, alpha=0.5, beta=0.25) is out
+    assert (out == 0.5).all()
+    out.fill(np.nan)
+    blas.gemm(a, b, out)
+    assert (out == 0).all()
+    with pytest.raises(ValueError):  # an empty operand of the wrong shape
+        blas.gemm(a, np.ones((a.shape[1] + 1, 0), np.float32), np.empty((a.shape[0], 0)))
+
+
 def test_gemm_refuses_mismatched_shapes(blas):
     a = np.ones((3, 2), np.float32)
     with pytest.raises(Exception):  # noqa: B017  (NumPy's ValueError or f2py's own error)
@@ -163,3 +176,16 @@ def test_each_model_has_its_own_setting_which_its_layers_share():
         assert first.layers[0].blas.library == "scipy"
         assert second.blas.library is None  # another model's products are not redirected
     assert first.blas.library is None
+
+
+def test_an_empty_batch_goes_through_a_network_in_either_setting():
+    from mnistlab.nn import build_cnn
+
+    model = build_cnn([2], [3], 4).build((6, 6, 1), seed=0)
+    empty = np.empty((0, 36), np.float32)
+    with model.blas.inference():
+        assert model.forward(empty).shape == (0, 4)
+    with model.blas.use(1, "scipy"):  # every product through SciPy's BLAS, as fused SGD's
+        assert model.forward(empty, training=True).shape == (0, 4)
+        model.backward(np.empty((0, 4), np.float32))
+        assert all((p.grad == 0).all() for p in model.parameters())

@@ -110,6 +110,8 @@ class Blas:
         """
         if alpha == 1.0 and beta == 0.0 and self.library != "scipy" and not self._thin(a, out):
             return np.matmul(a, b, out=out)
+        if a.size == 0 or b.size == 0:  # f2py's GEMM refuses empty operands (an empty batch)
+            return _empty_gemm(a, b, out, beta)
         # flag 0 for a C-contiguous operand (its .T is Fortran-contiguous), 1 otherwise
         first, trans_first = (b.T, 0) if b.flags.c_contiguous else (b, 1)
         second, trans_second = (a.T, 0) if a.flags.c_contiguous else (a, 1)
@@ -151,6 +153,7 @@ class Blas:
             or not out.flags.c_contiguous
             or row.dtype != out.dtype
             or self.library is None
+            or out.size == 0  # GER refuses an empty out (an empty batch): nothing to add
         ):
             out += row
             return out
@@ -159,6 +162,25 @@ class Blas:
         if result is not target:  # not expected for a C-contiguous out; kept correct regardless
             out[...] = result.T
         return out
+
+
+def _empty_gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float) -> np.ndarray:
+    """Blas.gemm where an operand has no elements: the product is all zeros (or there is
+    nothing to write), so out <- beta * out; shapes are checked as for any product."""
+    if (
+        a.ndim != 2
+        or b.ndim != 2
+        or a.shape[1] != b.shape[0]
+        or out.shape != (a.shape[0], b.shape[1])
+    ):
+        raise ValueError(
+            f"gemm: operands of shapes {a.shape} and {b.shape} do not give out of shape {out.shape}"
+        )
+    if beta == 0.0:
+        out.fill(0)
+    else:
+        out *= beta
+    return out
 
 
 # ---------------------------------------------------------------------- the process's pools
