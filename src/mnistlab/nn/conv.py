@@ -234,14 +234,15 @@ class Conv2D(Layer):
         positions = batch * self._out_h * self._out_w
         size = kernel_h * kernel_w * channels
         width = size + (self.bias is not None)
+        ones = 1 if self.bias is not None else None  # the bias's column, written once
         if self._offsets_first:
-            cols_t = self._buffer("cols_t", (width, positions), fill=1)
+            cols_t = self._buffer("cols_t", (width, positions), fill=ones)
             target = cols_t[:size].reshape(
                 kernel_h, kernel_w, channels, batch, self._out_h, self._out_w
             )
             np.copyto(target, windows.transpose(4, 5, 3, 0, 1, 2))
             return cols_t.T
-        cols = self._buffer("cols", (positions, width), fill=1)
+        cols = self._buffer("cols", (positions, width), fill=ones)
         # the window columns of each row, split into (kh, kw, channels): a view (only the
         # contiguous last axis is split)
         target = cols.reshape(batch, self._out_h, self._out_w, width)[..., :size].reshape(
