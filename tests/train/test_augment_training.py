@@ -43,7 +43,13 @@ CNN = dict(
     progress=False,
     augment="shift=1,rotate=10",
 )
-MODELS = {"mlp": (MLPClassifier, MLP), "cnn": (CNNClassifier, CNN)}
+#: the CNN with each minibatch's halves on two threads at once (mnistlab.train.parallel)
+CNN_HALVES = {**CNN, "data_parallel": True}
+MODELS = {
+    "mlp": (MLPClassifier, MLP),
+    "cnn": (CNNClassifier, CNN),
+    "cnn-halves": (CNNClassifier, CNN_HALVES),
+}
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +115,7 @@ from mnistlab.train import LambdaCallback
 name, params, checkpoint = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 data = load_dataset("digits")
 x = flatten(to_float(data.x_train, data.pixel_max))
-model = {"mlp": MLPClassifier, "cnn": CNNClassifier}[name](**params)
+model = {"mlp": MLPClassifier, "cnn": CNNClassifier, "cnn-halves": CNNClassifier}[name](**params)
 
 def kill(trainer, loss):
     if trainer.step == 29 * (model.epochs - 1) + 11:
@@ -119,7 +125,7 @@ model.fit(x, data.y_train, callbacks=[LambdaCallback(on_loss=kill)], checkpoint=
 """
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "cnn-halves"])
 def test_killed_with_sigkill_resumes_to_identical_weights(digits, tmp_path, name):
     x, y = digits
     estimator, params = MODELS[name]

@@ -8,6 +8,10 @@ window copy (`_im2col`, its padding copy included), the GEMMs (timed through the
 and the col2im adds (`_input_gradient` less its GEMMs). The steps in between run without timers,
 so that the sum of the parts can be checked against a plain step (the timers cost a few
 microseconds a call). The floor is the same steps' im2col GEMMs alone (`cnn.gemm_steps`).
+
+The table is of whole steps, NumPy's passes on one core and the products on the BLAS's threads.
+On two cores the Trainer runs each minibatch's halves at once instead, one per core
+(train.parallel.HalfBatches); the last line times such steps, which the table cannot split.
 """
 
 from __future__ import annotations
@@ -216,6 +220,7 @@ def cnn_breakdown(spec: dict, data: dict, steps: int, warmup: int) -> dict:
                     timers.uninstall()
             timed_steps.append(time.perf_counter() - started + gathered)
         floor = _floor_per_step(spec, batch_size, steps)
+        halves = _half_batch_steps(model, loss_fn, optimizer, gather, warmup, steps)
     names = {timers.name for timers in convs.values()}
     return {
         "rows": recorder.medians(lambda step: _conv_parts(step, names)),
@@ -223,6 +228,7 @@ def cnn_breakdown(spec: dict, data: dict, steps: int, warmup: int) -> dict:
         "plain": plain,
         "timed": timed_steps,
         "floor": floor,
+        "halves": halves,
         "threads": threads,
         "steps": steps,
         "warmup": warmup,
@@ -259,6 +265,22 @@ def _conv_parts(per_step: dict, names: set) -> dict:
             pair[BACKWARD] - part["GEMMs"][BACKWARD] - part["(input gradient)"][BACKWARD],
         ]
     return rows
+
+
+def _half_batch_steps(model, loss_fn, optimizer, gather, warmup: int, steps: int) -> list:
+    """Seconds of `steps` steps as the Trainer runs this network on two cores: the minibatch's
+    halves at once, one BLAS thread each (train.parallel.HalfBatches), after `warmup`."""
+    from mnistlab.train.parallel import HalfBatches
+
+    times = []
+    with model.blas.training(1), HalfBatches(model, loss_fn) as halves:
+        for step in range(warmup + steps):
+            started = time.perf_counter()
+            halves.forward_backward(*gather(step))
+            optimizer.step(None, 0.0)
+            if step >= warmup:
+                times.append(time.perf_counter() - started)
+    return times
 
 
 def _floor_per_step(spec: dict, batch_size: int, steps: int) -> float:
@@ -319,6 +341,12 @@ def format_breakdown(result: dict) -> str:
         f"{'the im2col GEMMs alone (the floor)':<63}{floor * 1e3:>9.2f}"
         f"   the plain step is {plain / floor:.2f}x the floor",
     ]
+    if result.get("halves"):
+        halves = statistics.median(result["halves"])
+        lines.append(
+            f"{'the halves at once, one per core (the Trainer, median)':<63}"
+            f"{halves * 1e3:>9.2f}   {halves / floor:.2f}x the floor"
+        )
     return "\n".join(lines)
 
 

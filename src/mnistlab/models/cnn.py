@@ -136,6 +136,7 @@ class CNNClassifier(MLPClassifier):
         progress: bool | str | None = "notebook",
         blas_threads: int | None = None,
         augment: str | dict | None = None,
+        data_parallel: bool | None = None,
     ) -> None:
         self.conv = conv
         self.kernel_size = kernel_size
@@ -167,6 +168,7 @@ class CNNClassifier(MLPClassifier):
             progress=progress,
             blas_threads=blas_threads,
             augment=augment,
+            data_parallel=data_parallel,
         )
 
     def _build(self, n_features: int, n_classes: int) -> Sequential:

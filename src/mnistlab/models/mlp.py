@@ -106,6 +106,11 @@ class MLPClassifier(LogScoreClassifier):
         Keras's fit is, and quiet in scripts, terminals and pipes).
     blas_threads : int or None, default=None
         Threads for the matrix products (None: chosen by the work of a step).
+    data_parallel : bool or None, default=None
+        Whether each minibatch's two halves train at once, one per core, on a copy of the
+        network (mnistlab.train.parallel): None for networks with convolutions that would run
+        their products on two threads or more, True always (not with batchnorm or plain SGD's
+        fused update), False never.
     augment : str, dict or None, default=None
         Random transforms of each training minibatch (mnistlab.data.augment.parse_augment:
         ``"shift=2,rotate=10,scale=0.1,elastic=34,flip=1"`` or a dict of those keys); the
@@ -194,6 +199,7 @@ class MLPClassifier(LogScoreClassifier):
         DTYPE,
         ParamSpec("progress", "bool", none=True, also=("notebook",), key=None),
         ParamSpec("blas_threads", "int", low=1, none=True, key=None),
+        ParamSpec("data_parallel", "bool", none=True, key=None),
         # augmentation (issue 24): off unless asked for
         ParamSpec(
             "augment",
@@ -232,6 +238,7 @@ class MLPClassifier(LogScoreClassifier):
         progress: bool | str | None = "notebook",
         blas_threads: int | None = None,
         augment: str | dict | None = None,
+        data_parallel: bool | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -257,6 +264,7 @@ class MLPClassifier(LogScoreClassifier):
         self.progress = progress
         self.blas_threads = blas_threads
         self.augment = augment
+        self.data_parallel = data_parallel
 
     # ------------------------------------------------------------------ building
 
@@ -309,6 +317,7 @@ class MLPClassifier(LogScoreClassifier):
             callbacks=every,
             blas_threads=self.blas_threads,
             augment=self._augmenter(),
+            data_parallel=self.data_parallel,
         )
 
     def _augmenter(self) -> Augmenter | None:

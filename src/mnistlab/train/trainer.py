@@ -19,6 +19,7 @@ History lives in train.history, checkpoint contents in train.state.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -40,6 +41,7 @@ from mnistlab.train.checkpoint import load_npz, save_npz
 from mnistlab.train.divergence import DivergenceGuard
 from mnistlab.train.history import HISTORY_KEYS, History
 from mnistlab.train.interrupts import InterruptFlag
+from mnistlab.train.parallel import MIN_ROWS, HalfBatches, unsupported_reason, worth_it
 from mnistlab.train.state import EpochPosition, check_checkpoint, restore_trainer, trainer_state
 
 if TYPE_CHECKING:  # the trainer only calls it: training does not depend on the data package
@@ -95,6 +97,13 @@ class Trainer:
     augment : Augmenter, optional
         Random transforms of each training minibatch (mnistlab.data.augment), applied where the
         minibatches are gathered; None (the default) trains on the rows as they are.
+    data_parallel : bool, optional
+        Whether each minibatch's two halves run at once, on a replica of the network and a
+        worker thread, one BLAS thread each (train.parallel.HalfBatches). None (the default):
+        for a network with convolutions whose step would otherwise run its products on two
+        threads or more (`train.parallel.worth_it`), where the network allows it; True: always
+        (a UsageError when the network or optimizer cannot); False: never. A run reproduces
+        itself either way, but the two ways differ in the last bits.
 
     Attributes
     ----------
@@ -121,6 +130,7 @@ class Trainer:
         callbacks: list[Callback] | tuple = (),
         blas_threads: int | None = None,
         augment: Augmenter | None = None,
+        data_parallel: bool | None = None,
     ) -> None:
         if not model.built:
             raise UsageError("build the model before training it")
@@ -134,6 +144,17 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.blas_threads = blas_threads
         self.augment = augment
+        if data_parallel not in (None, True, False):
+            raise UsageError(
+                f"data_parallel must be None, True or False, got data_parallel={data_parallel!r}"
+            )
+        self.data_parallel = data_parallel
+        if data_parallel:
+            reason = unsupported_reason(model, optimizer.uses_gradient_sink)
+            if reason is not None:
+                raise UsageError(f"data_parallel=True cannot train this network: {reason}")
+        #: the HalfBatches of the current fit, or None when its steps run whole
+        self._halves: HalfBatches | None = None
         #: fit's seed: with the epoch and the step, it seeds each minibatch's augmentation
         self.seed = 0
         self._gather_in_background = True
@@ -194,10 +215,14 @@ class Trainer:
         threads = self.blas_threads or auto_blas_threads(
             self.batch_size, self.model.multiply_adds(), cores=available_threads()
         )
+        halves = self._half_batches(threads)
+        cores_busy = 2 if halves is not None else threads
+        if halves is not None:
+            threads = 1  # per half: each core runs one half's products
         # a helper thread gathers (and augments) the minibatches only while the BLAS leaves a
         # core free for it; with every core in the GEMMs, augmentation runs between steps, which
         # costs a large network less than giving up a BLAS thread for it would
-        self._gather_in_background = threads < (os.cpu_count() or 1)
+        self._gather_in_background = cores_busy < (os.cpu_count() or 1)
         blas = self.model.blas.training(threads, scaled_gemms=self.optimizer.uses_gradient_sink)
         # Overflow is not an error here: the NaN guard reports a non-finite loss in one line.
         with (
@@ -205,14 +230,31 @@ class Trainer:
             flush_subnormals(),
             self._interrupt,
             np.errstate(over="ignore", invalid="ignore"),
+            halves if halves is not None else contextlib.nullcontext(),
         ):
-            for callback in self.callbacks:
-                callback.on_train_begin(self)
-            while self.epoch < self.epochs and not self.stop_training:
-                self._run_epoch(x, y, validation)
-            for callback in self.callbacks:
-                callback.on_train_end(self)
+            self._halves = halves
+            try:
+                for callback in self.callbacks:
+                    callback.on_train_begin(self)
+                while self.epoch < self.epochs and not self.stop_training:
+                    self._run_epoch(x, y, validation)
+                for callback in self.callbacks:
+                    callback.on_train_end(self)
+            finally:
+                self._halves = None
         return self.history
+
+    def _half_batches(self, threads: int) -> HalfBatches | None:
+        """The fit's HalfBatches, or None for whole steps (see the `data_parallel` parameter).
+        The minibatches are split only where a second core can take the other half."""
+        if self.data_parallel is False or available_threads() < 2 or self.batch_size < MIN_ROWS:
+            return None
+        if self.data_parallel is None and (
+            not worth_it(self.model, threads)
+            or unsupported_reason(self.model, self.optimizer.uses_gradient_sink) is not None
+        ):
+            return None
+        return HalfBatches(self.model, self.loss)
 
     def _run_epoch(self, x, y, validation) -> None:
         """One epoch (or its rest, after a resume), its log, and the callbacks around it."""
@@ -293,8 +335,12 @@ class Trainer:
         """One minibatch: forward, loss, backward, update (counted in `progress`). False, and no
         update, when a callback stops training on seeing the loss."""
         model, loss_fn, optimizer = self.model, self.loss, self.optimizer
-        logits = model.forward(x_batch, training=True)
-        loss = loss_fn.forward(logits, y_batch)
+        if self._halves is not None:
+            # both halves' backward too: they run at once, so the gradients come with the loss
+            loss, correct = self._halves.forward_backward(x_batch, y_batch)
+        else:
+            logits = model.forward(x_batch, training=True)
+            loss = loss_fn.forward(logits, y_batch)
         for hook in loss_hooks:
             hook(self, loss)
         if self.stop_training:
@@ -302,6 +348,11 @@ class Trainer:
         if not self._divergence.loss_ok(loss):
             self._diverge(self._divergence.loss_reason(loss, self.epoch, self.step))
             return False
+        if self._halves is not None:
+            progress.count(loss, correct, x_batch.shape[0])
+            optimizer.step(None, self.l2)
+            self.step += 1
+            return True
         progress.count(loss, loss_fn.count_correct(logits, y_batch), x_batch.shape[0])
         # fused SGD hands out a sink: the weights' update then rides in their gradient GEMMs
         sink = optimizer.gradient_sink(self.l2)

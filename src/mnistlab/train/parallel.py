@@ -1,0 +1,138 @@
+"""Two halves of each minibatch at once: a second copy of the network on a second core.
+
+During a convolutional network's step the GEMMs run on every core (the BLAS's threads), but
+NumPy's passes between them (window copies, pooling, col2im adds, activations) run on one while
+the other waits: on the `cnn` preset at 2 cores, 18 of a step's 48 ms. `HalfBatches` gives each
+core a whole forward and backward instead: the trainer's thread runs the first half of the
+minibatch through the model, a worker thread the second half through a replica, each at one BLAS
+thread (`Blas.training(1)`), so that the passes run on both cores at once and no BLAS worker
+hands rows from one core to the other (benchmarks/data_parallel.py compares both steps).
+
+The replica is the same network built anew, its parameters' values rebound to views of the
+model's flat `data` buffer: both halves read the same weights, each writes its own gradient
+buffer. Each half's loss gradient is weighted by its share of the rows (the losses are means),
+so that the model's gradient, plus the replica's, is the whole minibatch's; the optimizer then
+steps once, over the model's buffers, as after a serial step. The sums are the same terms in
+another order, so a run is reproducible but differs from a serial one in the last bits.
+
+Not for every network: BatchNorm's statistics would become each half's (`supports` says why
+not), and fused SGD's update rides inside the weights' gradient GEMMs (a GradientSink), which
+a second half would apply twice. Dropout in the replica draws from a Generator seeded, once per
+step, from the model's dropout Generator (which checkpoints save), so a resume stays exact.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from mnistlab.backend.fpu import flush_subnormals
+from mnistlab.errors import UsageError
+from mnistlab.nn import BatchNorm, Conv2D, Dropout, Sequential
+from mnistlab.nn.layers import layer_from_config
+from mnistlab.nn.losses import Loss
+
+__all__ = ["HalfBatches", "unsupported_reason", "worth_it"]
+
+#: the fewest rows a minibatch needs before it is split (one per half)
+MIN_ROWS = 2
+
+
+def unsupported_reason(model: Sequential, uses_gradient_sink: bool) -> str | None:
+    """Why HalfBatches cannot train `model` (None when it can)."""
+    if any(isinstance(layer, BatchNorm) for layer in model.layers):
+        return "BatchNorm normalizes over the whole minibatch"
+    if uses_gradient_sink:
+        return "the optimizer applies its update inside the gradient products (fused SGD)"
+    return None
+
+
+def worth_it(model: Sequential, threads: int) -> bool:
+    """Whether the automatic choice splits the minibatches: a network with convolutions (whose
+    steps spend a third of their time in single-core NumPy passes) that would otherwise run its
+    products on two threads or more. An MLP's step is nearly all GEMMs, which a multi-threaded
+    BLAS already spreads over the cores."""
+    return threads >= 2 and any(isinstance(layer, Conv2D) for layer in model.layers)
+
+
+class HalfBatches:
+    """Forward and backward of a minibatch's two halves at once (see the module's docstring).
+
+    Use as a context manager around the steps (it owns the worker thread), inside the model's
+    training BLAS setting at one thread and `flush_subnormals()`::
+
+        with HalfBatches(model, loss) as halves:
+            loss, correct = halves.forward_backward(x_batch, y_batch)
+            optimizer.step(None, l2)
+    """
+
+    def __init__(self, model: Sequential, loss: Loss) -> None:
+        self.model, self.loss = model, loss
+        replica = Sequential([layer_from_config(layer.config()) for layer in model.layers])
+        replica.blas = model.blas  # the same setting: one BLAS thread per half
+        replica.build(model.input_shape, seed=0, dtype=model.dtype)
+        for own, theirs in zip(model.params, replica.params, strict=True):
+            theirs.data = own.data
+        replica.params.data = model.params.data
+        self.replica = replica
+        self.replica_loss = type(loss)()
+        self._dropouts = [layer for layer in replica.layers if isinstance(layer, Dropout)]
+        self._worker: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> HalfBatches:
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="mnistlab-half-batch")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+
+    def forward_backward(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+        """Fill the model's gradients for the minibatch (x, y); return (its mean loss, the
+        rows predicted right). A minibatch of one row runs on the trainer's thread alone."""
+        if self._worker is None:
+            raise UsageError("HalfBatches.forward_backward runs inside `with HalfBatches(...)`")
+        n = x.shape[0]
+        if n < MIN_ROWS:
+            return _half(self.model, self.loss, x, y, 1.0)
+        first = n // 2
+        if self._dropouts:
+            generator = np.random.default_rng(self.model.dropout_rng.integers(2**63))
+            for layer in self._dropouts:
+                layer.rng = generator
+        second = self._worker.submit(
+            _worker_half, self.replica, self.replica_loss, x[first:], y[first:], (n - first) / n
+        )
+        try:
+            loss_first, correct_first = _half(
+                self.model, self.loss, x[:first], y[:first], first / n
+            )
+        except BaseException:
+            second.exception()  # the replica's half ends before the error goes up
+            raise
+        loss_second, correct_second = second.result()
+        self.model.params.grad += self.replica.params.grad
+        loss = (first * loss_first + (n - first) * loss_second) / n
+        return loss, correct_first + correct_second
+
+
+def _half(model: Sequential, loss_fn: Loss, x, y, share: float) -> tuple[float, int]:
+    """Forward and backward of one half, its loss gradient weighted by its `share` of the
+    minibatch's rows; (its mean loss, the rows predicted right)."""
+    logits = model.forward(x, training=True)
+    loss = loss_fn.forward(logits, y)
+    correct = loss_fn.count_correct(logits, y)
+    grad = loss_fn.backward()
+    if share != 1.0:
+        grad *= grad.dtype.type(share)
+    model.backward(grad)
+    return loss, correct
+
+
+def _worker_half(model, loss_fn, x, y, share):
+    """_half on the worker thread, under the trainer's arithmetic settings (both belong to a
+    thread: MXCSR's flush bits and NumPy's error state)."""
+    with flush_subnormals(), np.errstate(over="ignore", invalid="ignore"):
+        return _half(model, loss_fn, x, y, share)

@@ -1,0 +1,185 @@
+"""HalfBatches: a minibatch's two halves through the model and a replica at once give the whole
+minibatch's loss and gradients; the Trainer uses it where it pays and the network allows, a run
+with it repeats itself and resumes exactly, and what it cannot train is refused in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnistlab.backend.fpu import flush_subnormals
+from mnistlab.data import flatten, load_dataset, to_float
+from mnistlab.errors import UsageError
+from mnistlab.models.cnn import CNNClassifier
+from mnistlab.nn import build_cnn, build_mlp, get_loss
+from mnistlab.optim import get_optimizer
+from mnistlab.train import LambdaCallback, Trainer, TrainingInterrupted
+from mnistlab.train import trainer as trainer_module
+from mnistlab.train.parallel import HalfBatches, worth_it
+
+
+def _cnn(dtype="float64", dropout=0.0, batchnorm=False):
+    return build_cnn([3, 4], [6], 5, kernel_size=3, dropout=dropout, batchnorm=batchnorm).build(
+        (8, 8, 1), seed=1, dtype=dtype
+    )
+
+
+def _data(n, dtype="float64", seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 64)).astype(dtype), rng.integers(0, 5, n)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 16])
+@pytest.mark.parametrize("loss_name", ["cross_entropy", "mse"])
+def test_the_halves_give_the_whole_minibatchs_loss_and_gradients(n, loss_name):
+    x, y = _data(n)
+    whole, split = _cnn(), _cnn()
+    loss_fn = get_loss(loss_name)
+    expected_loss = loss_fn.forward(whole.forward(x, training=True), y)
+    expected_correct = loss_fn.count_correct(whole.forward(x, training=True), y)
+    whole.backward(loss_fn.backward())
+    with HalfBatches(split, get_loss(loss_name)) as halves:
+        loss, correct = halves.forward_backward(x, y)
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    assert correct == expected_correct
+    np.testing.assert_allclose(split.params.grad, whole.params.grad, rtol=1e-10, atol=1e-14)
+
+
+def test_the_replica_reads_the_models_weights_and_keeps_its_own_gradients():
+    model = _cnn("float32")
+    halves = HalfBatches(model, get_loss("cross_entropy"))
+    replica = halves.replica
+    assert np.shares_memory(replica.params.data, model.params.data)
+    assert not np.shares_memory(replica.params.grad, model.params.grad)
+    model.params.data += 1.0  # an optimizer's step, seen by the next half-batch
+    for own, theirs in zip(model.params, replica.params, strict=True):
+        np.testing.assert_array_equal(theirs.data, own.data)
+
+
+def test_an_error_in_a_half_reaches_the_caller_after_both_halves_end():
+    model = _cnn()
+    with HalfBatches(model, get_loss("cross_entropy")) as halves:
+        x, y = _data(6)
+        with pytest.raises(UsageError, match="x must be"):
+            halves.forward_backward(x[:, :10], y)
+        halves.forward_backward(x, y)  # still usable
+    with pytest.raises(UsageError, match="inside `with HalfBatches"):
+        halves.forward_backward(x, y)
+
+
+@pytest.fixture
+def two_cores(monkeypatch):
+    """A second core for the trainer to split onto, whatever this machine has (two threads
+    work on one core too)."""
+    monkeypatch.setattr(trainer_module, "available_threads", lambda *libraries: 2)
+
+
+def _fit(data_parallel, epochs=2, callbacks=(), checkpoint=None, resume=None, dropout=0.3):
+    model = _cnn("float32", dropout=dropout)
+    trainer = Trainer(
+        model,
+        get_optimizer("adam", model.parameters(), learning_rate=1e-2),
+        callbacks=list(callbacks),
+        data_parallel=data_parallel,
+    )
+    if checkpoint is not None:
+        trainer.checkpoint_path = checkpoint
+    if resume is not None:
+        trainer.load_checkpoint(resume)
+    x, y = _data(90, "float32", seed=3)
+    trainer.fit(x, y, epochs=epochs, batch_size=20, seed=2)
+    return trainer
+
+
+def test_a_data_parallel_fit_repeats_itself_and_learns(two_cores):
+    a, b = _fit(True), _fit(True)
+    np.testing.assert_array_equal(a.model.params.data, b.model.params.data)
+    serial = _fit(False)
+    # the same training, the sums in another order (and dropout's masks drawn per half)
+    assert a.history.records[-1]["loss"] < a.history.records[0]["loss"]
+    assert not np.array_equal(a.model.params.data, serial.model.params.data)
+
+
+def test_a_data_parallel_fit_interrupted_mid_epoch_resumes_exactly(tmp_path, two_cores):
+    reference = _fit(True, epochs=3)
+
+    def interrupt(trainer, loss):
+        if trainer.step == 5 + 2:
+            trainer.interrupt()
+
+    checkpoint = tmp_path / "checkpoint.npz"
+    with pytest.raises(TrainingInterrupted):
+        _fit(True, epochs=3, callbacks=[LambdaCallback(on_loss=interrupt)], checkpoint=checkpoint)
+    resumed = _fit(True, epochs=3, resume=checkpoint)
+    np.testing.assert_array_equal(resumed.model.params.data, reference.model.params.data)
+
+
+def test_the_trainer_splits_where_it_pays_and_the_network_allows(two_cores, monkeypatch):
+    cnn, mlp = _cnn("float32"), build_mlp([8], 5).build(64, seed=0)
+    assert worth_it(cnn, 2) and not worth_it(cnn, 1) and not worth_it(mlp, 2)
+
+    def chosen(model, data_parallel, optimizer="adam", threads=2, batch_size=20):
+        opt = get_optimizer(optimizer, model.parameters(), learning_rate=0.1)
+        trainer = Trainer(model, opt, data_parallel=data_parallel)
+        trainer.batch_size = batch_size
+        return trainer._half_batches(threads) is not None
+
+    assert chosen(cnn, None) and not chosen(cnn, None, threads=1) and not chosen(mlp, None)
+    assert chosen(mlp, True) and chosen(cnn, True, threads=1)
+    assert not chosen(cnn, False) and not chosen(cnn, True, batch_size=1)
+    assert not chosen(_cnn("float32", batchnorm=True), None)
+    # a convolution's kernel gradient is no GradientSink's: SGD on a CNN steps after backward
+    assert chosen(cnn, None, optimizer="sgd")
+    monkeypatch.setattr(trainer_module, "available_threads", lambda *libraries: 1)
+    assert not chosen(cnn, True)  # no second core to take the other half
+
+
+def test_what_cannot_be_split_is_refused_in_one_line():
+    bn = _cnn("float32", batchnorm=True)
+    with pytest.raises(UsageError, match="data_parallel=True cannot train this network: BatchNorm"):
+        Trainer(bn, get_optimizer("adam", bn.parameters()), data_parallel=True)
+    mlp = build_mlp([8], 5).build(64, seed=0)  # its weights' update rides in their GEMMs
+    with pytest.raises(UsageError, match="fused SGD"):
+        Trainer(mlp, get_optimizer("sgd", mlp.parameters()), data_parallel=True)
+    cnn = _cnn("float32")
+    with pytest.raises(UsageError, match="data_parallel='yes'"):
+        Trainer(cnn, get_optimizer("adam", cnn.parameters()), data_parallel="yes")
+    with pytest.raises(UsageError, match="data_parallel"):
+        CNNClassifier(data_parallel="yes", progress=False).fit(np.zeros((4, 8, 8)), [0, 1, 0, 1])
+
+
+def test_the_worker_computes_subnormals_as_zero_as_the_trainer_does():
+    """MXCSR belongs to a thread: the replica's half runs under the same flush as the model's."""
+    from mnistlab.backend import fpu
+
+    if not fpu.supported():
+        pytest.skip("the flush is not supported on this platform")
+    seen = []
+    model = _cnn("float32")
+    halves = HalfBatches(model, get_loss("cross_entropy"))
+    tiny = np.float32(1e-39)  # subnormal
+    original = halves.replica.forward
+
+    def probe(x, training=False):
+        seen.append(float(np.multiply(tiny, np.float32(1.0))))
+        return original(x, training)
+
+    halves.replica.forward = probe
+    with flush_subnormals(), halves:
+        halves.forward_backward(*_data(4, "float32"))
+    assert seen == [0.0]
+
+
+def test_a_cnn_estimator_passes_the_choice_on():
+    data = load_dataset("digits")
+    x = flatten(to_float(data.x_train, data.pixel_max))[:200]
+    model = CNNClassifier(
+        conv=(4,),
+        hidden_layer_sizes=(8,),
+        epochs=1,
+        batch_size=50,
+        progress=False,
+        data_parallel=True,
+    ).fit(x, data.y_train[:200])
+    assert model.trainer_.data_parallel is True
+    assert model.get_params()["data_parallel"] is True
