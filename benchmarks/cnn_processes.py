@@ -3,9 +3,10 @@
 On a shared 2-core virtual machine a process's step time is not one number: the median step of
 a process comes out near one of two values, and which one is decided per process (and by the
 hour), not per step. This script shows the spread that `mnistlab bench` can meet within one run:
-each process trains the cnn preset's network for --steps steps at batch 128 with Adam, under the
-Trainer's BLAS setting, and prints the median step after 10 warm-up steps; then the medians
-side by side.
+each process trains the cnn preset's network for --steps steps at batch 128 with Adam, in whole
+steps under the BLAS setting the Trainer gives them, and prints the median step after 10 warm-up
+steps; then the medians side by side. (On two cores the Trainer now runs each minibatch's halves
+at once instead: benchmarks/data_parallel.py compares the two routes in each process.)
 
     .venv/bin/python benchmarks/cnn_processes.py [--processes 8] [--steps 60]
 """
@@ -15,8 +16,6 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-
-import numpy as np
 
 CHILD = """
 import time, sys
