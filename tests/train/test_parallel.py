@@ -183,3 +183,26 @@ def test_a_cnn_estimator_passes_the_choice_on():
     ).fit(x, data.y_train[:200])
     assert model.trainer_.data_parallel is True
     assert model.get_params()["data_parallel"] is True
+
+
+def test_validation_inside_a_fit_with_halves_runs_on_every_core(two_cores, monkeypatch):
+    """One BLAS thread per half during the steps; the validation pass between epochs is one
+    forward of the model alone, so it gets both cores."""
+    threads_seen = []
+    model = _cnn("float32")
+    original = model.blas.inference
+
+    def inference():
+        threads_seen.append((model.blas.threads, model.blas.cores))
+        return original()
+
+    monkeypatch.setattr(model.blas, "inference", inference)
+    trainer = Trainer(model, get_optimizer("adam", model.parameters()), data_parallel=True)
+    x, y = _data(40, "float32")
+    trainer.fit(x, y, validation=(x[:10], y[:10]), epochs=1, batch_size=20)
+    assert threads_seen == [(1, 2)]
+    with model.blas.training(1, cores=2):
+        with model.blas.inference():
+            assert model.blas.threads == 2
+        assert (model.blas.threads, model.blas.cores) == (1, 2)
+    assert model.blas.library is None

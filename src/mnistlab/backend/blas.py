@@ -17,8 +17,10 @@ A model's products follow a `Blas` object (Sequential.blas, shared with its laye
   gradient GEMMs: nn.parameters.GradientSink) and more than one thread runs, every product goes
   to SciPy's instead, so that one pool does all the multi-threaded work.
 - `Blas.inference()`, entered by Sequential.predict_logits and Trainer.evaluate: SciPy's BLAS
-  runs the products and the bias additions, with the threads of the enclosing training setting,
-  or else with every thread the pools may use now (available_threads()). This sets the process's
+  runs the products and the bias additions, with a thread per core of the enclosing training
+  setting (its threads, or the cores it was told it occupies: a fit whose minibatch halves run
+  at once, one BLAS thread each, validates on both cores), or else with every thread the pools
+  may use now (available_threads()). This sets the process's
   pools for the duration of the call (SciPy's at that count, any other at one) and restores them
   on exit.
 - Outside both, nothing is set: both pools keep the process's settings (usually a thread per
@@ -59,6 +61,9 @@ class Blas:
     def __init__(self) -> None:
         self.library: str | None = None
         self.threads = 1
+        #: the cores the active setting occupies (threads, unless training() was told more):
+        #: what a forward pass inside it may use
+        self.cores = 1
 
     def __repr__(self) -> str:
         return f"Blas(library={self.library!r}, threads={self.threads})"
@@ -66,26 +71,32 @@ class Blas:
     # ------------------------------------------------------------------ settings
 
     @contextlib.contextmanager
-    def use(self, threads: int, library: str) -> Iterator[Blas]:
+    def use(self, threads: int, library: str, cores: int | None = None) -> Iterator[Blas]:
         """A context manager: blas_threads(threads, library), and this object's products sent
-        to `library` meanwhile; the previous setting comes back on exit (settings nest)."""
+        to `library` meanwhile; the previous setting comes back on exit (settings nest).
+        cores: the cores the setting occupies (default: threads)."""
         with blas_threads(threads, library):
-            previous = self.library, self.threads
+            previous = self.library, self.threads, self.cores
             self.library, self.threads = library, threads
+            self.cores = max(threads, cores or threads)
             try:
                 yield self
             finally:
-                self.library, self.threads = previous
+                self.library, self.threads, self.cores = previous
 
-    def training(self, threads: int, scaled_gemms: bool = False):
+    def training(self, threads: int, scaled_gemms: bool = False, cores: int | None = None):
         """The setting for training steps at `threads` threads (see the module's docstring).
-        scaled_gemms: whether the step runs GEMMs with alpha and beta (SciPy's BLAS only)."""
-        return self.use(threads, "scipy" if scaled_gemms and threads > 1 else "numpy")
+        scaled_gemms: whether the step runs GEMMs with alpha and beta (SciPy's BLAS only).
+        cores: the cores the steps occupy, when more than the threads (a step whose two halves
+        run at once, one BLAS thread each: train.parallel); inference() inside the setting
+        (the validation data's pass) runs at that many threads."""
+        library = "scipy" if scaled_gemms and threads > 1 else "numpy"
+        return self.use(threads, library, cores)
 
     def inference(self):
-        """The setting for a forward pass: SciPy's BLAS, at the threads of the enclosing setting
+        """The setting for a forward pass: SciPy's BLAS, at the cores of the enclosing setting
         or, outside any, at available_threads(). Sets the process's pools until the block ends."""
-        threads = self.threads if self.library is not None else available_threads()
+        threads = self.cores if self.library is not None else available_threads()
         return self.use(threads, "scipy")
 
     # ------------------------------------------------------------------ products

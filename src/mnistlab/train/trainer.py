@@ -223,7 +223,9 @@ class Trainer:
         # core free for it; with every core in the GEMMs, augmentation runs between steps, which
         # costs a large network less than giving up a BLAS thread for it would
         self._gather_in_background = cores_busy < (os.cpu_count() or 1)
-        blas = self.model.blas.training(threads, scaled_gemms=self.optimizer.uses_gradient_sink)
+        blas = self.model.blas.training(
+            threads, scaled_gemms=self.optimizer.uses_gradient_sink, cores=cores_busy
+        )
         # Overflow is not an error here: the NaN guard reports a non-finite loss in one line.
         with (
             blas,
