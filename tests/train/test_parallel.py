@@ -11,11 +11,11 @@ from mnistlab.backend.fpu import flush_subnormals
 from mnistlab.data import flatten, load_dataset, to_float
 from mnistlab.errors import UsageError
 from mnistlab.models.cnn import CNNClassifier
-from mnistlab.nn import build_cnn, build_mlp, get_loss
+from mnistlab.nn import ReLU, build_cnn, build_mlp, get_loss
 from mnistlab.optim import get_optimizer
 from mnistlab.train import LambdaCallback, Trainer, TrainingInterrupted
 from mnistlab.train import trainer as trainer_module
-from mnistlab.train.parallel import HalfBatches, worth_it
+from mnistlab.train.parallel import HalfBatches, half_batches, worth_it
 
 
 def _cnn(dtype="float64", dropout=0.0, batchnorm=False):
@@ -117,12 +117,13 @@ def test_a_data_parallel_fit_interrupted_mid_epoch_resumes_exactly(tmp_path, two
 def test_the_trainer_splits_where_it_pays_and_the_network_allows(two_cores, monkeypatch):
     cnn, mlp = _cnn("float32"), build_mlp([8], 5).build(64, seed=0)
     assert worth_it(cnn, 2) and not worth_it(cnn, 1) and not worth_it(mlp, 2)
+    assert not worth_it(cnn, 16)  # past two BLAS threads, halves at one each would idle cores
 
     def chosen(model, data_parallel, optimizer="adam", threads=2, batch_size=20):
         opt = get_optimizer(optimizer, model.parameters(), learning_rate=0.1)
         trainer = Trainer(model, opt, data_parallel=data_parallel)
         trainer.batch_size = batch_size
-        return trainer._half_batches(threads) is not None
+        return half_batches(trainer, threads, trainer_module.available_threads()) is not None
 
     assert chosen(cnn, None) and not chosen(cnn, None, threads=1) and not chosen(mlp, None)
     assert chosen(mlp, True) and chosen(cnn, True, threads=1)
@@ -142,8 +143,18 @@ def test_what_cannot_be_split_is_refused_in_one_line():
     with pytest.raises(UsageError, match="fused SGD"):
         Trainer(mlp, get_optimizer("sgd", mlp.parameters()), data_parallel=True)
     cnn = _cnn("float32")
-    with pytest.raises(UsageError, match="data_parallel='yes'"):
-        Trainer(cnn, get_optimizer("adam", cnn.parameters()), data_parallel="yes")
+    for value in ("yes", 0, 1, np.False_):
+        with pytest.raises(UsageError, match=f"data_parallel={value!r}"):
+            Trainer(cnn, get_optimizer("adam", cnn.parameters()), data_parallel=value)
+    with pytest.raises(UsageError, match="has a fixed dropout mask"):
+        dropped = _cnn("float32", dropout=0.5)
+        next(layer for layer in dropped.layers if layer.kind == "Dropout").fixed_mask = 1
+        Trainer(dropped, get_optimizer("adam", dropped.parameters()), data_parallel=True)
+    # set after construction, the choice is checked again when a fit begins
+    trainer = Trainer(bn, get_optimizer("adam", bn.parameters()))
+    trainer.data_parallel = True
+    with pytest.raises(UsageError, match="cannot train this network: BatchNorm"):
+        trainer.fit(*_data(8, "float32"), epochs=1, batch_size=4)
     with pytest.raises(UsageError, match="data_parallel"):
         CNNClassifier(data_parallel="yes", progress=False).fit(np.zeros((4, 8, 8)), [0, 1, 0, 1])
 
@@ -206,3 +217,34 @@ def test_validation_inside_a_fit_with_halves_runs_on_every_core(two_cores, monke
             assert model.blas.threads == 2
         assert (model.blas.threads, model.blas.cores) == (1, 2)
     assert model.blas.library is None
+
+
+class _Doubled(ReLU):
+    """A user's layer that keeps its parent's kind: the registry would rebuild a ReLU."""
+
+    def forward(self, x, training=False):
+        return 2.0 * super().forward(x, training)
+
+    def backward(self, grad_out):
+        return super().backward(2.0 * grad_out)
+
+
+class _HalfLoss(type(get_loss("cross_entropy"))):
+    """A user's loss: not one the replica can be given."""
+
+
+def test_a_network_or_loss_of_the_users_own_trains_whole(two_cores):
+    model = _cnn("float32")
+    model.layers[-2] = _Doubled()  # the ReLU before the output layer
+    model.build((8, 8, 1), seed=1, dtype="float32")
+    opt = get_optimizer("adam", model.parameters())
+    trainer = Trainer(model, opt)
+    trainer.batch_size = 20
+    assert half_batches(trainer, 2, 2) is None
+    with pytest.raises(UsageError, match=r"its layer 8 \(_Doubled\) is not one of mnistlab's"):
+        Trainer(model, opt, data_parallel=True)
+    plain = _cnn("float32")
+    with pytest.raises(UsageError, match=r"its loss \(_HalfLoss\) is not one of mnistlab's"):
+        Trainer(
+            plain, get_optimizer("adam", plain.parameters()), loss=_HalfLoss(), data_parallel=True
+        )

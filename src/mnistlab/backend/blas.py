@@ -66,7 +66,7 @@ class Blas:
         self.cores = 1
 
     def __repr__(self) -> str:
-        return f"Blas(library={self.library!r}, threads={self.threads})"
+        return f"Blas(library={self.library!r}, threads={self.threads}, cores={self.cores})"
 
     # ------------------------------------------------------------------ settings
 

@@ -168,6 +168,7 @@ def cnn_breakdown(spec: dict, data: dict, steps: int, warmup: int) -> dict:
     {"rows": {row: [forward s, backward s], medians}, "plain": [s per plain step], "timed":
     [s per timed step],
     "floor": s of the GEMMs per step, "threads": BLAS threads, ...}."""
+    from mnistlab.backend.blas import available_threads
     from mnistlab.backend.fpu import flush_subnormals
     from mnistlab.nn import get_loss
     from mnistlab.optim import get_optimizer
@@ -220,7 +221,11 @@ def cnn_breakdown(spec: dict, data: dict, steps: int, warmup: int) -> dict:
                     timers.uninstall()
             timed_steps.append(time.perf_counter() - started + gathered)
         floor = _floor_per_step(spec, batch_size, steps)
-        halves = _half_batch_steps(model, loss_fn, optimizer, gather, warmup, steps)
+        halves = (
+            _half_batch_steps(model, loss_fn, optimizer, gather, warmup, steps)
+            if available_threads() >= 2
+            else []
+        )
     names = {timers.name for timers in convs.values()}
     return {
         "rows": recorder.medians(lambda step: _conv_parts(step, names)),

@@ -109,8 +109,8 @@ class MLPClassifier(LogScoreClassifier):
     data_parallel : bool or None, default=None
         Whether each minibatch's two halves train at once, one per core, on a copy of the
         network (mnistlab.train.parallel): None for networks with convolutions that would run
-        their products on two threads or more, True always (not with batchnorm or plain SGD's
-        fused update), False never.
+        their products on two threads, True whenever a second core is free (not with batchnorm
+        or plain SGD's fused update), False never.
     augment : str, dict or None, default=None
         Random transforms of each training minibatch (mnistlab.data.augment.parse_augment:
         ``"shift=2,rotate=10,scale=0.1,elastic=34,flip=1"`` or a dict of those keys); the

@@ -30,19 +30,27 @@ import numpy as np
 from mnistlab.backend.fpu import flush_subnormals
 from mnistlab.errors import UsageError
 from mnistlab.nn import BatchNorm, Conv2D, Dropout, Sequential
-from mnistlab.nn.layers import layer_from_config
-from mnistlab.nn.losses import Loss
+from mnistlab.nn.layers import LAYERS, layer_from_config
+from mnistlab.nn.losses import LOSSES, Loss
 
-__all__ = ["HalfBatches", "unsupported_reason", "worth_it"]
+__all__ = ["HalfBatches", "check_data_parallel", "half_batches", "unsupported_reason", "worth_it"]
 
 #: the fewest rows a minibatch needs before it is split (one per half)
 MIN_ROWS = 2
 
 
-def unsupported_reason(model: Sequential, uses_gradient_sink: bool) -> str | None:
-    """Why HalfBatches cannot train `model` (None when it can)."""
-    if any(isinstance(layer, BatchNorm) for layer in model.layers):
-        return "BatchNorm normalizes over the whole minibatch"
+def unsupported_reason(model: Sequential, loss: Loss, uses_gradient_sink: bool) -> str | None:
+    """Why HalfBatches cannot train `model` with `loss` (None when it can)."""
+    for index, layer in enumerate(model.layers):
+        if isinstance(layer, BatchNorm):
+            return "BatchNorm normalizes over the whole minibatch"
+        if LAYERS.get(layer.kind) is not type(layer):
+            # the replica is rebuilt from the layers' configs, through the registry
+            return f"its layer {index} ({type(layer).__name__}) is not one of mnistlab's"
+        if isinstance(layer, Dropout) and layer.fixed_mask is not None:
+            return f"its layer {index} ({layer.kind}) has a fixed dropout mask"
+    if type(loss) not in LOSSES.values():
+        return f"its loss ({type(loss).__name__}) is not one of mnistlab's"
     if uses_gradient_sink:
         return "the optimizer applies its update inside the gradient products (fused SGD)"
     return None
@@ -51,9 +59,43 @@ def unsupported_reason(model: Sequential, uses_gradient_sink: bool) -> str | Non
 def worth_it(model: Sequential, threads: int) -> bool:
     """Whether the automatic choice splits the minibatches: a network with convolutions (whose
     steps spend a third of their time in single-core NumPy passes) that would otherwise run its
-    products on two threads or more. An MLP's step is nearly all GEMMs, which a multi-threaded
-    BLAS already spreads over the cores."""
-    return threads >= 2 and any(isinstance(layer, Conv2D) for layer in model.layers)
+    products on two BLAS threads, so that each half gets one. An MLP's step is nearly all GEMMs,
+    which a multi-threaded BLAS already spreads over the cores; past two threads, halves at one
+    thread each would leave cores idle."""
+    return threads == 2 and any(isinstance(layer, Conv2D) for layer in model.layers)
+
+
+def check_data_parallel(data_parallel, model: Sequential, loss: Loss, optimizer) -> bool | None:
+    """The Trainer's `data_parallel` argument checked: None, True or False, and True only for a
+    network, loss and optimizer that can be split (UsageError naming the value or the
+    reason)."""
+    if not (data_parallel is None or isinstance(data_parallel, bool)):
+        raise UsageError(
+            f"data_parallel must be None, True or False, got data_parallel={data_parallel!r}"
+        )
+    if data_parallel:
+        _refuse(unsupported_reason(model, loss, optimizer.uses_gradient_sink))
+    return data_parallel
+
+
+def _refuse(reason: str | None) -> None:
+    if reason is not None:
+        raise UsageError(f"data_parallel=True cannot train this network: {reason}")
+
+
+def half_batches(trainer, threads: int, cores: int) -> HalfBatches | None:
+    """A fit's HalfBatches, or None for whole steps: by the trainer's `data_parallel` (None:
+    where `worth_it` at `threads` BLAS threads and nothing rules it out; True: refused in one
+    line where something does), and only where a second core can take the other half (`cores`:
+    the cores the BLAS may use now) and the minibatches have two rows."""
+    model = trainer.model
+    choice = check_data_parallel(trainer.data_parallel, model, trainer.loss, trainer.optimizer)
+    if choice is False or cores < 2 or trainer.batch_size < MIN_ROWS:
+        return None
+    reason = unsupported_reason(model, trainer.loss, trainer.optimizer.uses_gradient_sink)
+    if reason is not None or (choice is None and not worth_it(model, threads)):
+        return None
+    return HalfBatches(model, trainer.loss)
 
 
 class HalfBatches:
@@ -77,7 +119,9 @@ class HalfBatches:
         replica.params.data = model.params.data
         self.replica = replica
         self.replica_loss = type(loss)()
-        self._dropouts = [layer for layer in replica.layers if isinstance(layer, Dropout)]
+        self._dropouts = [
+            layer for layer in replica.layers if isinstance(layer, Dropout) and layer.rate > 0
+        ]
         self._worker: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> HalfBatches:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mnistlab.errors import UsageError
+from mnistlab.errors import DataError, UsageError
 from mnistlab.train.checkpoint import FORMAT_VERSION
 from mnistlab.train.history import History
 
@@ -87,7 +87,8 @@ def trainer_state(trainer) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def check_checkpoint(path, meta: dict | None) -> None:
-    """Refuse metadata that is not an mnistlab checkpoint of the format this version reads."""
+    """Refuse metadata that is not an mnistlab checkpoint of the format this version reads, and
+    (DataError naming the field) one whose epoch or step is not a count."""
     if not meta or meta.get("kind") != "checkpoint":
         raise UsageError(f"{path}: not an mnistlab checkpoint")
     if meta.get("format_version") != FORMAT_VERSION:
@@ -95,6 +96,13 @@ def check_checkpoint(path, meta: dict | None) -> None:
             f"{path}: checkpoint format {meta.get('format_version')} is not "
             f"supported (this version reads {FORMAT_VERSION})"
         )
+    for key in ("epoch", "step"):
+        value = meta.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise DataError(
+                f"{path}: the checkpoint's {key} is {value!r}, not a whole number >= 0 (a "
+                f"damaged checkpoint: remove it to train the run from the start)"
+            )
 
 
 def restore_trainer(trainer, arrays: dict[str, np.ndarray], meta: dict, path) -> None:

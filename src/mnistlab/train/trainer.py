@@ -41,7 +41,7 @@ from mnistlab.train.checkpoint import load_npz, save_npz
 from mnistlab.train.divergence import DivergenceGuard
 from mnistlab.train.history import HISTORY_KEYS, History
 from mnistlab.train.interrupts import InterruptFlag
-from mnistlab.train.parallel import MIN_ROWS, HalfBatches, unsupported_reason, worth_it
+from mnistlab.train.parallel import HalfBatches, check_data_parallel, half_batches
 from mnistlab.train.state import EpochPosition, check_checkpoint, restore_trainer, trainer_state
 
 if TYPE_CHECKING:  # the trainer only calls it: training does not depend on the data package
@@ -101,9 +101,10 @@ class Trainer:
         Whether each minibatch's two halves run at once, on a replica of the network and a
         worker thread, one BLAS thread each (train.parallel.HalfBatches). None (the default):
         for a network with convolutions whose step would otherwise run its products on two
-        threads or more (`train.parallel.worth_it`), where the network allows it; True: always
-        (a UsageError when the network or optimizer cannot); False: never. A run reproduces
-        itself either way, but the two ways differ in the last bits.
+        threads (`train.parallel.worth_it`), where the network allows it; True: whenever a
+        second core is free and a minibatch has two rows (a UsageError when the network, loss
+        or optimizer cannot be split); False: never. A run reproduces itself either way, but
+        the two ways differ in the last bits, and the choice follows the cores a fit finds.
 
     Attributes
     ----------
@@ -144,15 +145,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.blas_threads = blas_threads
         self.augment = augment
-        if data_parallel not in (None, True, False):
-            raise UsageError(
-                f"data_parallel must be None, True or False, got data_parallel={data_parallel!r}"
-            )
-        self.data_parallel = data_parallel
-        if data_parallel:
-            reason = unsupported_reason(model, optimizer.uses_gradient_sink)
-            if reason is not None:
-                raise UsageError(f"data_parallel=True cannot train this network: {reason}")
+        self.data_parallel = check_data_parallel(data_parallel, model, self.loss, optimizer)
         #: the HalfBatches of the current fit, or None when its steps run whole
         self._halves: HalfBatches | None = None
         #: fit's seed: with the epoch and the step, it seeds each minibatch's augmentation
@@ -215,7 +208,7 @@ class Trainer:
         threads = self.blas_threads or auto_blas_threads(
             self.batch_size, self.model.multiply_adds(), cores=available_threads()
         )
-        halves = self._half_batches(threads)
+        halves = half_batches(self, threads, available_threads())
         cores_busy = 2 if halves is not None else threads
         if halves is not None:
             threads = 1  # per half: each core runs one half's products
@@ -245,18 +238,6 @@ class Trainer:
             finally:
                 self._halves = None
         return self.history
-
-    def _half_batches(self, threads: int) -> HalfBatches | None:
-        """The fit's HalfBatches, or None for whole steps (see the `data_parallel` parameter).
-        The minibatches are split only where a second core can take the other half."""
-        if self.data_parallel is False or available_threads() < 2 or self.batch_size < MIN_ROWS:
-            return None
-        if self.data_parallel is None and (
-            not worth_it(self.model, threads)
-            or unsupported_reason(self.model, self.optimizer.uses_gradient_sink) is not None
-        ):
-            return None
-        return HalfBatches(self.model, self.loss)
 
     def _run_epoch(self, x, y, validation) -> None:
         """One epoch (or its rest, after a resume), its log, and the callbacks around it."""
@@ -499,7 +480,6 @@ class Trainer:
         """Restore everything save_checkpoint wrote; fit() then continues where it stopped."""
         arrays, meta = load_npz(path)
         check_checkpoint(path, meta)
-        _check_counters(path, meta)
         try:
             restore_trainer(self, arrays, meta, path)
         except MnistlabError:
@@ -511,17 +491,6 @@ class Trainer:
             self._divergence.set_first_loss(float(first))
         stopped = meta.get("stopped")
         self._restored_stop = stopped if isinstance(stopped, dict) else None
-
-
-def _check_counters(path, meta: dict) -> None:
-    """DataError naming the field for a checkpoint whose epoch or step is not a count."""
-    for key in ("epoch", "step"):
-        value = meta.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise DataError(
-                f"{path}: the checkpoint's {key} is {value!r}, not a whole number >= 0 (a "
-                f"damaged checkpoint: remove it to train the run from the start)"
-            )
 
 
 def _check_count(name: str, value) -> None:
