@@ -20,9 +20,8 @@ A model's products follow a `Blas` object (Sequential.blas, shared with its laye
   runs the products and the bias additions, with a thread per core of the enclosing training
   setting (its threads, or the cores it was told it occupies: a fit whose minibatch halves run
   at once, one BLAS thread each, validates on both cores), or else with every thread the pools
-  may use now (available_threads()). This sets the process's
-  pools for the duration of the call (SciPy's at that count, any other at one) and restores them
-  on exit.
+  may use now (available_threads()). This sets the process's pools for the duration of the call
+  (SciPy's at that count, any other at one) and restores them on exit.
 - Outside both, nothing is set: both pools keep the process's settings (usually a thread per
   core), plain products go to np.matmul and biases are added by NumPy's broadcast `+=`, so that
   no call alternates between two multi-threaded pools.

@@ -15,10 +15,12 @@ so that the model's gradient, plus the replica's, is the whole minibatch's; the 
 steps once, over the model's buffers, as after a serial step. The sums are the same terms in
 another order, so a run is reproducible but differs from a serial one in the last bits.
 
-Not for every network: BatchNorm's statistics would become each half's (`supports` says why
-not), and fused SGD's update rides inside the weights' gradient GEMMs (a GradientSink), which
-a second half would apply twice. Dropout in the replica draws from a Generator seeded, once per
-step, from the model's dropout Generator (which checkpoints save), so a resume stays exact.
+Not for every network (`unsupported_reason`): BatchNorm's statistics would become each half's;
+fused SGD's update rides inside the weights' gradient GEMMs (a GradientSink), which a second half
+would apply twice; and the replica is rebuilt from the layers' configurations through the layer
+registry, which a layer or loss class of the user's own is not in. Dropout in the replica
+draws from a Generator seeded, once per step, from the model's dropout Generator (which
+checkpoints save), so a resume stays exact.
 """
 
 from __future__ import annotations
@@ -73,14 +75,12 @@ def check_data_parallel(data_parallel, model: Sequential, loss: Loss, optimizer)
         raise UsageError(
             f"data_parallel must be None, True or False, got data_parallel={data_parallel!r}"
         )
-    if data_parallel:
-        _refuse(unsupported_reason(model, loss, optimizer.uses_gradient_sink))
-    return data_parallel
-
-
-def _refuse(reason: str | None) -> None:
+    reason = (
+        unsupported_reason(model, loss, optimizer.uses_gradient_sink) if data_parallel else None
+    )
     if reason is not None:
         raise UsageError(f"data_parallel=True cannot train this network: {reason}")
+    return data_parallel
 
 
 def half_batches(trainer, threads: int, cores: int) -> HalfBatches | None:
@@ -92,8 +92,10 @@ def half_batches(trainer, threads: int, cores: int) -> HalfBatches | None:
     choice = check_data_parallel(trainer.data_parallel, model, trainer.loss, trainer.optimizer)
     if choice is False or cores < 2 or trainer.batch_size < MIN_ROWS:
         return None
-    reason = unsupported_reason(model, trainer.loss, trainer.optimizer.uses_gradient_sink)
-    if reason is not None or (choice is None and not worth_it(model, threads)):
+    if choice is None and (
+        not worth_it(model, threads)
+        or unsupported_reason(model, trainer.loss, trainer.optimizer.uses_gradient_sink)
+    ):
         return None
     return HalfBatches(model, trainer.loss)
 
