@@ -317,10 +317,10 @@ class Trainer:
     def _train_step(self, x_batch, y_batch, progress: EpochPosition, loss_hooks) -> bool:
         """One minibatch: forward, loss, backward, update (counted in `progress`). False, and no
         update, when a callback stops training on seeing the loss."""
-        model, loss_fn, optimizer = self.model, self.loss, self.optimizer
-        if self._halves is not None:
+        model, loss_fn, optimizer, halves = self.model, self.loss, self.optimizer, self._halves
+        if halves is not None:
             # both halves' backward too: they run at once, so the gradients come with the loss
-            loss, correct = self._halves.forward_backward(x_batch, y_batch)
+            loss, correct = halves.forward_backward(x_batch, y_batch)
         else:
             logits = model.forward(x_batch, training=True)
             loss = loss_fn.forward(logits, y_batch)
@@ -331,15 +331,14 @@ class Trainer:
         if not self._divergence.loss_ok(loss):
             self._diverge(self._divergence.loss_reason(loss, self.epoch, self.step))
             return False
-        if self._halves is not None:
-            progress.count(loss, correct, x_batch.shape[0])
-            optimizer.step(None, self.l2)
-            self.step += 1
-            return True
-        progress.count(loss, loss_fn.count_correct(logits, y_batch), x_batch.shape[0])
+        if halves is None:
+            correct = loss_fn.count_correct(logits, y_batch)
+        progress.count(loss, correct, x_batch.shape[0])
         # fused SGD hands out a sink: the weights' update then rides in their gradient GEMMs
+        # (never with halves: train.parallel.unsupported_reason rules it out)
         sink = optimizer.gradient_sink(self.l2)
-        model.backward(loss_fn.backward(), sink)
+        if halves is None:
+            model.backward(loss_fn.backward(), sink)
         optimizer.step(sink, self.l2)
         self.step += 1
         return True
