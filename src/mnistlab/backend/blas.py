@@ -131,6 +131,18 @@ class Blas:
             out[...] = result.T
         return out
 
+    def gemm_stack(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """out[i, j] <- a[i, j] @ b[i, j] for stacks of matrices (..., m, k), (..., k, n) and
+        (..., m, n); returns out. Under NumPy's BLAS, one np.matmul call for the stack (one
+        Python call and one release of the interpreter's lock, where a loop would take both
+        per product); otherwise gemm() per product. Each matrix may have rows further apart
+        than their length (BLAS's leading dimension)."""
+        if self.library != "scipy":
+            return np.matmul(a, b, out=out)
+        for index in np.ndindex(*out.shape[:-2]):
+            self.gemm(a[index], b[index], out[index])
+        return out
+
     def _thin(self, a: np.ndarray, out: np.ndarray) -> bool:
         """Whether a product is long and thin (a few hundred outputs, each a sum over tens of
         thousands of terms: a convolution's kernel gradient over a batch's positions) while

@@ -68,6 +68,12 @@ class _TimedBlas:
         self._recorder.add(self.row, self.column, time.perf_counter() - started)
         return out
 
+    def gemm_stack(self, *args, **kwargs):
+        started = time.perf_counter()
+        out = self._inner.gemm_stack(*args, **kwargs)
+        self._recorder.add(self.row, self.column, time.perf_counter() - started)
+        return out
+
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
@@ -192,6 +198,8 @@ def cnn_breakdown(spec: dict, data: dict, steps: int, warmup: int) -> dict:
     order = np.random.default_rng(0).permutation(len(x))
     threads = auto_blas_threads(batch_size, model.multiply_adds())
     plain, timed_steps = [], []
+    # the cores, asked before the training setting below sets every pool but one to a thread
+    cores = available_threads()
 
     def gather(step: int):
         start = (step * batch_size) % max(len(x) - batch_size + 1, 1)
@@ -223,10 +231,10 @@ def cnn_breakdown(spec: dict, data: dict, steps: int, warmup: int) -> dict:
         floor = _floor_per_step(spec, batch_size, steps)
         halves = (
             _half_batch_steps(model, loss_fn, optimizer, gather, warmup, steps)
-            if available_threads() >= 2
+            if cores >= 2
             else []
         )
-    names = {timers.name for timers in convs.values()}
+    names = {timers.name: timers.layer._winograd is not None for timers in convs.values()}
     return {
         "rows": recorder.medians(lambda step: _conv_parts(step, names)),
         "layers": dict(Counter(rows)),
@@ -242,18 +250,24 @@ def cnn_breakdown(spec: dict, data: dict, steps: int, warmup: int) -> dict:
     }
 
 
-def _conv_parts(per_step: dict, names: set) -> dict:
+def _conv_parts(per_step: dict, names: dict) -> dict:
     """The rows in order, each Conv2D's followed by its parts: the window copy, its GEMMs
     (the forward product; the kernel's gradient), the input gradient's GEMMs, the col2im adds
     (the input gradient less its GEMMs: zeroing and adding back) and the rest (stacking the
     kernel with the bias, splitting their gradient, bookkeeping: the bias itself rides in the
-    products)."""
+    products). A Conv2D that computes with Winograd (names[row] True: nn.winograd) has two
+    parts: the GEMMs of its 16 tile positions, and its transforms (the rest)."""
     rows = {}
     for row, pair in per_step.items():
         if "  " in row:
             continue
         rows[row] = pair
         if row not in names:
+            continue
+        if names[row]:
+            gemms = per_step.get(f"{row}  GEMMs", [0.0, 0.0])
+            rows[f"{row}  Winograd GEMMs (16 positions)"] = gemms
+            rows[f"{row}  Winograd transforms"] = [p - g for p, g in zip(pair, gemms, strict=True)]
             continue
         part = {
             key: per_step.get(f"{row}  {key}", [0.0, 0.0])

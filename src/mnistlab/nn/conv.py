@@ -14,6 +14,7 @@ from mnistlab.nn.base import Layer
 from mnistlab.nn.functional import image_chunks
 from mnistlab.nn.init import Initializer, get_initializer
 from mnistlab.nn.parameters import Parameter
+from mnistlab.nn.winograd import Winograd, applies
 
 __all__ = ["Conv2D", "check_image_input", "offset_view", "pair"]
 
@@ -149,14 +150,26 @@ class Conv2D(Layer):
             raise UsageError(
                 f"Conv2D was built for inputs {self.input_shape}, got x of shape {x.shape}"
             )
-        cols = self._im2col(x)  # (positions, kh * kw * channels [+ 1])
         y = self._buffer("out", (x.shape[0], *self.output_shape))
+        if self._winograd is not None:
+            bias = self.bias.data if self.bias is not None else None
+            return self._winograd.forward(x, self.weight.data, bias, y, self.blas)
+        cols = self._im2col(x)  # (positions, kh * kw * channels [+ 1])
         y_rows = y.reshape(cols.shape[0], self.filters)
         self.blas.gemm(cols, self._kernel_and_bias(), y_rows)  # Y = [cols, 1] @ [W2; b]
         self._cols = cols
         return y
 
     def backward(self, grad_out):
+        if self._winograd is not None:
+            grad_in = (
+                self._buffer("grad_in", (grad_out.shape[0], *self.input_shape))
+                if self.needs_input_grad
+                else None
+            )
+            bias_grad = self.bias.grad if self.bias is not None else None
+            self._winograd.backward(grad_out, self.weight.grad, bias_grad, grad_in, self.blas)
+            return grad_in
         cols = self._cols
         grad_rows = grad_out.reshape(cols.shape[0], self.filters)  # G
         grad_in = self._input_gradient(grad_rows) if self.needs_input_grad else None
@@ -296,6 +309,18 @@ class Conv2D(Layer):
                 strict=True,
             )
         ]
+        #: F(2x2, 3x3) for a 3x3 kernel at stride 1 over several channels (nn.winograd)
+        self._winograd = (
+            Winograd(
+                self.input_shape,
+                self._pad_before,
+                (self._out_h, self._out_w),
+                self.filters,
+                self._buffer,
+            )
+            if applies(self.kernel_size, self.stride, channels)
+            else None
+        )
         init = self.init or get_initializer("glorot_uniform")
         self.weight = Parameter(
             init((kernel_h, kernel_w, channels, self.filters), rng, dtype), "W", decay=True
