@@ -451,8 +451,14 @@ def test_the_cnn_breakdown_accounts_for_every_layer_and_the_conv_parts():
     conv1, conv2 = "Conv2D 1->32 on 8x8", "Conv2D 32->64 on 4x4"
     for row in (conv1, conv2, "ReLU", "MaxPool2D", "Dense", "Dropout", "Adam step"):
         assert row in rows, row
-    assert f"{conv2}  col2im adds" in rows and f"{conv1}  col2im adds" not in rows
-    assert rows[f"{conv1}  im2col copy"][0] > 0 and rows[f"{conv2}  GEMMs (input gradient)"][1] > 0
+    # the first layer (one channel) copies windows; the second (3x3 over 32) runs Winograd's
+    assert f"{conv1}  im2col copy" in rows and f"{conv1}  col2im adds" not in rows
+    assert rows[f"{conv1}  im2col copy"][0] > 0
+    assert f"{conv2}  im2col copy" not in rows
+    gemms, transforms = (
+        f"{conv2}  Winograd {part}" for part in ("GEMMs (16 positions)", "transforms")
+    )
+    assert rows[gemms][0] > 0 and rows[gemms][1] > 0 and rows[transforms][1] > 0
     assert result["layers"]["ReLU"] == 3 and len(result["plain"]) == 2
     text = format_breakdown(result)
-    assert "ReLU (x3)" in text and "  col2im adds" in text and "x the floor" in text
+    assert "ReLU (x3)" in text and "  Winograd transforms" in text and "x the floor" in text

@@ -112,6 +112,10 @@ class Conv2D(Layer):
     (kh * kw, positions) instead, whose rows are shifted copies of whole image rows, not runs
     of kw floats; the GEMMs read either through BLAS's transpose flags.
 
+    A 3x3 kernel at stride 1 over 4 or more input channels computes with Winograd's
+    F(2x2, 3x3) instead (nn.winograd: 16 products per 2x2 tile of outputs where im2col takes
+    36); the im2col route below serves every other shape.
+
     The bias rides in the products: ``cols`` carries one more column of ones and the product
     takes ``[W2; b]``, so ``Y = [cols, 1] @ [W2; b]`` adds it, and ``[cols, 1].T @ G`` gives the
     kernel's gradient with the bias's (G's column sums) as its last row. Separate passes would

@@ -277,38 +277,36 @@ class Winograd:
         -dV3 (over xi); so padded row 2s gets tile s's k = 0 and tile s - 1's k = 2, row 2s + 1
         tile s's k = 1 and tile s - 1's k = 3. The same again over the columns (nu)."""
         batch, th, tw, c = dv.shape[2], self.tiles_h, self.tiles_w, self.channels
-        rest = (4, batch, th + 1, tw, c)
-        even = self.buffer("winograd_rows_even", rest)
-        odd = self.buffer("winograd_rows_odd", rest)
-        self._overlap_add(list(dv), even, odd, axis=2)  # over xi: padded rows 2s and 2s + 1
+        # over xi: padded rows 2s (parity 0) and 2s + 1 (parity 1), per nu
+        rows = self.buffer("winograd_grad_rows_by_parity", (4, 2, batch, th + 1, tw, c))
+        self._overlap_add(list(dv), rows[:, 0], rows[:, 1], axis=2, name="rows")
         padded = (
             input_grad
             if self._bare
             else self.buffer("winograd_grad_padded", (batch, *self.padded, c))
         )
-        target = padded.reshape(batch, th + 1, 2, tw + 1, 2, c)
-        for parity, rows in enumerate((even, odd)):
-            # over nu, straight into padded columns 2s and 2s + 1 of rows of this parity
-            natural = [rows[AT[nu]] for nu in range(4)]
-            columns = target[:, :, parity]
-            self._overlap_add(natural, columns[:, :, :, 0], columns[:, :, :, 1], axis=2)
+        # (parity of the row, batch, th + 1, tw + 1, parity of the column, c)
+        target = padded.reshape(batch, th + 1, 2, tw + 1, 2, c).transpose(2, 0, 1, 3, 4, 5)
+        # over nu, rows of both parities at once, straight into padded columns 2s and 2s + 1
+        natural = [rows[AT[nu]] for nu in range(4)]
+        self._overlap_add(natural, target[..., 0, :], target[..., 1, :], axis=3, name="columns")
         if not self._bare:
             np.copyto(
                 input_grad,
                 padded[:, self.top : self.top + self.height, self.left : self.left + self.width],
             )
 
-    def _overlap_add(self, parts: np.ndarray, even: np.ndarray, odd: np.ndarray, axis: int):
+    def _overlap_add(self, parts, even: np.ndarray, odd: np.ndarray, axis: int, name: str):
         """B's overlap-add along one tile axis. parts: (4, *rest), over xi or nu first; `axis`:
         the tile axis (t or u, n tiles) of parts[0]; even, odd: rest with n + 1 along `axis`,
         written: even[s] = p0[s] + (p1 + p2 - p0)[s - 1], odd[s] = (p1 - p2 + p3)[s] -
-        p3[s - 1], where p[-1] = p[n] = 0."""
+        p3[s - 1], where p[-1] = p[n] = 0. name: its scratch array's."""
         p0, p1, p2, p3 = parts
         n = p0.shape[axis]
         head = (slice(None),) * axis
         first, last = head + (slice(0, n),), head + (slice(n, n + 1),)
         shifted = head + (slice(1, n + 1),)
-        scratch = self.buffer(f"winograd_overlap_{p0.ndim}", p0.shape)
+        scratch = self.buffer(f"winograd_overlap_{name}", p0.shape)
         np.copyto(even[first], p0)
         even[last] = 0
         np.add(p1, p2, out=scratch)
