@@ -1,6 +1,7 @@
 """HalfBatches: a minibatch's two halves through the model and a replica at once give the whole
-minibatch's loss and gradients; the Trainer uses it where it pays and the network allows, a run
-with it repeats itself and resumes exactly, and what it cannot train is refused in one line."""
+minibatch's loss and gradients, with the replica in a worker process (the Trainer's) or a worker
+thread; the Trainer uses it where it pays and the network allows, a run with it repeats itself
+and resumes exactly, and what it cannot train is refused in one line."""
 
 from __future__ import annotations
 
@@ -29,16 +30,17 @@ def _data(n, dtype="float64", seed=0):
     return rng.random((n, 64)).astype(dtype), rng.integers(0, 5, n)
 
 
+@pytest.mark.parametrize("worker", ["process", "thread"])
 @pytest.mark.parametrize("n", [1, 2, 7, 16])
 @pytest.mark.parametrize("loss_name", ["cross_entropy", "mse"])
-def test_the_halves_give_the_whole_minibatchs_loss_and_gradients(n, loss_name):
+def test_the_halves_give_the_whole_minibatchs_loss_and_gradients(n, loss_name, worker):
     x, y = _data(n)
     whole, split = _cnn(), _cnn()
     loss_fn = get_loss(loss_name)
     expected_loss = loss_fn.forward(whole.forward(x, training=True), y)
     expected_correct = loss_fn.count_correct(whole.forward(x, training=True), y)
     whole.backward(loss_fn.backward())
-    with HalfBatches(split, get_loss(loss_name)) as halves:
+    with HalfBatches(split, get_loss(loss_name), worker=worker) as halves:
         loss, correct = halves.forward_backward(x, y)
     assert loss == pytest.approx(expected_loss, rel=1e-12)
     assert correct == expected_correct
@@ -47,7 +49,7 @@ def test_the_halves_give_the_whole_minibatchs_loss_and_gradients(n, loss_name):
 
 def test_the_replica_reads_the_models_weights_and_keeps_its_own_gradients():
     model = _cnn("float32")
-    halves = HalfBatches(model, get_loss("cross_entropy"))
+    halves = HalfBatches(model, get_loss("cross_entropy"), worker="thread")
     replica = halves.replica
     assert np.shares_memory(replica.params.data, model.params.data)
     assert not np.shares_memory(replica.params.grad, model.params.grad)
@@ -56,9 +58,10 @@ def test_the_replica_reads_the_models_weights_and_keeps_its_own_gradients():
         np.testing.assert_array_equal(theirs.data, own.data)
 
 
-def test_an_error_in_a_half_reaches_the_caller_after_both_halves_end():
+@pytest.mark.parametrize("worker", ["process", "thread"])
+def test_an_error_in_a_half_reaches_the_caller_after_both_halves_end(worker):
     model = _cnn()
-    with HalfBatches(model, get_loss("cross_entropy")) as halves:
+    with HalfBatches(model, get_loss("cross_entropy"), worker=worker) as halves:
         x, y = _data(6)
         with pytest.raises(UsageError, match="x must be"):
             halves.forward_backward(x[:, :10], y)
@@ -167,7 +170,7 @@ def test_the_worker_computes_subnormals_as_zero_as_the_trainer_does():
         pytest.skip("the flush is not supported on this platform")
     seen = []
     model = _cnn("float32")
-    halves = HalfBatches(model, get_loss("cross_entropy"))
+    halves = HalfBatches(model, get_loss("cross_entropy"), worker="thread")
     tiny = np.float32(1e-39)  # subnormal
     original = halves.replica.forward
 
@@ -248,3 +251,64 @@ def test_a_network_or_loss_of_the_users_own_trains_whole(two_cores):
         Trainer(
             plain, get_optimizer("adam", plain.parameters()), loss=_HalfLoss(), data_parallel=True
         )
+
+
+def test_the_worker_process_gives_the_worker_threads_numbers_bit_for_bit():
+    """The same replica, seeds and arithmetic settings (one BLAS thread, subnormals flushed) in
+    the worker process as in the worker thread: steps with dropout agree to the last bit."""
+    x, y = _data(16, "float32")
+    results = []
+    for worker in ("process", "thread"):
+        model = _cnn("float32", dropout=0.5)
+        model.dropout_rng = np.random.default_rng(7)
+        grads = []
+        with (
+            model.blas.training(1),
+            flush_subnormals(),
+            HalfBatches(model, get_loss("cross_entropy"), worker=worker) as halves,
+        ):
+            for _ in range(3):
+                model.params.grad.fill(0)
+                loss, correct = halves.forward_backward(x, y)
+                grads.append((loss, correct, model.params.grad.copy()))
+                model.params.data -= 0.1 * model.params.grad  # the next step sees new weights
+        results.append(grads)
+    for (loss_p, correct_p, grad_p), (loss_t, correct_t, grad_t) in zip(*results, strict=True):
+        assert (loss_p, correct_p) == (loss_t, correct_t)
+        np.testing.assert_array_equal(grad_p, grad_t)
+
+
+def test_the_worker_process_is_reused_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    from mnistlab.train import replica_process
+
+    monkeypatch.setattr(replica_process.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(replica_process.os.path, "isdir", lambda path: False)  # no /dev/shm
+    model = _cnn("float32")
+    with HalfBatches(model, get_loss("cross_entropy")) as halves:
+        first = halves._process
+        halves.forward_backward(*_data(6, "float32"))
+        assert list(tmp_path.iterdir()) == []  # mapped by both processes, removed at once
+    with HalfBatches(model, get_loss("cross_entropy")) as halves:
+        assert halves._process is first  # an idle worker serves the next fit
+    assert first.alive()
+    with pytest.raises(UsageError, match="worker must be 'process' or 'thread'"):
+        HalfBatches(model, get_loss("cross_entropy"), worker="gpu")
+
+
+def test_a_worker_process_that_cannot_start_leaves_the_halves_to_a_thread(monkeypatch):
+    from mnistlab.train import replica_process
+
+    def refuse():
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(replica_process.ReplicaProcess, "acquire", staticmethod(refuse))
+    x, y = _data(8)
+    whole, split = _cnn(), _cnn()
+    loss_fn = get_loss("cross_entropy")
+    loss_fn.forward(whole.forward(x, training=True), y)
+    whole.backward(loss_fn.backward())
+    with pytest.warns(RuntimeWarning, match="did not start .no processes here.; the second half"):
+        with HalfBatches(split, get_loss("cross_entropy")) as halves:
+            halves.forward_backward(x, y)
+    assert halves.worker == "thread"
+    np.testing.assert_allclose(split.params.grad, whole.params.grad, rtol=1e-10, atol=1e-14)

@@ -25,6 +25,7 @@ checkpoints save), so a resume stays exact.
 
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -34,6 +35,7 @@ from mnistlab.errors import UsageError
 from mnistlab.nn import BatchNorm, Conv2D, Dropout, Sequential
 from mnistlab.nn.layers import LAYERS, layer_from_config
 from mnistlab.nn.losses import LOSSES, Loss
+from mnistlab.train.replica_process import ReplicaProcess
 
 __all__ = ["HalfBatches", "check_data_parallel", "half_batches", "unsupported_reason", "worth_it"]
 
@@ -103,7 +105,12 @@ def half_batches(trainer, threads: int, cores: int) -> HalfBatches | None:
 class HalfBatches:
     """Forward and backward of a minibatch's two halves at once (see the module's docstring).
 
-    Use as a context manager around the steps (it owns the worker thread), inside the model's
+    worker: where the replica's half runs. "process" (the Trainer's): a worker process
+    (train.replica_process), so that the two halves never wait for each other at Python's
+    interpreter lock; "thread": a worker thread of this process, the replica's parameters
+    views of the model's (`replica`).
+
+    Use as a context manager around the steps (it owns the worker), inside the model's
     training BLAS setting at one thread and `flush_subnormals()`::
 
         with HalfBatches(model, loss) as halves:
@@ -111,57 +118,118 @@ class HalfBatches:
             optimizer.step(None, l2)
     """
 
-    def __init__(self, model: Sequential, loss: Loss) -> None:
-        self.model, self.loss = model, loss
+    def __init__(self, model: Sequential, loss: Loss, worker: str = "process") -> None:
+        if worker not in ("process", "thread"):
+            raise UsageError(f"HalfBatches worker must be 'process' or 'thread', got {worker!r}")
+        self.model, self.loss, self.worker = model, loss, worker
+        self.replica: Sequential | None = None
+        if worker == "thread":
+            self._build_replica()
+        self._dropouts = any(
+            isinstance(layer, Dropout) and layer.rate > 0 for layer in model.layers
+        )
+        self._thread: ThreadPoolExecutor | None = None
+        self._process: ReplicaProcess | None = None
+        self._shared: tuple[np.ndarray, np.ndarray] | None = None
+        self._pending = False  # a step sent to the worker process whose reply is not read
+
+    def _build_replica(self) -> None:
+        """The thread worker's replica: its parameters' values views of the model's."""
+        model = self.model
         replica = Sequential([layer_from_config(layer.config()) for layer in model.layers])
         replica.blas = model.blas  # the same setting: one BLAS thread per half
         replica.build(model.input_shape, seed=0, dtype=model.dtype)
         for own, theirs in zip(model.params, replica.params, strict=True):
             theirs.data = own.data
         replica.params.data = model.params.data
-        self.replica = replica
-        self.replica_loss = type(loss)()
-        self._dropouts = [
-            layer for layer in replica.layers if isinstance(layer, Dropout) and layer.rate > 0
-        ]
-        self._worker: ThreadPoolExecutor | None = None
+        self.replica, self.replica_loss = replica, type(self.loss)()
 
     def __enter__(self) -> HalfBatches:
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="mnistlab-half-batch")
+        if self.worker == "process":
+            try:
+                process = ReplicaProcess.acquire()
+                try:
+                    self._shared = process.begin(self.model, self.loss)
+                except BaseException:
+                    process.end()
+                    raise
+                self._process = process
+                return self
+            except (OSError, RuntimeError) as error:
+                # a process that cannot start (a sandbox, no descriptors left): the halves
+                # still run at once, in a thread, at the price of the interpreter's lock
+                warnings.warn(
+                    f"the worker process for the minibatch halves did not start ({error}); "
+                    "the second half runs in a thread",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                self.worker = "thread"
+                self._build_replica()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="mnistlab-half-batch")
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._worker is not None:
-            self._worker.shutdown(wait=True)
-            self._worker = None
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
+        if self._process is not None:
+            process, self._process, self._shared = self._process, None, None
+            try:
+                if self._pending:  # interrupted while the worker computed: read its reply
+                    self._pending = False
+                    process.receive()
+                process.end()
+            except (RuntimeError, UsageError):
+                return  # the worker is gone; the error that ended the fit goes up
+            process.release()
 
     def forward_backward(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """Fill the model's gradients for the minibatch (x, y); return (its mean loss, the
         rows predicted right). A minibatch of one row runs on the trainer's thread alone."""
-        if self._worker is None:
+        if self._thread is None and self._process is None:
             raise UsageError("HalfBatches.forward_backward runs inside `with HalfBatches(...)`")
         n = x.shape[0]
         if n < MIN_ROWS:
             return _half(self.model, self.loss, x, y, 1.0)
         first = n // 2
-        if self._dropouts:
-            generator = np.random.default_rng(self.model.dropout_rng.integers(2**63))
-            for layer in self._dropouts:
-                layer.rng = generator
-        second = self._worker.submit(
-            _worker_half, self.replica, self.replica_loss, x[first:], y[first:], (n - first) / n
-        )
+        seed = int(self.model.dropout_rng.integers(2**63)) if self._dropouts else None
+        share = (n - first) / n
+        if self._process is not None:
+            data, grad = self._shared
+            np.copyto(data, self.model.params.data)
+            self._process.send_step(x[first:], y[first:], share, seed)
+            self._pending = True
+            second = self._process_result
+        else:
+            if seed is not None:
+                generator = np.random.default_rng(seed)
+                for layer in self.replica.layers:
+                    if isinstance(layer, Dropout) and layer.rate > 0:
+                        layer.rng = generator
+            future = self._thread.submit(
+                _worker_half, self.replica, self.replica_loss, x[first:], y[first:], share
+            )
+            second = future.result
         try:
             loss_first, correct_first = _half(
                 self.model, self.loss, x[:first], y[:first], first / n
             )
         except BaseException:
-            second.exception()  # the replica's half ends before the error goes up
+            try:
+                second()  # the replica's half ends before the error goes up
+            except Exception:  # noqa: S110 - the first half's error is the one to report
+                pass
             raise
-        loss_second, correct_second = second.result()
-        self.model.params.grad += self.replica.params.grad
+        loss_second, correct_second = second()
+        other = self._shared[1] if self._process is not None else self.replica.params.grad
+        self.model.params.grad += other
         loss = (first * loss_first + (n - first) * loss_second) / n
         return loss, correct_first + correct_second
+
+    def _process_result(self) -> tuple[float, int]:
+        self._pending = False
+        return self._process.receive()
 
 
 def _half(model: Sequential, loss_fn: Loss, x, y, share: float) -> tuple[float, int]:
