@@ -312,3 +312,16 @@ def test_a_worker_process_that_cannot_start_leaves_the_halves_to_a_thread(monkey
             halves.forward_backward(x, y)
     assert halves.worker == "thread"
     np.testing.assert_allclose(split.params.grad, whole.params.grad, rtol=1e-10, atol=1e-14)
+
+
+def test_a_data_parallel_mlp_trains_in_the_worker_process_too():
+    """data_parallel=True on a network without convolutions (its input shape an int)."""
+    model = build_mlp([8], 5).build(64, seed=0, dtype="float64")
+    whole = build_mlp([8], 5).build(64, seed=0, dtype="float64")
+    x, y = _data(10)
+    loss_fn = get_loss("cross_entropy")
+    loss_fn.forward(whole.forward(x, training=True), y)
+    whole.backward(loss_fn.backward())
+    with HalfBatches(model, get_loss("cross_entropy")) as halves:
+        halves.forward_backward(x, y)
+    np.testing.assert_allclose(model.params.grad, whole.params.grad, rtol=1e-10, atol=1e-14)

@@ -4,16 +4,19 @@ During a convolutional network's step the GEMMs run on every core (the BLAS's th
 NumPy's passes between them (window copies, pooling, col2im adds, activations) run on one while
 the other waits: on the `cnn` preset at 2 cores, 18 of a step's 48 ms. `HalfBatches` gives each
 core a whole forward and backward instead: the trainer's thread runs the first half of the
-minibatch through the model, a worker thread the second half through a replica, each at one BLAS
+minibatch through the model, a worker the second half through a replica, each at one BLAS
 thread (`Blas.training(1)`), so that the passes run on both cores at once and no BLAS worker
-hands rows from one core to the other (benchmarks/data_parallel.py compares both steps).
+hands rows from one core to the other (benchmarks/data_parallel.py compares both steps). The
+worker is a process of its own (train.replica_process), since two threads of one process take
+turns at the interpreter's lock between their NumPy calls; a thread where no process can start.
 
-The replica is the same network built anew, its parameters' values rebound to views of the
-model's flat `data` buffer: both halves read the same weights, each writes its own gradient
-buffer. Each half's loss gradient is weighted by its share of the rows (the losses are means),
-so that the model's gradient, plus the replica's, is the whole minibatch's; the optimizer then
-steps once, over the model's buffers, as after a serial step. The sums are the same terms in
-another order, so a run is reproducible but differs from a serial one in the last bits.
+The replica is the same network built anew, its parameters' values those of the model (views of
+the model's flat `data` buffer in a thread; in a process, of a mapped file the trainer copies
+them into before each step). It writes its own gradient buffer. Each half's loss gradient is
+weighted by its share of the rows (the losses are means), so that the model's gradient, plus the
+replica's, is the whole minibatch's; the optimizer then steps once, over the model's buffers, as
+after a serial step. The sums are the same terms in another order, so a run is reproducible but
+differs from a serial one in the last bits.
 
 Not for every network (`unsupported_reason`): BatchNorm's statistics would become each half's;
 fused SGD's update rides inside the weights' gradient GEMMs (a GradientSink), which a second half

@@ -23,6 +23,7 @@ are in docs/performance.md). So the replica runs in a worker process:
 
 from __future__ import annotations
 
+import atexit
 import mmap
 import os
 import signal
@@ -40,6 +41,16 @@ __all__ = ["ReplicaProcess"]
 
 _IDLE: list[ReplicaProcess] = []
 _IDLE_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_idle() -> None:
+    """At the interpreter's exit: close the idle workers' sockets (each then exits) and wait
+    for them, so that none outlives its trainer's process by more than a moment."""
+    with _IDLE_LOCK:
+        workers, _IDLE[:] = list(_IDLE), []
+    for worker in workers:
+        worker.close()
 
 
 class ReplicaProcess:
@@ -62,6 +73,15 @@ class ReplicaProcess:
 
     def alive(self) -> bool:
         return self._process.poll() is None
+
+    def close(self) -> None:
+        """End the worker: its socket closed, it exits (killed if it has not within 5 s)."""
+        self._conn.close()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
 
     # ------------------------------------------------------------------ the pool
 
@@ -203,7 +223,7 @@ class _Fit:
 
         self.close()
         replica = Sequential([layer_from_config(config) for config in configs])
-        replica.build(tuple(input_shape), seed=0, dtype=dtype)
+        replica.build(input_shape, seed=0, dtype=dtype)
         params = replica.params
         with open(path, "r+b") as file:
             self.map = mmap.mmap(file.fileno(), 0)
