@@ -38,7 +38,7 @@ from mnistlab.errors import UsageError
 from mnistlab.nn import BatchNorm, Conv2D, Dropout, Sequential
 from mnistlab.nn.layers import LAYERS, layer_from_config
 from mnistlab.nn.losses import LOSSES, Loss
-from mnistlab.train.replica_process import ReplicaProcess
+from mnistlab.train.replica_process import ReplicaProcess, half_step
 
 __all__ = ["HalfBatches", "check_data_parallel", "half_batches", "unsupported_reason", "worth_it"]
 
@@ -194,7 +194,7 @@ class HalfBatches:
             raise UsageError("HalfBatches.forward_backward runs inside `with HalfBatches(...)`")
         n = x.shape[0]
         if n < MIN_ROWS:
-            return _half(self.model, self.loss, x, y, 1.0)
+            return half_step(self.model, self.loss, x, y, 1.0)
         first = n // 2
         seed = int(self.model.dropout_rng.integers(2**63)) if self._dropouts else None
         share = (n - first) / n
@@ -215,7 +215,7 @@ class HalfBatches:
             )
             second = future.result
         try:
-            loss_first, correct_first = _half(
+            loss_first, correct_first = half_step(
                 self.model, self.loss, x[:first], y[:first], first / n
             )
         except BaseException:
@@ -235,21 +235,8 @@ class HalfBatches:
         return self._process.receive()
 
 
-def _half(model: Sequential, loss_fn: Loss, x, y, share: float) -> tuple[float, int]:
-    """Forward and backward of one half, its loss gradient weighted by its `share` of the
-    minibatch's rows; (its mean loss, the rows predicted right)."""
-    logits = model.forward(x, training=True)
-    loss = loss_fn.forward(logits, y)
-    correct = loss_fn.count_correct(logits, y)
-    grad = loss_fn.backward()
-    if share != 1.0:
-        grad *= grad.dtype.type(share)
-    model.backward(grad)
-    return loss, correct
-
-
 def _worker_half(model, loss_fn, x, y, share):
-    """_half on the worker thread, under the trainer's arithmetic settings (both belong to a
+    """half_step on the worker thread, under the trainer's arithmetic settings (both belong to a
     thread: MXCSR's flush bits and NumPy's error state)."""
     with flush_subnormals(), np.errstate(over="ignore", invalid="ignore"):
-        return _half(model, loss_fn, x, y, share)
+        return half_step(model, loss_fn, x, y, share)

@@ -37,7 +37,7 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
-__all__ = ["ReplicaProcess"]
+__all__ = ["ReplicaProcess", "half_step"]
 
 _IDLE: list[ReplicaProcess] = []
 _IDLE_LOCK = threading.Lock()
@@ -184,6 +184,19 @@ def _loss_name(loss) -> str:
     return next(name for name, kind in LOSSES.items() if kind is type(loss))
 
 
+def half_step(model, loss_fn, x, y, share: float) -> tuple[float, int]:
+    """Forward and backward of one half, its loss gradient weighted by its `share` of the
+    minibatch's rows; (its mean loss, the rows predicted right)."""
+    logits = model.forward(x, training=True)
+    loss = loss_fn.forward(logits, y)
+    correct = loss_fn.count_correct(logits, y)
+    grad = loss_fn.backward()
+    if share != 1.0:
+        grad *= grad.dtype.type(share)
+    model.backward(grad)
+    return loss, correct
+
+
 # ---------------------------------------------------------------------- the worker's side
 
 
@@ -244,13 +257,11 @@ class _Fit:
         return None
 
     def step(self, x, y, share, seed):
-        from mnistlab.train.parallel import _half
-
         if seed is not None:
             generator = np.random.default_rng(seed)
             for layer in self.dropouts:
                 layer.rng = generator
-        return _half(self.replica, self.loss, x, y, share)
+        return half_step(self.replica, self.loss, x, y, share)
 
     def end(self):
         self.close()
