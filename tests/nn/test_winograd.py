@@ -110,8 +110,8 @@ def test_winograd_conv2d_gradient_check(padding):
 
 
 def test_winograd_under_scipys_blas_equals_numpys():
-    """Inference runs the products in SciPy's BLAS: Blas.gemm_stack loops over the stack there
-    (f2py copies the strided operands), and gives NumPy's results."""
+    """Under SciPy's BLAS (inference on one core), Blas.gemm_stack loops over the stack (f2py
+    copies the strided operands), and gives NumPy's results."""
     rng = np.random.default_rng(5)
     x = rng.normal(size=(4, 8, 8, 6)).astype(np.float32)
     layer = build(Conv2D(7, 3, padding="same"), x.shape[1:])
@@ -120,10 +120,32 @@ def test_winograd_under_scipys_blas_equals_numpys():
     layer.blas = blas
     with blas.training(1):
         expected = layer.forward(x).copy()
-    with blas.inference():
-        assert blas.library == "scipy"
+    with blas.use(1, "scipy"):
         got = layer.forward(x).copy()
+        assert layer._by_winograd
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_with_several_blas_threads_the_layer_runs_im2col_and_backward_follows_forward():
+    """The transforms run on one core: with the products on two threads, im2col's one large
+    GEMM is the route; backward takes the route of the forward pass before it."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(3, 6, 6, 4))
+    layer = build(Conv2D(5, 3, padding="same"), x.shape[1:], np.float64)
+    grad_out = rng.normal(size=(3, *layer.output_shape))
+    blas = Blas()
+    layer.blas = blas
+    results = {}
+    for threads in (1, 2):
+        with blas.use(threads, "numpy"):
+            results[threads] = run(layer, x, grad_out)
+            assert layer._by_winograd == (threads == 1)
+    for a, b in zip(results[1], results[2], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    with blas.use(2, "numpy"):
+        layer.forward(x, training=True)
+    grad_in = layer.backward(grad_out.copy())  # outside the setting: im2col's windows, as kept
+    np.testing.assert_allclose(grad_in, results[1][1], rtol=1e-12, atol=1e-12)
 
 
 def test_gemm_stack_matches_matmul_in_both_libraries():

@@ -278,21 +278,59 @@ def test_the_worker_process_gives_the_worker_threads_numbers_bit_for_bit():
         np.testing.assert_array_equal(grad_p, grad_t)
 
 
-def test_the_worker_process_is_reused_and_leaves_nothing_behind(tmp_path, monkeypatch):
+def test_the_worker_process_is_reused_and_leaves_nothing_behind(tmp_path):
+    import glob
+    import tempfile
+
     from mnistlab.train import replica_process
 
-    monkeypatch.setattr(replica_process.tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(replica_process.os.path, "isdir", lambda path: False)  # no /dev/shm
     model = _cnn("float32")
     with HalfBatches(model, get_loss("cross_entropy")) as halves:
         first = halves._process
         halves.forward_backward(*_data(6, "float32"))
-        assert list(tmp_path.iterdir()) == []  # mapped by both processes, removed at once
+        # the shared memory has no name in any folder
+        for folder in ("/dev/shm", tempfile.gettempdir()):
+            assert glob.glob(f"{folder}/mnistlab-halves*") == []
     with HalfBatches(model, get_loss("cross_entropy")) as halves:
         assert halves._process is first  # an idle worker serves the next fit
-    assert first.alive()
+    assert first.alive() and first in replica_process._IDLE
     with pytest.raises(UsageError, match="worker must be 'process' or 'thread'"):
         HalfBatches(model, get_loss("cross_entropy"), worker="gpu")
+
+
+def test_a_fit_interrupted_during_a_step_leaves_the_worker_in_step():
+    """A step sent and its reply never read (the fit ended by an interrupt meanwhile): the
+    reply is read when the fit's HalfBatches closes, and the worker serves the next fit with
+    replies that match its requests."""
+    model = _cnn("float32")
+    x, y = _data(6, "float32")
+    with pytest.raises(KeyboardInterrupt):
+        with HalfBatches(model, get_loss("cross_entropy")) as halves:
+            worker = halves._process
+            worker.send_step(x[3:], y[3:], 0.5, None)
+            raise KeyboardInterrupt
+    assert worker.alive() and worker._unanswered == 0
+    with HalfBatches(model, get_loss("cross_entropy")) as halves:
+        assert halves._process is worker
+        loss, correct = halves.forward_backward(x, y)
+    assert np.isfinite(loss) and 0 <= correct <= 6
+
+
+def test_a_worker_that_dies_mid_fit_fails_the_step_in_one_line_and_is_not_reused():
+    from mnistlab.train.replica_process import WorkerGone
+
+    model = _cnn("float32")
+    x, y = _data(6, "float32")
+    with pytest.raises(WorkerGone, match="ended unexpectedly"):
+        with HalfBatches(model, get_loss("cross_entropy")) as halves:
+            worker = halves._process
+            worker._process.kill()
+            worker._process.wait()
+            halves.forward_backward(x, y)
+    assert not worker.alive()
+    with HalfBatches(model, get_loss("cross_entropy")) as halves:
+        assert halves._process is not worker
+        halves.forward_backward(x, y)
 
 
 def test_a_worker_process_that_cannot_start_leaves_the_halves_to_a_thread(monkeypatch):
@@ -325,3 +363,23 @@ def test_a_data_parallel_mlp_trains_in_the_worker_process_too():
     with HalfBatches(model, get_loss("cross_entropy")) as halves:
         halves.forward_backward(x, y)
     np.testing.assert_allclose(model.params.grad, whole.params.grad, rtol=1e-10, atol=1e-14)
+
+
+def test_a_forked_child_lets_go_of_the_parents_workers():
+    """The child's copies of the sockets are closed, so that a worker still sees its socket
+    close when the parent ends; the child starts workers of its own if it needs them."""
+    import os
+
+    from mnistlab.train import replica_process
+
+    model = _cnn("float32")
+    with HalfBatches(model, get_loss("cross_entropy")):
+        pass
+    assert replica_process._IDLE
+    pid = os.fork()
+    if pid == 0:  # the child: report, and leave without running the parent's exit handlers
+        forgotten = not replica_process._IDLE and all(w._broken for w in replica_process._ALL)
+        os._exit(0 if forgotten else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert replica_process._IDLE and replica_process._IDLE[0].alive()  # the parent's, intact

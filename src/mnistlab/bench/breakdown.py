@@ -234,7 +234,8 @@ def cnn_breakdown(spec: dict, data: dict, steps: int, warmup: int) -> dict:
             if cores >= 2
             else []
         )
-    names = {timers.name: timers.layer._winograd is not None for timers in convs.values()}
+    # each Conv2D's route in the timed steps (Conv2D.forward: Winograd's at one BLAS thread)
+    names = {timers.name: timers.layer._by_winograd for timers in convs.values()}
     return {
         "rows": recorder.medians(lambda step: _conv_parts(step, names)),
         "layers": dict(Counter(rows)),

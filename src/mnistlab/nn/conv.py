@@ -114,7 +114,9 @@ class Conv2D(Layer):
 
     A 3x3 kernel at stride 1 over 4 or more input channels computes with Winograd's
     F(2x2, 3x3) instead (nn.winograd: 16 products per 2x2 tile of outputs where im2col takes
-    36); the im2col route below serves every other shape.
+    36) wherever the products run on one BLAS thread (a minibatch half of the Trainer's, a
+    one-core machine, a layer outside any setting); with several threads, and for every other
+    shape, the im2col route below serves.
 
     The bias rides in the products: ``cols`` carries one more column of ones and the product
     takes ``[W2; b]``, so ``Y = [cols, 1] @ [W2; b]`` adds it, and ``[cols, 1].T @ G`` gives the
@@ -155,7 +157,10 @@ class Conv2D(Layer):
                 f"Conv2D was built for inputs {self.input_shape}, got x of shape {x.shape}"
             )
         y = self._buffer("out", (x.shape[0], *self.output_shape))
-        if self._winograd is not None:
+        # Winograd's transforms are NumPy passes on one core: where the products would run on
+        # several BLAS threads, im2col's one large GEMM keeps every core busy instead
+        self._by_winograd = self._winograd is not None and self.blas.threads == 1
+        if self._by_winograd:
             bias = self.bias.data if self.bias is not None else None
             return self._winograd.forward(x, self.weight.data, bias, y, self.blas)
         cols = self._im2col(x)  # (positions, kh * kw * channels [+ 1])
@@ -165,7 +170,7 @@ class Conv2D(Layer):
         return y
 
     def backward(self, grad_out):
-        if self._winograd is not None:
+        if self._by_winograd:  # the route of the forward pass it follows
             grad_in = (
                 self._buffer("grad_in", (grad_out.shape[0], *self.input_shape))
                 if self.needs_input_grad
@@ -313,7 +318,10 @@ class Conv2D(Layer):
                 strict=True,
             )
         ]
-        #: F(2x2, 3x3) for a 3x3 kernel at stride 1 over several channels (nn.winograd)
+        #: F(2x2, 3x3) for a 3x3 kernel at stride 1 over several channels (nn.winograd), used
+        #: where the products run on one BLAS thread (forward); _by_winograd: the last
+        #: forward's route, which backward follows
+        self._by_winograd = False
         self._winograd = (
             Winograd(
                 self.input_shape,

@@ -8,7 +8,7 @@ tile's 4x4 patch of input d, its transform ``V = B^T d B``, the kernel's transfo
 position, (tiles, channels) @ (channels, filters). Sixteen GEMMs of 4 x 4 = 16 products per
 tile replace the im2col GEMM's 9 per output, 36 per tile: the products the step spends most of
 its time in are 2.25x fewer. The transforms' matrices hold 0, 1, -1 (and 1/2 in G, applied to
-the kernel only), so the transforms are additions over strided views of the whole batch.
+the kernel only), so the transforms are additions over strided views of a chunk of images.
 
 Backward is the same algebra transposed. For G' = A g A^T, the output gradient transformed
 tile by tile: the kernel's transformed gradient is ``dU = V^T @ G'`` per position (then
@@ -16,21 +16,25 @@ tile by tile: the kernel's transformed gradient is ``dU = V^T @ G'`` per positio
 ``dx = B dV B^T`` added back onto the overlapping 4x4 patches (neighbouring tiles share two
 rows or columns).
 
-Layout. The batch is NHWC. Transforms run over the whole batch at once, as NumPy passes whose
-operands are views of whole image rows wherever the algebra allows: along the height a tile's
+Layout. The batch is NHWC. Transforms run over a chunk of images at a time (CHUNK_BYTES of
+transformed tiles, which stay in the core's cache from one pass to the next), as NumPy passes
+whose operands are views of whole image rows wherever the algebra allows: along the height a tile's
 rows are whole image rows (runs of width * channels floats). Along the width, positions nu = 0
 and 3 of every tile come from one subtraction of two runs of a row (columns 2u, 2u+1 minus
 columns 2u+2, 2u+3), which leaves them interleaved per tile; the GEMMs read such a position's
 (tiles, channels) matrix with a row stride of two rows (BLAS's leading dimension), so the
 interleaving costs nothing. Positions 1 and 2 (and the gradient's) are sums of a tile's two
-middle columns, runs of `channels`. Work arrays are the layer's (`buffer`), reused every step.
+middle columns, runs of `channels`. Work arrays are the layer's (`buffer`), made for the
+largest chunk and reused, a smaller last chunk taking the front of each.
 
 Signs. The output gradient's transform at nu = 3 is the negation of a view that already exists
 (its tiles' second columns); rather than a pass to negate it, the GEMMs that read it use the
 negated kernel transform (dV) or negate their small output (dU).
 
-Numbers: float32 products of transformed values round differently from im2col's; against a
-float64 reference the outputs agree to about 1e-6 relative (tests/nn/test_winograd.py).
+Numbers: the transforms add and subtract terms before the products, so float32 results differ
+from im2col's by about 1e-6 of the largest magnitude in an array (not of each element);
+tests/nn/test_winograd.py compares with PyTorch's conv2d to 1e-5 of it, and with the im2col route
+in float64 to 1e-12.
 """
 
 from __future__ import annotations
@@ -94,7 +98,8 @@ class Winograd:
     def forward(self, x, kernel, bias, out, blas):
         """out (batch, out_h, out_w, filters) <- the convolution of x (batch, height, width,
         channels) with kernel (3, 3, channels, filters), plus bias (None: none), its products
-        through `blas`; keeps V for backward.
+        through `blas`; keeps the batch's V for backward (as im2col keeps its windows, whether
+        or not a backward pass follows).
 
         The batch goes through in chunks of images (CHUNK_BYTES), each from its input to its
         output before the next, so that a chunk's transformed tiles are still in the core's
@@ -103,31 +108,45 @@ class Winograd:
         batch = x.shape[0]
         th, tw, c, f = self.tiles_h, self.tiles_w, self.channels, self.filters
         self._kernel_t = self._transform_kernel(kernel)
+        chunks = self._chunks(batch, x.dtype.itemsize)
         self._outer = self.buffer("winograd_v_outer", (4, batch, th, tw, 2, c))
         self._inner = self.buffer("winograd_v_inner", (4, batch, th, tw, 2, c))
-        for images in self._chunks(batch):
+        for images in chunks:
             n = images.stop - images.start
             tiles = n * th * tw
-            self._transform_input(self._pad(x[images]), images)
-            outer, inner = self._stacks(images, tiles)
-            m = self.buffer("winograd_m", (4, 4, tiles, f))  # positions in ORDER
+            outer, inner = self._outer[:, images], self._inner[:, images]
+            self._transform_input(self._pad(x[images]), outer, inner)
+            outer, inner = _stack(outer, tiles), _stack(inner, tiles)
+            m = self._part("winograd_m", lambda k: (4, 4, k * th * tw, f), n)  # in ORDER
             self.blas.gemm_stack(outer, self._kernel_t[:, :2], m[:, :2])
             self.blas.gemm_stack(inner, self._kernel_t[:, 2:], m[:, 2:])
             if bias is not None:
                 # y = A^T M A puts A^T[a, 1] * A^T[b, 1] = 1 times M[1, 1] in every output
-                self.blas.add_rows(m[1, AT[1]], bias, self._ones(tiles))
+                self.blas.add_rows(m[1, AT[1]], bias, self._ones(n))
             target = (
-                out[images] if self._even else self.buffer("winograd_out", (n, 2 * th, 2 * tw, f))
+                out[images]
+                if self._even
+                else self._part("winograd_out", lambda k: (k, 2 * th, 2 * tw, f), n)
             )
             self._transform_output(m, target)
             if not self._even:
                 np.copyto(out[images], target[:, : self.out_h, : self.out_w])
         return out
 
-    def _chunks(self, batch: int) -> list[slice]:
-        """Slices of the batch's images, each about CHUNK_BYTES of transformed tiles."""
-        per_image = 16 * self.tiles_h * self.tiles_w * max(self.channels, self.filters) * 4
-        return image_chunks(batch, per_image, CHUNK_BYTES)
+    def _chunks(self, batch: int, itemsize: int) -> list[slice]:
+        """Slices of the batch's images, each about CHUNK_BYTES of transformed tiles; sets
+        the largest chunk's size, for which the work arrays are made (`_part`)."""
+        per_image = 16 * self.tiles_h * self.tiles_w * max(self.channels, self.filters)
+        chunks = image_chunks(batch, per_image * itemsize, CHUNK_BYTES)
+        self._largest = max((part.stop - part.start for part in chunks), default=0)
+        return chunks
+
+    def _part(self, name: str, shape, images: int, fill=None) -> np.ndarray:
+        """The work array `name` for a chunk of `images` images: the front of one made for the
+        largest chunk, so that a smaller last chunk reuses it. shape(k): its shape for k
+        images."""
+        whole = self.buffer(name, shape(self._largest), fill=fill)
+        return whole[tuple(slice(0, size) for size in shape(images))]
 
     def _transform_kernel(self, kernel: np.ndarray) -> np.ndarray:
         """U = G g G^T for every (channel, filter): (4, 4, channels, filters)."""
@@ -137,8 +156,8 @@ class Winograd:
         return np.ascontiguousarray(both[:, ORDER])
 
     def _stacks(self, images: slice, tiles: int) -> tuple[np.ndarray, np.ndarray]:
-        """V of a chunk's images as two (4, 2, tiles, channels) stacks: positions 0, 3 and
-        1, 2 (ORDER)."""
+        """V of a chunk's images, kept by forward, as two (4, 2, tiles, channels) stacks:
+        positions 0, 3 and 1, 2 (ORDER)."""
         return _stack(self._outer[:, images], tiles), _stack(self._inner[:, images], tiles)
 
     def _pad(self, x: np.ndarray) -> np.ndarray:
@@ -146,25 +165,27 @@ class Winograd:
         odd (zero when first made; only the inside is written after that)."""
         if self._bare:
             return x
-        padded = self.buffer("winograd_padded", (x.shape[0], *self.padded, self.channels), fill=0)
+        padded = self._part(
+            "winograd_padded", lambda k: (k, *self.padded, self.channels), x.shape[0], fill=0
+        )
         padded[:, self.top : self.top + self.height, self.left : self.left + self.width] = x
         return padded
 
-    def _transform_input(self, d: np.ndarray, images: slice) -> None:
-        """V = B^T d B of every tile; returns V(xi, nu) -> its (tiles, channels) matrix.
+    def _transform_input(self, d: np.ndarray, outer: np.ndarray, inner: np.ndarray) -> None:
+        """V = B^T d B of every tile, into outer (positions 0, 3) and inner (1, 2), each
+        (4, batch, th, tw, 2, channels).
 
         B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], applied to a tile's
         rows (2t + k, k = 0..3), then to its columns."""
         batch, th, tw, c = d.shape[0], self.tiles_h, self.tiles_w, self.channels
         rows = [d[:, k : k + 2 * th - 1 : 2] for k in range(4)]  # (batch, th, padded_w, c)
-        by_rows = self.buffer("winograd_rows", (4, batch, th, 2 * tw + 2, c))
+        by_rows = self._part("winograd_rows", lambda k: (4, k, th, 2 * tw + 2, c), batch)
         np.subtract(rows[0], rows[2], out=by_rows[0])
         np.add(rows[1], rows[2], out=by_rows[1])
         np.subtract(rows[2], rows[1], out=by_rows[2])
         np.subtract(rows[1], rows[3], out=by_rows[3])
         pairs = by_rows.reshape(4, batch, th, tw + 1, 2, c)  # columns (2u, 2u + 1) per u
         # nu = 0 and 3: columns (2u, 2u + 1) - (2u + 2, 2u + 3), interleaved per tile
-        outer, inner = self._outer[:, images], self._inner[:, images]
         np.subtract(pairs[:, :, :, :tw], pairs[:, :, :, 1:], out=outer)
         # nu = 1 and 2: column 2u + 1 plus and minus column 2u + 2
         np.add(pairs[:, :, :, :tw, 1], pairs[:, :, :, 1:, 0], out=inner[..., 0, :])
@@ -174,7 +195,7 @@ class Winograd:
         """out (batch, 2 * th, 2 * tw, filters) <- A^T M A of every tile, A^T = [[1, 1, 1, 0],
         [0, 1, -1, -1]]: over xi (whole (4, tiles, filters) blocks), then over nu."""
         batch, th, tw, f = out.shape[0], self.tiles_h, self.tiles_w, self.filters
-        by_rows = self.buffer("winograd_out_rows", (2, 4, m.shape[2], f))
+        by_rows = self._part("winograd_out_rows", lambda k: (2, 4, k * th * tw, f), batch)
         np.add(m[0], m[1], out=by_rows[0])
         by_rows[0] += m[2]
         np.subtract(m[1], m[2], out=by_rows[1])
@@ -207,7 +228,10 @@ class Winograd:
             kernel_t = self.buffer("winograd_kernel_signed", (4, 4, f, c))
             np.copyto(kernel_t, self._kernel_t.transpose(0, 1, 3, 2))
             kernel_t[:, AT[3]] *= -1
-        for number, images in enumerate(self._chunks(batch)):
+        chunks = self._chunks(batch, grad_out.dtype.itemsize)
+        if not chunks:  # an empty batch: no terms, a zero gradient
+            du.fill(0)
+        for number, images in enumerate(chunks):
             n = images.stop - images.start
             tiles = n * th * tw
             g_outer, g_inner = self._transform_gradient(self._grad_tiles(grad_out[images]))
@@ -220,12 +244,12 @@ class Winograd:
                 du += du_part
             if bias_grad is not None:
                 # G'[1, 1] = g00 + g01 + g10 + g11 per tile: the bias's gradient, summed
-                ones = self._ones(tiles).reshape(1, tiles)
+                ones = self._ones(n).reshape(1, tiles)
                 self.blas.gemm(ones, g_inner[1, 0], bias_part)
                 bias_grad += bias_part[0]
             if input_grad is None:
                 continue
-            dv = self.buffer("winograd_dv", (4, 4, tiles, c))
+            dv = self._part("winograd_dv", lambda k: (4, 4, k * th * tw, c), n)
             self.blas.gemm_stack(g_outer, kernel_t[:, :2], dv[:, :2])
             self.blas.gemm_stack(g_inner, kernel_t[:, 2:], dv[:, 2:])
             self._transform_input_grad(dv.reshape(4, 4, n, th, tw, c), input_grad[images])
@@ -236,34 +260,36 @@ class Winograd:
         rows = np.tensordot(gt, natural, axes=(0, 0))  # (3, 4, channels, filters)
         np.copyto(kernel_grad, np.tensordot(gt, rows, axes=(0, 1)).transpose(1, 0, 2, 3))
 
-    def _ones(self, tiles: int) -> np.ndarray:
-        """A vector of `tiles` ones (written when first made)."""
-        return self.buffer("winograd_ones", (tiles,), fill=1)
+    def _ones(self, images: int) -> np.ndarray:
+        """A vector of ones, one per tile of `images` images (written when first made)."""
+        per_image = self.tiles_h * self.tiles_w
+        return self._part("winograd_ones", lambda k: (k * per_image,), images, fill=1)
 
     def _grad_tiles(self, grad_out: np.ndarray) -> np.ndarray:
         """grad_out as whole tiles (batch, 2 * th, 2 * tw, filters): itself, or inside zeros
         where the output's size is odd."""
         if self._even:
             return grad_out
-        batch = grad_out.shape[0]
-        g = self.buffer(
-            "winograd_grad_tiles", (batch, 2 * self.tiles_h, 2 * self.tiles_w, self.filters), fill=0
+        th, tw, f = self.tiles_h, self.tiles_w, self.filters
+        g = self._part(
+            "winograd_grad_tiles", lambda k: (k, 2 * th, 2 * tw, f), grad_out.shape[0], fill=0
         )
         g[:, : self.out_h, : self.out_w] = grad_out
         return g
 
     def _transform_gradient(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """G' = A g A^T of every tile (A = [[1, 0], [1, 1], [1, -1], [0, -1]]), except that
-        position nu = 3 holds -G'; returns G'(xi, nu) -> its (tiles, filters) matrix."""
+        position nu = 3 holds -G'; returns the (4, 2, tiles, filters) stacks of positions 0, 3
+        and 1, 2 (ORDER)."""
         batch, th, tw, f = g.shape[0], self.tiles_h, self.tiles_w, self.filters
         halves = g.reshape(batch, th, 2, 2 * tw, f)
-        by_rows = self.buffer("winograd_grad_rows", (4, batch, th, 2 * tw, f))
+        by_rows = self._part("winograd_grad_rows", lambda k: (4, k, th, 2 * tw, f), batch)
         np.copyto(by_rows[0], halves[:, :, 0])
         np.add(halves[:, :, 0], halves[:, :, 1], out=by_rows[1])
         np.subtract(halves[:, :, 0], halves[:, :, 1], out=by_rows[2])
         np.negative(halves[:, :, 1], out=by_rows[3])
         pairs = by_rows.reshape(4, batch, th, tw, 2, f)  # a tile's two columns
-        inner = self.buffer("winograd_grad_inner", (4, batch, th, tw, 2, f))
+        inner = self._part("winograd_grad_inner", lambda k: (4, k, th, tw, 2, f), batch)
         np.add(pairs[..., 0, :], pairs[..., 1, :], out=inner[..., 0, :])
         np.subtract(pairs[..., 0, :], pairs[..., 1, :], out=inner[..., 1, :])
         tiles = batch * th * tw
@@ -278,12 +304,12 @@ class Winograd:
         tile s's k = 1 and tile s - 1's k = 3. The same again over the columns (nu)."""
         batch, th, tw, c = dv.shape[2], self.tiles_h, self.tiles_w, self.channels
         # over xi: padded rows 2s (parity 0) and 2s + 1 (parity 1), per nu
-        rows = self.buffer("winograd_grad_rows_by_parity", (4, 2, batch, th + 1, tw, c))
+        rows = self._part("winograd_grad_by_parity", lambda k: (4, 2, k, th + 1, tw, c), batch)
         self._overlap_add(list(dv), rows[:, 0], rows[:, 1], axis=2, name="rows")
         padded = (
             input_grad
             if self._bare
-            else self.buffer("winograd_grad_padded", (batch, *self.padded, c))
+            else self._part("winograd_grad_padded", lambda k: (k, *self.padded, c), batch)
         )
         # (parity of the row, batch, th + 1, tw + 1, parity of the column, c)
         target = padded.reshape(batch, th + 1, 2, tw + 1, 2, c).transpose(2, 0, 1, 3, 4, 5)
@@ -306,7 +332,9 @@ class Winograd:
         head = (slice(None),) * axis
         first, last = head + (slice(0, n),), head + (slice(n, n + 1),)
         shifted = head + (slice(1, n + 1),)
-        scratch = self.buffer(f"winograd_overlap_{name}", p0.shape)
+        scratch = self._part(
+            f"winograd_overlap_{name}", lambda k: (p0.shape[0], k, *p0.shape[2:]), p0.shape[1]
+        )
         np.copyto(even[first], p0)
         even[last] = 0
         np.add(p1, p2, out=scratch)

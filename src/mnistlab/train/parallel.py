@@ -134,7 +134,6 @@ class HalfBatches:
         self._thread: ThreadPoolExecutor | None = None
         self._process: ReplicaProcess | None = None
         self._shared: tuple[np.ndarray, np.ndarray] | None = None
-        self._pending = False  # a step sent to the worker process whose reply is not read
 
     def _build_replica(self) -> None:
         """The thread worker's replica: its parameters' values views of the model's."""
@@ -154,7 +153,7 @@ class HalfBatches:
                 try:
                     self._shared = process.begin(self.model, self.loss)
                 except BaseException:
-                    process.end()
+                    process.close()
                     raise
                 self._process = process
                 return self
@@ -179,13 +178,11 @@ class HalfBatches:
         if self._process is not None:
             process, self._process, self._shared = self._process, None, None
             try:
-                if self._pending:  # interrupted while the worker computed: read its reply
-                    self._pending = False
-                    process.receive()
-                process.end()
-            except (RuntimeError, UsageError):
-                return  # the worker is gone; the error that ended the fit goes up
-            process.release()
+                process.finish()  # reads a step's reply still owed (an interrupted fit)
+            except Exception:
+                if exc[0] is None:
+                    raise
+                # the error that ended the fit is the one to report; the worker is closed
 
     def forward_backward(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """Fill the model's gradients for the minibatch (x, y); return (its mean loss, the
@@ -202,8 +199,7 @@ class HalfBatches:
             data, grad = self._shared
             np.copyto(data, self.model.params.data)
             self._process.send_step(x[first:], y[first:], share, seed)
-            self._pending = True
-            second = self._process_result
+            second = self._process.receive
         else:
             if seed is not None:
                 generator = np.random.default_rng(seed)
@@ -229,10 +225,6 @@ class HalfBatches:
         self.model.params.grad += other
         loss = (first * loss_first + (n - first) * loss_second) / n
         return loss, correct_first + correct_second
-
-    def _process_result(self) -> tuple[float, int]:
-        self._pending = False
-        return self._process.receive()
 
 
 def _worker_half(model, loss_fn, x, y, share):
