@@ -441,24 +441,34 @@ def test_workloads_choose_the_rows_and_the_frameworks_that_have_them(capsys):
     assert "--workloads must name some of mlp, cnn, got ['mlp', 'rnn']" in capsys.readouterr().err
 
 
-def test_the_cnn_breakdown_accounts_for_every_layer_and_the_conv_parts():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_cnn_breakdown_accounts_for_every_layer_and_the_conv_parts(threads, monkeypatch):
+    """At one BLAS thread the second convolution (3x3 over 32 channels) runs Winograd's route,
+    at two im2col's (nn.conv.Conv2D.forward); the first (one channel) always copies windows."""
     from mnistlab.bench.breakdown import cnn_breakdown, format_breakdown
+    from mnistlab.train import trainer as trainer_module
 
+    monkeypatch.setattr(trainer_module, "auto_blas_threads", lambda *args, **kwargs: threads)
     spec = _tiny_cnn_spec()
     result = cnn_breakdown(spec, workloads.load_data("digits"), steps=2, warmup=1)
     result["dataset"] = "digits"
+    assert result["threads"] == threads
     rows = result["rows"]
     conv1, conv2 = "Conv2D 1->32 on 8x8", "Conv2D 32->64 on 4x4"
     for row in (conv1, conv2, "ReLU", "MaxPool2D", "Dense", "Dropout", "Adam step"):
         assert row in rows, row
-    # the first layer (one channel) copies windows; the second (3x3 over 32) runs Winograd's
     assert f"{conv1}  im2col copy" in rows and f"{conv1}  col2im adds" not in rows
     assert rows[f"{conv1}  im2col copy"][0] > 0
-    assert f"{conv2}  im2col copy" not in rows
     gemms, transforms = (
         f"{conv2}  Winograd {part}" for part in ("GEMMs (16 positions)", "transforms")
     )
-    assert rows[gemms][0] > 0 and rows[gemms][1] > 0 and rows[transforms][1] > 0
-    assert result["layers"]["ReLU"] == 3 and len(result["plain"]) == 2
     text = format_breakdown(result)
-    assert "ReLU (x3)" in text and "  Winograd transforms" in text and "x the floor" in text
+    if threads == 1:
+        assert f"{conv2}  im2col copy" not in rows
+        assert rows[gemms][0] > 0 and rows[gemms][1] > 0 and rows[transforms][1] > 0
+        assert "  Winograd transforms" in text
+    else:
+        assert gemms not in rows and rows[f"{conv2}  col2im adds"][1] > 0
+        assert "  col2im adds" in text
+    assert result["layers"]["ReLU"] == 3 and len(result["plain"]) == 2
+    assert "ReLU (x3)" in text and "x the floor" in text

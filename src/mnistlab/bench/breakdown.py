@@ -228,14 +228,14 @@ def cnn_breakdown(spec: dict, data: dict, steps: int, warmup: int) -> dict:
                 for timers in convs.values():
                     timers.uninstall()
             timed_steps.append(time.perf_counter() - started + gathered)
+        # each Conv2D's route in the timed steps (Conv2D.forward: Winograd's at one BLAS thread)
+        names = {timers.name: timers.layer._by_winograd for timers in convs.values()}
         floor = _floor_per_step(spec, batch_size, steps)
         halves = (
             _half_batch_steps(model, loss_fn, optimizer, gather, warmup, steps)
             if cores >= 2
             else []
         )
-    # each Conv2D's route in the timed steps (Conv2D.forward: Winograd's at one BLAS thread)
-    names = {timers.name: timers.layer._by_winograd for timers in convs.values()}
     return {
         "rows": recorder.medians(lambda step: _conv_parts(step, names)),
         "layers": dict(Counter(rows)),
