@@ -321,12 +321,13 @@ def test_a_worker_that_dies_mid_fit_fails_the_step_in_one_line_and_is_not_reused
 
     model = _cnn("float32")
     x, y = _data(6, "float32")
-    with pytest.raises(WorkerGone, match="ended unexpectedly"):
+    with pytest.raises(WorkerGone, match="ended unexpectedly") as failure:
         with HalfBatches(model, get_loss("cross_entropy")) as halves:
             worker = halves._process
             worker._process.kill()
             worker._process.wait()
             halves.forward_backward(x, y)
+    assert failure.value.exit_code == 1  # the command line's one line, not an internal error
     assert not worker.alive()
     with HalfBatches(model, get_loss("cross_entropy")) as halves:
         assert halves._process is not worker

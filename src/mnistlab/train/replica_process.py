@@ -48,7 +48,9 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
-__all__ = ["ReplicaProcess", "half_step"]
+from mnistlab.errors import MnistlabError
+
+__all__ = ["ReplicaProcess", "WorkerGone", "half_step"]
 
 _IDLE: list[ReplicaProcess] = []
 _IDLE_LOCK = threading.Lock()
@@ -78,8 +80,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-class WorkerGone(RuntimeError):
-    """The worker process ended, or its replies can no longer be matched to requests."""
+class WorkerGone(MnistlabError, RuntimeError):
+    """The worker process ended, or its replies can no longer be matched to requests: the fit
+    stops with one line (exit code 1, as for the outside world's failures)."""
+
+    exit_code = 1
 
 
 class ReplicaProcess:
