@@ -14,9 +14,8 @@ fit of each. On a shared 2-core machine a process's speed settles at one of two 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
+
+from fresh_processes import child_results  # a sibling script: benchmarks/ is on the path
 
 CHILD = """
 import json, statistics, sys, time
@@ -52,14 +51,8 @@ def main() -> None:
     parser.add_argument("--fits", type=int, default=4)
     args = parser.parse_args()
     print(f"{'process':>8}{'whole steps':>14}{'halves at once':>17}{'ratio':>8}")
-    for number in range(args.processes):
-        out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(args.steps), str(args.fits)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        result = json.loads(out.strip().splitlines()[-1])
+    results = child_results(CHILD, [str(args.steps), str(args.fits)], args.processes)
+    for number, result in enumerate(results):
         whole, halves = result["False"], result["True"]
         print(f"{number + 1:>8}{whole:>11.1f} ms{halves:>14.1f} ms{halves / whole:>8.2f}")
 

@@ -14,14 +14,12 @@ of --processes fresh processes; ms per step, the median over --fits fits after a
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from fresh_processes import child_results  # a sibling script: benchmarks/ is on the path
 
 TRAINER = """
 import json, statistics, sys, time
@@ -107,14 +105,8 @@ def main() -> None:
         print(f"{route:>10}{alone:>10.2f}{both:>14.2f}")
     print("\nthe cnn preset through the Trainer, ms per step (fits alternating)")
     print(f"{'process':>8}{'im2col':>10}{'winograd':>10}{'ratio':>8}")
-    for number in range(args.processes):
-        out = subprocess.run(
-            [sys.executable, "-c", TRAINER, str(args.steps), str(args.fits)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        times = json.loads(out.strip().splitlines()[-1])
+    results = child_results(TRAINER, [str(args.steps), str(args.fits)], args.processes)
+    for number, times in enumerate(results):
         im2col, winograd = times["im2col"], times["winograd"]
         print(f"{number + 1:>8}{im2col:>10.1f}{winograd:>10.1f}{winograd / im2col:>8.2f}")
 

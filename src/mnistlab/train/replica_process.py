@@ -137,13 +137,17 @@ class ReplicaProcess:
         """An idle worker, or a new one."""
         with _IDLE_LOCK:
             idle, _IDLE[:] = list(_IDLE), []
+        chosen, kept = None, []
         for worker in idle:
-            if worker.alive():
-                with _IDLE_LOCK:
-                    _IDLE.extend(w for w in idle if w is not worker and w.alive())
-                return worker
-            worker.close()
-        return cls()
+            if not worker.alive():
+                worker.close()
+            elif chosen is None:
+                chosen = worker
+            else:
+                kept.append(worker)
+        with _IDLE_LOCK:
+            _IDLE.extend(kept)
+        return chosen if chosen is not None else cls()
 
     def finish(self) -> None:
         """After a fit: read a reply still owed (a fit interrupted during a step), drop the
